@@ -1,0 +1,5 @@
+import sys
+
+from yolobench.cli import main
+
+sys.exit(main())

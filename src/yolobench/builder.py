@@ -1,0 +1,412 @@
+"""Build a catalogue variant into the artifact store: train (or calibrate), measure, export.
+
+``build(name, profile, data)`` builds the variant's parents first (each cached), then the variant:
+
+- ``train`` variants run ``training.RecipeTrainer`` (ultralytics' trainer + the SparseML recipe);
+- ``oneshot`` variants apply the recipe's QuantizationModifier to the parent and calibrate it on
+  training images only, no gradient step.
+
+Then every export form the engines need is written (``store.FORMS``), and ``meta.json`` records what
+the artifact is: recipe (text, hash, variables), parent, dataset hash, profile, library versions,
+measured sparsity (overall and per layer), parameter count, file sizes, mAP@0.5 and mAP@0.5:0.95 on
+the validation split, build time.
+
+An interrupted training resumes from its last completed epoch (checkpoints live in the store's work
+directory for the artifact's key). Must not: write anywhere but the store's work and output folders.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+import yaml
+
+from yolobench import catalogue, offline, paths
+from yolobench.catalogue import ONESHOT, Profile, VariantSpec
+from yolobench.errors import UserError
+from yolobench.store import (FORM_DEEPSPARSE, FORM_FP32, FORM_QDQ, MODEL_CFG_NAME, RECIPE_NAME,
+                             WEIGHTS_NAME, Artifact, Store, content_key, onnx_filename)
+
+offline.apply()
+
+BUILDER_VERSION = 1  # bump when a change here changes what an artifact contains
+DATASET_SEED = 0
+Progress = Callable[[str], None]
+
+
+# --- inputs -------------------------------------------------------------------------------------------
+def recipe_path(spec: VariantSpec) -> Path | None:
+    return paths.repo_root() / "recipes" / spec.recipe if spec.recipe else None
+
+
+def load_recipe(spec: VariantSpec, profile: str) -> tuple[str | None, dict]:
+    """Recipe text and the profile's variable overrides, checked so a malformed recipe fails early."""
+    path = recipe_path(spec)
+    if path is None:
+        return None, {}
+    try:
+        text = path.read_text()
+    except OSError as err:
+        raise UserError(f"recipe {path} for variant {spec.name!r} cannot be read ({err.strerror}); "
+                        f"restore it from git") from None
+    variables = spec.variables_for(profile)
+    validate_recipe(path, text, variables)
+    return text, variables
+
+
+def validate_recipe(path: Path, text: str, variables: dict) -> None:
+    """One-line UserError naming the file and the bad field for a malformed recipe."""
+    try:
+        doc = yaml.load(text, Loader=_RecipeLoader)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f":{mark.line + 1}" if mark else ""
+        raise UserError(f"{path}{where}: not valid YAML ({getattr(err, 'problem', err)}); fix the recipe") from None
+    if not isinstance(doc, dict):
+        raise UserError(f"{path}: a recipe must be a YAML mapping of variables and modifier lists")
+    for key in variables:
+        if key not in doc:
+            raise UserError(f"{path}: the profile overrides variable {key!r}, which the recipe does not "
+                            f"define; add it to the recipe or remove the override")
+    from yolobench import shims
+
+    shims.apply()
+    from sparseml.pytorch.optim import ScheduledModifierManager
+
+    try:
+        ScheduledModifierManager.from_yaml(text, recipe_variables=variables)
+    except Exception as err:  # sparseml raises ValueError/TypeError/KeyError/… for a bad field
+        message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise UserError(f"{path}: invalid recipe field: {message}; see the SparseML modifier docs "
+                        f"for the accepted fields") from None
+
+
+class _RecipeLoader(yaml.SafeLoader):
+    """Safe YAML loader that accepts SparseML's ``!ModifierName`` tags (as plain mappings)."""
+
+
+_RecipeLoader.add_multi_constructor("!", lambda loader, suffix, node: loader.construct_mapping(node))
+
+
+def dataset_for(spec: VariantSpec, profile: Profile, data: str | Path | None) -> Path:
+    """data.yaml the variant trains on: the user's (target domain) or the built-in one."""
+    if spec.domain == "target" and data is not None:
+        return Path(data).expanduser().resolve()
+    from yolobench.data import builtin_dataset
+
+    return builtin_dataset(spec.domain, seed=DATASET_SEED, **dict(profile.dataset))
+
+
+def library_versions() -> dict:
+    import importlib.metadata as md
+
+    out = {}
+    for dist in ("torch", "ultralytics", "sparseml", "onnx", "numpy"):
+        try:
+            out[dist] = md.version(dist)
+        except md.PackageNotFoundError:
+            out[dist] = None
+    return out
+
+
+# --- keys ------------------------------------------------------------------------------------------
+def variant_key(name: str, profile: str, data: str | Path | None, *, _cache: dict | None = None) -> str:
+    """Content key of a variant: changes whenever anything that decides its content changes."""
+    cache = {} if _cache is None else _cache
+    if name in cache:
+        return cache[name]
+    spec = catalogue.get_variant(name)
+    prof = catalogue.get_profile(profile)
+    recipe_text, variables = load_recipe(spec, profile)
+    data_yaml = dataset_for(spec, prof, data)
+    from yolobench.data import check_dataset
+
+    dataset_hash = check_dataset(data_yaml, decode_images=False).content_hash
+    model_ref = spec.model
+    model_text = (paths.repo_root() / model_ref).read_text() if model_ref.endswith(".yaml") else model_ref
+    parts = {
+        "builder": BUILDER_VERSION,
+        "spec": {k: v for k, v in _plain(spec).items()
+                 if k not in ("description", "train_args", "recipe_variables")},
+        "train_args": spec.args_for(profile),
+        "recipe": hashlib.sha256(recipe_text.encode()).hexdigest() if recipe_text else None,
+        "recipe_variables": variables,
+        "model": model_text,
+        "parent": variant_key(spec.parent, profile, data, _cache=cache) if spec.parent else None,
+        "dataset": dataset_hash,
+        "profile": {k: v for k, v in _plain(prof).items() if k != "description"},
+        "versions": library_versions(),
+    }
+    cache[name] = content_key(parts)
+    return cache[name]
+
+
+def _plain(value):
+    """Dataclasses and read-only mappings as plain JSON-able data (for keys)."""
+    if hasattr(value, "__dataclass_fields__"):
+        return {f: _plain(getattr(value, f)) for f in value.__dataclass_fields__}
+    if hasattr(value, "items"):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+# --- building ----------------------------------------------------------------------------------------
+def build(name: str, profile: str = "smoke", data: str | Path | None = None, *, store: Store | None = None,
+          progress: Progress | None = None) -> Artifact:
+    """The variant's artifact, building it (and its parents) if needed."""
+    store = store or Store()
+    say = progress or (lambda message: None)
+    keys: dict = {}
+    artifact = None
+    for step in catalogue.ancestry(name):
+        key = variant_key(step, profile, data, _cache=keys)
+        found = store.get(step, key)
+        if found is not None:
+            artifact = found
+            continue
+        parent = artifact
+        say(f"[{step}] building (key {key})")
+        artifact = store.build(step, key, lambda work, out, step=step, parent=parent, key=key:
+                               _build_one(step, key, profile, data, parent, work, out, say))
+        say(f"[{step}] done in {artifact.meta.get('build_seconds', 0):.0f} s: "
+            f"mAP@0.5 {artifact.meta['metrics']['map50']:.3f}, sparsity "
+            f"{artifact.meta['sparsity']['overall']:.3f}")
+    return artifact
+
+
+def _build_one(name: str, key: str, profile_name: str, data, parent: Artifact | None, work: Path,
+               out: Path, say: Progress) -> dict:
+    import torch
+
+    from yolobench import modelio
+
+    started = time.time()
+    spec = catalogue.get_variant(name)
+    profile = catalogue.get_profile(profile_name)
+    recipe_text, variables = load_recipe(spec, profile_name)
+    data_yaml = dataset_for(spec, profile, data)
+    from yolobench.data import check_dataset
+
+    info = check_dataset(data_yaml)
+    names = {int(k): v for k, v in info.names.items()}
+    cfg = modelio.model_config(spec.model)
+    torch.manual_seed(0)
+
+    if spec.kind == ONESHOT:
+        model, metrics = _oneshot(spec, profile, parent, recipe_text, variables, data_yaml, work, say)
+        saved_recipe, saved_vars = recipe_text, variables
+    else:
+        model, metrics = _train(spec, profile, parent, cfg, recipe_text, variables, data_yaml, work, say)
+        # a transfer child inherits its parent's QAT structure: both recipes rebuild it on load
+        saved_recipe, saved_vars = _structure_recipe(spec, parent, recipe_text, variables)
+
+    modelio.save_weights(out / WEIGHTS_NAME, model, cfg=cfg, nc=len(names), names=names,
+                         recipe_text=saved_recipe, recipe_variables=saved_vars)
+    (out / MODEL_CFG_NAME).write_text(yaml.safe_dump(cfg, sort_keys=False))
+    if recipe_text:
+        (out / RECIPE_NAME).write_text(recipe_text)
+
+    forms = []
+    for imgsz in profile.export_imgsz:
+        say(f"[{name}] exporting ONNX at {imgsz} px")
+        if spec.quantized:
+            modelio.export_quantized(model, out, imgsz, deepsparse_name=onnx_filename(FORM_DEEPSPARSE, imgsz),
+                                     qdq_name=onnx_filename(FORM_QDQ, imgsz))
+            forms = [FORM_DEEPSPARSE, FORM_QDQ]
+        else:
+            modelio.export_fp32(model, out / onnx_filename(FORM_FP32, imgsz), imgsz)
+            forms = [FORM_FP32]
+    _check_onnx(out)
+
+    say(f"[{name}] measuring mAP on the validation split")
+    metrics = {**measure_accuracy(model, data_yaml, profile.export_imgsz[0]), **metrics}
+    sparsity = modelio.sparsity_report(model)
+    target = variables.get(spec.sparsity_target) if spec.sparsity_target else None
+    if spec.sparsity_target and target is None and recipe_text:
+        target = yaml.load(recipe_text, Loader=_RecipeLoader).get(spec.sparsity_target)
+    meta = {
+        "variant": name,
+        "description": spec.description,
+        "profile": profile_name,
+        "parent": {"variant": parent.name, "key": parent.key} if parent else None,
+        "recipe": {"file": spec.recipe, "sha256": hashlib.sha256(recipe_text.encode()).hexdigest(),
+                   "variables": variables, "text": recipe_text} if recipe_text else None,
+        "model": spec.model,
+        "dataset": {"data_yaml": str(data_yaml), "hash": info.content_hash, "domain": spec.domain,
+                    "names": names, "train_images": info.train_images, "val_images": info.val_images},
+        "quantized": spec.quantized,
+        "forms": forms,
+        "export_imgsz": list(profile.export_imgsz),
+        "train_imgsz": profile.train_imgsz,
+        "versions": library_versions(),
+        "sparsity": {**sparsity, "target": target,
+                     "prunable": _prunable_sparsity(sparsity["per_layer"]) if target is not None else None},
+        "parameters": modelio.parameter_count(model),
+        "metrics": metrics,
+        "build_seconds": round(time.time() - started, 1),
+        "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    meta["file_sizes"] = {p.name: p.stat().st_size for p in sorted(out.iterdir()) if p.is_file()}
+    return meta
+
+
+# Layers the pruning recipes prune (model.1..23 convs, head cv2/cv3 3x3 convs): the "prunable" set
+# whose measured sparsity must match the recipe's target.
+_PRUNED_LAYER = __import__("re").compile(
+    r"^model\.(?:(?:[1-9]|1[0-9]|2[0-3])\..*conv|24\.cv[23]\.\d\.[01]\.conv)\.(?:module\.)?weight$")
+
+
+def _prunable_sparsity(per_layer: dict) -> float | None:
+    values = [v for k, v in per_layer.items() if _PRUNED_LAYER.match(k)]
+    return round(sum(values) / len(values), 4) if values else None
+
+
+def _structure_recipe(spec, parent, recipe_text, variables):
+    """Recipe whose structure rebuilds this variant's model on load."""
+    if parent is not None and parent.quantized and spec.kind != ONESHOT and not _has_quant(recipe_text):
+        return parent.meta["recipe"]["text"], parent.meta["recipe"]["variables"]
+    return recipe_text, variables
+
+
+def _has_quant(recipe_text: str | None) -> bool:
+    return bool(recipe_text) and "QuantizationModifier" in recipe_text
+
+
+def _train(spec, profile, parent, cfg, recipe_text, variables, data_yaml, work, say):
+    import torch
+
+    from yolobench import modelio
+    from yolobench.training import RecipeTrainer
+
+    init_state, parent_recipe = None, None
+    if parent is not None:
+        blob = torch.load(parent.path / WEIGHTS_NAME, map_location="cpu", weights_only=False)
+        init_state = blob["state_dict"]
+        if blob.get("recipe") and _has_quant(blob["recipe"]):
+            parent_recipe = (blob["recipe"], blob.get("recipe_variables") or {})
+    args = dict(profile.trainer)
+    args.update(spec.args_for(profile.name))
+    overrides = dict(
+        data=str(data_yaml), imgsz=profile.train_imgsz, batch=profile.batch, workers=0,
+        device=_device(), project=str(work), name="train", exist_ok=True, verbose=False, seed=0,
+        deterministic=True, amp=False, plots=False, save=True, pretrained=False,
+    )
+    overrides.update(args)
+    overrides.setdefault("epochs", 1)
+    total = overrides["epochs"]
+
+    def on_epoch(state):
+        m = state["metrics"]
+        say(f"[{spec.name}] epoch {state['epoch']}/{state['epochs']}"
+            + (f" mAP@0.5 {m['metrics/mAP50(B)']:.3f}" if m.get("metrics/mAP50(B)") else ""))
+
+    trainer = RecipeTrainer(overrides, model_cfg=cfg, init_state=init_state, recipe_text=recipe_text,
+                            recipe_variables=variables, parent_recipe=parent_recipe,
+                            checkpoint_dir=work / "checkpoint", progress=on_epoch)
+    say(f"[{spec.name}] training {trainer.epochs if recipe_text else total} epochs at "
+        f"{profile.train_imgsz} px on {data_yaml}")
+    trainer.train()
+    trainer.finish()
+    model = trainer.final_model().eval()
+    metrics = {"trainer": _metrics_from(trainer.metrics)}
+    del trainer
+    return model, metrics
+
+
+def _metrics_from(metrics: dict | None) -> dict:
+    metrics = metrics or {}
+    return {"map50": float(metrics.get("metrics/mAP50(B)", 0.0)),
+            "map50_95": float(metrics.get("metrics/mAP50-95(B)", 0.0)),
+            "precision": float(metrics.get("metrics/precision(B)", 0.0)),
+            "recall": float(metrics.get("metrics/recall(B)", 0.0)),
+            "source": "ultralytics DetectionValidator during training, final epoch"}
+
+
+def _device() -> str:
+    import torch
+
+    return "0" if torch.cuda.is_available() else "cpu"
+
+
+def _oneshot(spec, profile, parent, recipe_text, variables, data_yaml, work, say):
+    """Post-training quantization: recipe structure, calibration on training images, validation."""
+    import torch
+
+    from yolobench import modelio, shims
+
+    shims.apply()
+    from sparseml.pytorch.optim import ScheduledModifierManager
+
+    model, _ = modelio.load_weights_model(parent.path / WEIGHTS_NAME)
+    manager = ScheduledModifierManager.from_yaml(recipe_text, recipe_variables=variables)
+    doc = yaml.load(recipe_text, Loader=_RecipeLoader)
+    batches = int(variables.get("num_calibration_batches", doc.get("num_calibration_batches", 16)))
+    # Structure in train() so Conv+BN fuse for QAT exactly as in pruned_quant (FINDINGS item 8);
+    # calibrate in eval(): observers record in any mode, BN statistics must not move.
+    model.train()
+    manager.apply_structure(model, epoch=float("inf"))
+    model.eval()
+    say(f"[{spec.name}] calibrating on {batches} batches of training images")
+    loader = _calibration_batches(data_yaml, profile, batches)
+    with torch.no_grad():
+        for images in loader:
+            model(images)
+    modelio.disable_observers(model)  # freeze scales before anything else runs the model
+    return model, {}
+
+
+def _calibration_batches(data_yaml: Path, profile: Profile, batches: int):
+    """Letterboxed training images as float tensors, batch by batch (no augmentation)."""
+    import numpy as np
+    import torch
+
+    from yolobench.data import check_dataset
+    from yolobench.processing import letterbox
+
+    info = check_dataset(data_yaml, decode_images=False)
+    files = sorted(p for d in info.train_dirs for p in d.rglob("*")
+                   if p.suffix.lower() in (".png", ".jpg", ".jpeg", ".bmp"))
+    import cv2
+
+    batch: list = []
+    count = 0
+    for path in files:
+        image = cv2.imread(str(path))
+        array, _ = letterbox(image, profile.train_imgsz)
+        batch.append(array)
+        if len(batch) == profile.batch:
+            yield torch.from_numpy(np.stack(batch))
+            batch, count = [], count + 1
+            if count >= batches:
+                return
+    if batch:
+        yield torch.from_numpy(np.stack(batch))
+
+
+def measure_accuracy(model, data_yaml: Path, imgsz: int) -> dict:
+    """mAP of the PyTorch model through yolobench's own evaluation path (same as every engine)."""
+    from yolobench.evaluate import evaluate, torch_runner
+    from yolobench.modelio import RawHead, disable_observers
+
+    model = model.eval()
+    disable_observers(model)
+    return evaluate(torch_runner(RawHead(model).eval()), data_yaml, imgsz)
+
+
+def _check_onnx(out: Path) -> None:
+    import onnx
+
+    for path in sorted(out.glob("*.onnx")):
+        onnx.checker.check_model(str(path))
+
+
+def _print(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)

@@ -1,0 +1,237 @@
+"""The catalogue: every rung of the blog's sparsification ladder, as data.
+
+A newcomer adds a variant by adding a recipe file under ``recipes/`` and one ``VariantSpec`` here;
+the builder, the fixtures, the benchmarks and the report pick it up from ``CATALOGUE``.
+
+Profiles decide the sizes: ``smoke`` (CI: small images, few epochs, every variant) and ``full``
+(yolov5s/yolov5n exported at 640 and 416, real training lengths). Recipe files carry their own
+defaults; a profile overrides only the schedule variables it names (epochs, sparsity), and those
+overrides are part of the artifact key and of ``meta.json``.
+
+Must not: import torch, ultralytics or sparseml (the CLI lists the catalogue without them).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+from yolobench.errors import UserError
+
+# Build kinds
+TRAIN = "train"  # ultralytics trainer, optionally driven by a recipe
+ONESHOT = "oneshot"  # recipe applied with calibration only, no training
+
+
+@dataclass(frozen=True)
+class VariantSpec:
+    name: str
+    description: str
+    model: str  # ultralytics model name ("yolov5su") or a recipes/*.model.yaml override
+    parent: str | None = None  # variant whose trained weights this one starts from
+    recipe: str | None = None  # file under recipes/
+    kind: str = TRAIN
+    domain: str = "target"  # built-in dataset configuration: "target" or "source" (transfer learning)
+    quantized: bool = False
+    sparsity_target: str | None = None  # recipe variable holding the final sparsity, if pruned
+    # trainer arguments per profile (merged over the profile's own defaults)
+    train_args: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))
+    # recipe variable overrides per profile
+    recipe_variables: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))
+
+    def args_for(self, profile: str) -> dict:
+        return dict(self.train_args.get(profile, {}))
+
+    def variables_for(self, profile: str) -> dict:
+        return dict(self.recipe_variables.get(profile, {}))
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    description: str
+    train_imgsz: int
+    export_imgsz: tuple[int, ...]
+    dataset: MappingProxyType  # builtin_dataset() arguments: train, val, imgsz
+    batch: int
+    trainer: MappingProxyType  # ultralytics trainer defaults for this profile
+
+
+def _ro(mapping: dict) -> MappingProxyType:
+    return MappingProxyType({k: MappingProxyType(v) if isinstance(v, dict) else v for k, v in mapping.items()})
+
+
+PROFILES = {
+    "smoke": Profile(
+        name="smoke",
+        description="CI: 160 px, few epochs, every variant; must build cold in < 25 min on 2 cores",
+        train_imgsz=160,
+        export_imgsz=(160,),
+        dataset=MappingProxyType({"train": 192, "val": 48, "imgsz": 160}),
+        batch=16,
+        # val=False: ultralytics still validates the final epoch, which is the one we keep.
+        trainer=MappingProxyType({"val": False, "warmup_epochs": 1, "close_mosaic": 2, "patience": 0}),
+    ),
+    "tiny": Profile(
+        name="tiny",
+        description="the test suite's: every code path in seconds (64 px, 1-3 epochs); numbers meaningless",
+        train_imgsz=64,
+        export_imgsz=(64,),
+        dataset=MappingProxyType({"train": 32, "val": 8, "imgsz": 64}),
+        batch=8,
+        trainer=MappingProxyType({"val": False, "warmup_epochs": 0, "close_mosaic": 0, "patience": 0}),
+    ),
+    "full": Profile(
+        name="full",
+        description="headline numbers: yolov5s/yolov5n exported at 640 and 416, real training lengths",
+        train_imgsz=320,
+        export_imgsz=(640, 416),
+        dataset=MappingProxyType({"train": 2000, "val": 300, "imgsz": 640}),
+        batch=32,
+        trainer=MappingProxyType({"val": True, "warmup_epochs": 3, "close_mosaic": 10, "patience": 0}),
+    ),
+}
+
+# Learning rates: from scratch the trainer's default schedule; fine-tuning and QAT at a small LR
+# (QAT needs it: large steps move weights across quantization bins and the scales cannot follow).
+_FINETUNE = {"optimizer": "AdamW", "lr0": 0.0005, "lrf": 0.2, "warmup_epochs": 0}
+_QAT = {"optimizer": "AdamW", "lr0": 0.0002, "lrf": 0.2, "warmup_epochs": 0}
+
+CATALOGUE: dict[str, VariantSpec] = {
+    spec.name: spec
+    for spec in (
+        VariantSpec(
+            name="dense",
+            description="yolov5s trained from scratch on the dataset (the blog's 'trained' baseline)",
+            model="yolov5su",
+            train_args=_ro({"smoke": {"epochs": 30, "optimizer": "AdamW", "lr0": 0.002},
+                            "full": {"epochs": 150}, "tiny": {"epochs": 1}}),
+        ),
+        VariantSpec(
+            name="oneshot",
+            description="dense quantized to INT8 with no retraining, calibrated on training images",
+            model="yolov5su",
+            parent="dense",
+            recipe="oneshot.yaml",
+            kind=ONESHOT,
+            quantized=True,
+        ),
+        VariantSpec(
+            name="pruned",
+            description="dense pruned by gradual magnitude pruning while fine-tuning",
+            model="yolov5su",
+            parent="dense",
+            recipe="pruned.yaml",
+            sparsity_target="final_sparsity",
+            train_args=_ro({"smoke": _FINETUNE, "full": _FINETUNE}),
+            recipe_variables=_ro({"tiny": {"num_epochs": 2, "pruning_end_epoch": 1},
+                                  "smoke": {"num_epochs": 8, "pruning_end_epoch": 5},
+                                  "full": {"num_epochs": 60, "pruning_end_epoch": 40,
+                                           "final_sparsity": 0.85}}),
+        ),
+        VariantSpec(
+            name="pruned_quant",
+            description="dense pruned, then quantization-aware trained (INT8)",
+            model="yolov5su",
+            parent="dense",
+            recipe="pruned_quant.yaml",
+            quantized=True,
+            sparsity_target="final_sparsity",
+            train_args=_ro({"smoke": _FINETUNE, "full": _FINETUNE}),
+            recipe_variables=_ro({"tiny": {"num_epochs": 2, "pruning_end_epoch": 1,
+                                           "quantization_start_epoch": 1},
+                                  "smoke": {"num_epochs": 9, "pruning_end_epoch": 5,
+                                            "quantization_start_epoch": 7},
+                                  "full": {"num_epochs": 70, "pruning_end_epoch": 40,
+                                           "quantization_start_epoch": 60, "final_sparsity": 0.85}}),
+        ),
+        VariantSpec(
+            name="source_pq",
+            description="pruned+quantized yolov5s trained on the *source* dataset (transfer-learning origin)",
+            model="yolov5su",
+            recipe="source_pq.yaml",
+            domain="source",
+            quantized=True,
+            sparsity_target="final_sparsity",
+            train_args=_ro({"smoke": {"optimizer": "AdamW", "lr0": 0.002},
+                            "full": {}}),
+            recipe_variables=_ro({"tiny": {"num_epochs": 3, "pruning_start_epoch": 0,
+                                           "pruning_end_epoch": 1, "quantization_start_epoch": 2},
+                                  "smoke": {"num_epochs": 24, "pruning_start_epoch": 12,
+                                            "pruning_end_epoch": 18, "quantization_start_epoch": 21},
+                                  "full": {"num_epochs": 150, "pruning_start_epoch": 60,
+                                           "pruning_end_epoch": 110, "quantization_start_epoch": 135,
+                                           "final_sparsity": 0.85}}),
+        ),
+        VariantSpec(
+            name="transfer",
+            description="source_pq fine-tuned on the target dataset, sparsity masks held, QAT",
+            model="yolov5su",
+            parent="source_pq",
+            recipe="transfer.yaml",
+            quantized=True,
+            train_args=_ro({"smoke": _QAT, "full": _QAT}),
+            recipe_variables=_ro({"tiny": {"num_epochs": 1}, "smoke": {"num_epochs": 8},
+                                  "full": {"num_epochs": 50}}),
+        ),
+        VariantSpec(
+            name="v5n_hardswish",
+            description="yolov5n with every activation Hardswish, trained dense from scratch",
+            model="recipes/v5n_hardswish.model.yaml",
+            train_args=_ro({"smoke": {"epochs": 30, "optimizer": "AdamW", "lr0": 0.003},
+                            "full": {"epochs": 150}, "tiny": {"epochs": 1}}),
+        ),
+        VariantSpec(
+            name="v5n_hardswish_pq",
+            description="v5n_hardswish pruned and quantization-aware trained",
+            model="recipes/v5n_hardswish.model.yaml",
+            parent="v5n_hardswish",
+            recipe="pruned_quant.yaml",
+            quantized=True,
+            sparsity_target="final_sparsity",
+            train_args=_ro({"smoke": _FINETUNE, "full": _FINETUNE}),
+            recipe_variables=_ro({"tiny": {"num_epochs": 2, "pruning_end_epoch": 1,
+                                           "quantization_start_epoch": 1, "final_sparsity": 0.6},
+                                  "smoke": {"num_epochs": 9, "pruning_end_epoch": 5,
+                                            "quantization_start_epoch": 7, "final_sparsity": 0.6},
+                                  "full": {"num_epochs": 70, "pruning_end_epoch": 40,
+                                           "quantization_start_epoch": 60, "final_sparsity": 0.75}}),
+        ),
+    )
+}
+
+VARIANT_NAMES = tuple(CATALOGUE)
+REFERENCE_VARIANT = "dense"
+
+
+def get_variant(name: str) -> VariantSpec:
+    try:
+        return CATALOGUE[name]
+    except KeyError:
+        raise UserError(f"unknown variant {name!r}; choose from: {', '.join(VARIANT_NAMES)}") from None
+
+
+def get_profile(name: str) -> Profile:
+    try:
+        return PROFILES[name]
+    except KeyError:
+        raise UserError(f"unknown profile {name!r}; choose from: {', '.join(PROFILES)}") from None
+
+
+def parse_variants(text: str | list[str] | None) -> list[str]:
+    """'a,b' or ['a', 'b'] or None (= all) -> names in catalogue order, each checked."""
+    if not text:
+        return list(VARIANT_NAMES)
+    items = text.split(",") if isinstance(text, str) else [x for part in text for x in part.split(",")]
+    wanted = {get_variant(item.strip()).name for item in items if item.strip()}
+    return [name for name in VARIANT_NAMES if name in wanted]
+
+
+def ancestry(name: str) -> list[str]:
+    """The variant and its parents, root first (the order they must be built in)."""
+    chain = []
+    spec: VariantSpec | None = get_variant(name)
+    while spec is not None:
+        chain.append(spec.name)
+        spec = CATALOGUE[spec.parent] if spec.parent else None
+    return chain[::-1]

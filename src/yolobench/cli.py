@@ -1,0 +1,65 @@
+"""The ``yolobench`` command: a thin dispatcher over ``yolobench.commands.<name>`` modules.
+
+Each command module defines ``HELP`` (one line), ``add_arguments(parser)`` and ``run(args) -> int``.
+Adding a command is adding a module and one line in ``COMMANDS``. User errors (``UserError``) are
+printed as one line and exit 2; nothing else is caught, so bugs keep their traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+import yolobench
+from yolobench.errors import UserError
+
+# Order is the order shown by --help.
+COMMANDS = ("data", "build", "parity", "bench", "gate", "report", "annotate")
+
+
+def _load(name: str):
+    try:
+        return importlib.import_module(f"yolobench.commands.{name}")
+    except ModuleNotFoundError as err:
+        if err.name == f"yolobench.commands.{name}":
+            return None  # not part of this version
+        raise
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="yolobench",
+        description="YOLOv5 on CPUs: build the sparsification ladder, check engine parity, benchmark, gate.",
+    )
+    parser.add_argument("--version", action="version", version=f"yolobench {yolobench.__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
+    for name in COMMANDS:
+        module = _load(name)
+        if module is None:
+            continue
+        cmd = sub.add_parser(name, help=module.HELP, description=module.HELP)
+        module.add_arguments(cmd)
+        cmd.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "_run", None) is None:
+        parser.print_help()
+        return 2
+    try:
+        return int(args._run(args) or 0)
+    except UserError as err:
+        print(f"yolobench {args.command}: error: {err}", file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:
+        print(f"yolobench {args.command}: interrupted; finished work is kept, partial work was discarded",
+              file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

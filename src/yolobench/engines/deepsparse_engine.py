@@ -1,0 +1,52 @@
+"""DeepSparse (Neural Magic): the engine that turns sparsity and INT8 into speed on CPUs.
+
+Runs sparseml's converted integer form (``ConvInteger``/``QLinearConv``) of a quantized artifact when
+there is one, else the FP32 graph. Records ``fraction_of_supported_ops``: below 1.0 part of the graph
+runs in DeepSparse's bundled ONNX Runtime fallback and a latency means something else (FINDINGS 7).
+Threads: ``num_cores`` (DeepSparse schedules one thread per core).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from yolobench.engines.base import (FORM_DEEPSPARSE, FORM_FP32, Engine, EngineUnsupported, Geometry, ModelSpec,
+                                    Session, first_line)
+
+
+class DeepSparseSession(Session):
+    def __init__(self, ds_engine, **kwargs):
+        super().__init__(**kwargs)
+        self._engine = ds_engine
+        self.fraction_of_supported_ops = float(ds_engine.fraction_of_supported_ops)
+
+    def _run(self, images: np.ndarray) -> np.ndarray:
+        return self._engine.run([images], val_inp=False)[0]
+
+    def _extra_info(self):
+        return {"num_cores": self._engine.num_cores, "cpu_avx_type": self._engine.cpu_avx_type,
+                "cpu_vnni": bool(self._engine.cpu_vnni)}
+
+
+class DeepSparseEngine(Engine):
+    name = "deepsparse"
+    package = "deepsparse"
+    preferred_forms = (FORM_DEEPSPARSE, FORM_FP32)
+
+    def _import(self):
+        import deepsparse  # noqa: PLC0415 (slow import, ~3 s: only when asked for)
+
+        return deepsparse
+
+    def _load_onnx(self, spec: ModelSpec, form: str, geometry: Geometry, threads: int) -> Session:
+        deepsparse = self._import()
+        dynamic = any(d is None for d in spec.input_shape)
+        try:
+            ds_engine = deepsparse.Engine(
+                model=str(spec.path), batch_size=geometry.batch, num_cores=threads,
+                input_shapes=[list(geometry.input_shape)] if dynamic else None,
+            )
+        except Exception as err:  # noqa: BLE001 (the model passed inspect_onnx: DeepSparse itself refuses it)
+            raise EngineUnsupported(f"deepsparse cannot compile {spec.path.name}: {first_line(err)}") from err
+        return DeepSparseSession(ds_engine, engine=self.name, engine_version=self.version(), form=form,
+                                 model_path=spec.path, threads=threads, geometry=geometry, nc=spec.nc)

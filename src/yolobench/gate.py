@@ -1,0 +1,399 @@
+"""The CI gate: does the current run fall short of the committed thresholds or of a baseline run?
+
+A cell fails the gate when
+  (a) its ``speedup_vs_reference`` is below its ``speedup_floor`` (machine-independent: both latencies
+      come from the same run on the same machine);
+  (b) its median latency got worse than the baseline's by more than ``latency_factor`` AND by more than
+      the noise of the two runs (see :func:`compare_latency`); only when both runs measured the cell on
+      the same CPU model with the same threads, image size and batch;
+  (c) it is in the baseline, or has floors in the thresholds, but is missing from the current run;
+  (d) its ``map50`` is below its ``map50_floor``.
+A check without a floor (or without a comparable baseline) is reported as such, never invented.
+
+The thresholds file (``results/thresholds.toml``) is data: every number in it carries a ``source``.
+``suggest_thresholds`` writes one from a committed run. Must not: measure anything or touch the store.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+from yolobench.errors import UserError
+from yolobench.runfile import REFERENCE_CELL, Cell, Run
+from yolobench.timer import iqr, percentile
+
+# Default allowed slowdown before a latency change can count: the same ONNX compiled twice by
+# DeepSparse differed by up to ~15% (FINDINGS #9) and a shared 2-core VM drifts by several percent
+# between runs; 1.25 stays above both, so a failure is a change in the code, not in the weather.
+DEFAULT_LATENCY_FACTOR = 1.25
+
+# --suggest: a floor is the measured value times a margin, rounded down.
+# Speedup is a ratio of two latencies, each of which can move ~15% between runs: 0.85 / 1.15 = 0.74,
+# rounded down to 0.7 so a committed floor does not cry wolf on an unlucky compile.
+SPEEDUP_SAFETY_MARGIN = 0.7
+# mAP of a retrained variant moves by a few points on the small smoke dataset (few epochs, few
+# images); losing more than a tenth of it is a real accuracy regression.
+MAP50_SAFETY_MARGIN = 0.9
+
+CHECK_PRESENT = "present"
+CHECK_LATENCY = "latency p50"
+CHECK_SPEEDUP = "speedup"
+CHECK_MAP50 = "map50"
+_CHECK_ORDER = (CHECK_PRESENT, CHECK_LATENCY, CHECK_SPEEDUP, CHECK_MAP50)
+
+OK = "ok"
+FAIL = "FAIL"
+NO_FLOOR = "no floor"
+NO_BASELINE = "no baseline"
+NOT_COMPARED = "not compared"
+
+
+# --- The latency decision rule (pure) ---
+
+
+def run_noise_ms(baseline_samples_ms: Sequence[float], current_samples_ms: Sequence[float]) -> float:
+    """Run-to-run noise of two runs: half the interquartile range of each, added.
+
+    A difference of medians larger than this means the middle halves of the two sample sets do not
+    overlap (for symmetric spreads: current p25 > baseline p75). The IQR ignores the few stalls a shared
+    VM throws into any run, so they neither hide a regression nor make one.
+    """
+    return (iqr(baseline_samples_ms) + iqr(current_samples_ms)) / 2.0
+
+
+@dataclass(frozen=True)
+class LatencyComparison:
+    baseline_p50_ms: float
+    current_p50_ms: float
+    factor: float
+    noise_ms: float
+
+    @property
+    def ratio(self) -> float:
+        return self.current_p50_ms / self.baseline_p50_ms
+
+    @property
+    def delta_ms(self) -> float:
+        return self.current_p50_ms - self.baseline_p50_ms
+
+    @property
+    def beyond_factor(self) -> bool:
+        return self.ratio > self.factor
+
+    @property
+    def beyond_noise(self) -> bool:
+        return self.delta_ms > self.noise_ms
+
+    @property
+    def regressed(self) -> bool:
+        return self.beyond_factor and self.beyond_noise
+
+
+def compare_latency(baseline_samples_ms: Sequence[float], current_samples_ms: Sequence[float],
+                    factor: float = DEFAULT_LATENCY_FACTOR) -> LatencyComparison:
+    """Regressed iff  p50(cur) / p50(base) > factor  and  p50(cur) - p50(base) > run_noise_ms(base, cur).
+
+    The median, not the mean: a few stalls on a noisy 2-core VM move the mean arbitrarily, while a code
+    regression moves the bulk of the iterations, which is what the median sees.
+    """
+    return LatencyComparison(
+        baseline_p50_ms=percentile(baseline_samples_ms, 50.0),
+        current_p50_ms=percentile(current_samples_ms, 50.0),
+        factor=factor,
+        noise_ms=run_noise_ms(baseline_samples_ms, current_samples_ms),
+    )
+
+
+# --- Thresholds file ---
+
+
+@dataclass(frozen=True)
+class CellThresholds:
+    speedup_floor: float | None = None
+    map50_floor: float | None = None
+    latency_factor: float | None = None  # overrides [defaults] for this cell
+    source: str = ""
+
+    @property
+    def has_floor(self) -> bool:
+        return self.speedup_floor is not None or self.map50_floor is not None
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    path: Path
+    latency_factor: float
+    source: str
+    cells: dict[str, CellThresholds]
+
+    def for_cell(self, name: str) -> CellThresholds:
+        return self.cells.get(name, CellThresholds())
+
+    def latency_factor_for(self, name: str) -> float:
+        own = self.for_cell(name).latency_factor
+        return own if own is not None else self.latency_factor
+
+
+# key -> (lowest allowed, highest allowed, lowest inclusive)
+_NUMBER_KEYS = {
+    "latency_factor": (1.0, math.inf, False),
+    "speedup_floor": (0.0, math.inf, False),
+    "map50_floor": (0.0, 1.0, True),
+}
+_DEFAULT_KEYS = ("latency_factor", "source")
+_CELL_KEYS = ("speedup_floor", "map50_floor", "latency_factor", "source")
+
+
+def _table_numbers(table: Any, allowed: Sequence[str], where: str) -> tuple[dict[str, float], str]:
+    if not isinstance(table, dict):
+        raise UserError(f"{where} must be a table")
+    unknown = sorted(set(table) - set(allowed))
+    if unknown:  # a misspelt floor would otherwise silently disable itself
+        raise UserError(f"{where}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(allowed)}")
+    numbers: dict[str, float] = {}
+    for key, value in table.items():
+        if key == "source":
+            continue
+        lo, hi, lo_inclusive = _NUMBER_KEYS[key]
+        in_range = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) \
+            and (value >= lo if lo_inclusive else value > lo) and value <= hi
+        if not in_range:
+            bound = f"{'>=' if lo_inclusive else '>'} {lo:g}" + (f" and <= {hi:g}" if hi != math.inf else "")
+            raise UserError(f"{where}: {key} must be a number {bound}, got {value!r}")
+        numbers[key] = float(value)
+    source = table.get("source")
+    if not isinstance(source, str) or not source.strip():
+        raise UserError(f"{where}: needs a 'source' string saying where its numbers come from")
+    return numbers, source
+
+
+def load_thresholds(path: str | Path) -> Thresholds:
+    """Read and validate the thresholds file; :class:`UserError` names the file and the problem."""
+    path = Path(path)
+    try:
+        with path.open("rb") as handle:
+            data = tomllib.load(handle)
+    except FileNotFoundError:
+        raise UserError(f"{path}: no such thresholds file") from None
+    except OSError as err:
+        raise UserError(f"{path}: cannot read thresholds file ({err})") from None
+    except tomllib.TOMLDecodeError as err:
+        raise UserError(f"{path}: not valid TOML ({err})") from None
+    unknown = sorted(set(data) - {"defaults", "cells"})
+    if unknown:
+        raise UserError(f"{path}: unknown table(s) {', '.join(unknown)}; allowed: defaults, cells")
+    if "defaults" not in data:
+        raise UserError(f"{path}: missing [defaults] table (latency_factor, source)")
+    defaults, source = _table_numbers(data["defaults"], _DEFAULT_KEYS, f"{path}: [defaults]")
+    if "latency_factor" not in defaults:
+        raise UserError(f"{path}: [defaults] needs latency_factor")
+    raw_cells = data.get("cells", {})
+    if not isinstance(raw_cells, dict):
+        raise UserError(f"{path}: 'cells' must be a table of [cells.\"<variant>-<engine>\"] tables")
+    cells = {}
+    for name, table in raw_cells.items():
+        numbers, cell_source = _table_numbers(table, _CELL_KEYS, f"{path}: [cells.\"{name}\"]")
+        cells[name] = CellThresholds(source=cell_source, **numbers)
+    return Thresholds(path=path, latency_factor=defaults["latency_factor"], source=source, cells=cells)
+
+
+# --- Evaluation ---
+
+
+@dataclass(frozen=True)
+class Check:
+    """One row of the gate's table."""
+
+    cell: str
+    check: str
+    measured: str
+    limit: str
+    ratio: float | None  # measured / floor for floors; current / baseline for latency
+    verdict: str
+    note: str = ""
+
+    @property
+    def failed(self) -> bool:
+        return self.verdict == FAIL
+
+
+def _cpu(run: Run, cell: Cell) -> str | None:
+    if cell.cpu_model:
+        return cell.cpu_model
+    cpu = run.machine.get("cpu")
+    return cpu.get("brand_raw") if isinstance(cpu, dict) else None
+
+
+def _not_comparable(baseline_run: Run, baseline: Cell, current_run: Run, current: Cell) -> str | None:
+    """Why two cells' latencies cannot be compared, or None."""
+    base_cpu, cur_cpu = _cpu(baseline_run, baseline), _cpu(current_run, current)
+    if base_cpu and cur_cpu and base_cpu != cur_cpu:
+        return f"different CPU ({base_cpu!r} vs {cur_cpu!r})"
+    for attribute in ("threads", "imgsz", "batch"):
+        before, now = getattr(baseline, attribute), getattr(current, attribute)
+        if before != now:
+            return f"different {attribute} ({before} vs {now})"
+    return None
+
+
+def _latency_check(name: str, current_run: Run, current: Cell, baseline_run: Run | None,
+                   thresholds: Thresholds) -> Check:
+    measured = f"{current.latency.p50_ms:.2f} ms"
+    if baseline_run is None:
+        return Check(name, CHECK_LATENCY, measured, "-", None, NO_BASELINE, "no --baseline given")
+    baseline = baseline_run.cells.get(name)
+    if baseline is None:
+        return Check(name, CHECK_LATENCY, measured, "-", None, NO_BASELINE, "new cell")
+    reason = _not_comparable(baseline_run, baseline, current_run, current)
+    if reason:
+        return Check(name, CHECK_LATENCY, measured, "-", None, NOT_COMPARED, reason)
+    factor = thresholds.latency_factor_for(name)
+    result = compare_latency(baseline.latency.samples_ms, current.latency.samples_ms, factor)
+    limit = f"<= {result.baseline_p50_ms * factor:.2f} ms ({factor:g}x {result.baseline_p50_ms:.2f})"
+    detail = f"{result.delta_ms:+.2f} ms vs noise {result.noise_ms:.2f} ms"
+    if result.regressed:
+        verdict, note = FAIL, f"slower: {detail}"
+    elif result.beyond_factor:
+        verdict, note = OK, f"within noise: {detail}"
+    else:
+        verdict, note = OK, detail
+    if current.latency.stopped_early:
+        note += "; stopped early (few samples)"
+    return Check(name, CHECK_LATENCY, measured, limit, result.ratio, verdict, note)
+
+
+def _floor_check(name: str, check: str, value: float | None, floor: float | None, fmt: str,
+                 missing_note: str) -> Check:
+    measured = "-" if value is None else format(value, fmt)
+    if floor is None:
+        return Check(name, check, measured, "-", None, NO_FLOOR)
+    limit = f">= {format(floor, fmt)}"
+    if value is None:
+        return Check(name, check, measured, limit, None, FAIL, missing_note)
+    ratio = value / floor
+    if value < floor:
+        return Check(name, check, measured, limit, ratio, FAIL, f"below floor by {format(floor - value, fmt)}")
+    return Check(name, check, measured, limit, ratio, OK)
+
+
+def evaluate(current: Run, baseline: Run | None, thresholds: Thresholds) -> list[Check]:
+    """Every check on every cell of the current run, the baseline and the thresholds."""
+    checks: list[Check] = []
+    expected = set(thresholds.cells) if baseline is None else set(thresholds.cells) | set(baseline.cells)
+    for name in sorted(expected - set(current.cells)):
+        in_baseline = baseline is not None and name in baseline.cells
+        if not in_baseline and not thresholds.for_cell(name).has_floor:
+            continue  # a thresholds entry without floors (a latency_factor override only) expects nothing
+        where = "in baseline" if in_baseline else "has floors in thresholds"
+        checks.append(Check(name, CHECK_PRESENT, "missing", where, None, FAIL,
+                            "skipped or failed in this run?"))
+
+    for name, cell in sorted(current.cells.items()):
+        limits = thresholds.for_cell(name)
+        checks.append(_latency_check(name, current, cell, baseline, thresholds))
+        speedup_missing = (f"no speedup recorded (reference cell {cell.reference_cell or REFERENCE_CELL} "
+                           "missing from the run?)")
+        checks.append(_floor_check(name, CHECK_SPEEDUP, cell.speedup_vs_reference, limits.speedup_floor,
+                                   ".2f", speedup_missing))
+        checks.append(_floor_check(name, CHECK_MAP50, cell.map50, limits.map50_floor, ".3f",
+                                   "no map50 recorded for this cell"))
+    checks.sort(key=lambda c: (c.cell, _CHECK_ORDER.index(c.check)))
+    return checks
+
+
+_COLUMNS = ("cell", "check", "measured", "limit", "ratio", "verdict", "note")
+
+
+def format_table(checks: Sequence[Check]) -> str:
+    rows = [_COLUMNS]
+    for c in checks:
+        ratio = "-" if c.ratio is None else f"{c.ratio:.2f}"
+        rows.append((c.cell, c.check, c.measured, c.limit, ratio, c.verdict, c.note))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(_COLUMNS) - 1)]
+    lines = []
+    for row in rows:
+        cells = [value.ljust(width) for value, width in zip(row, widths)] + [row[-1]]
+        lines.append("  ".join(cells).rstrip())
+    return "\n".join(lines)
+
+
+def summary(checks: Sequence[Check]) -> str:
+    failed = [c for c in checks if c.failed]
+    cells = sorted({c.cell for c in checks})
+    if failed:
+        by_cell: dict[str, list[str]] = {}
+        for c in failed:
+            by_cell.setdefault(c.cell, []).append(c.check)
+        named = "; ".join(f"{cell} ({', '.join(which)})" for cell, which in by_cell.items())
+        return f"gate: FAILED: {len(failed)} of {len(checks)} checks on {len(cells)} cells: {named}"
+    no_floor = sorted({c.cell for c in checks if c.verdict == NO_FLOOR})
+    tail = f"; {len(no_floor)} cells have a check with no floor" if no_floor else ""
+    return f"gate: passed: {len(checks)} checks on {len(cells)} cells{tail}"
+
+
+def describe_run(label: str, run: Run) -> str:
+    cpus = sorted({c.cpu_model for c in run.cells.values() if c.cpu_model}) or ["unknown CPU"]
+    threads = sorted({c.threads for c in run.cells.values()})
+    return (f"{label}: {run.path} (commit {run.commit_id}, {', '.join(cpus)}, "
+            f"threads {', '.join(map(str, threads))}, {len(run.cells)} cells)")
+
+
+# --- Suggesting thresholds from a committed run ---
+
+
+def _round_down(value: float, decimals: int) -> float:
+    scale = 10 ** decimals
+    # The epsilon keeps float error from dropping a whole step: 1.6 * 0.7 is 1.1199999..., floor 1.12.
+    return math.floor(value * scale + 1e-9) / scale
+
+
+def _toml_string(text: str) -> str:
+    return json.dumps(text)  # a JSON string with ASCII escapes is a valid TOML basic string
+
+
+def suggest_thresholds(run: Run, thresholds: Thresholds | None = None) -> str:
+    """A thresholds file with floors = measured value x safety margin (rounded down), from ``run``.
+
+    ``[defaults]`` and per-cell ``latency_factor`` overrides are carried over from ``thresholds``.
+    """
+    origin = f"{run.path.name} (commit {run.commit_id[:12]})"
+    factor = thresholds.latency_factor if thresholds else DEFAULT_LATENCY_FACTOR
+    factor_source = thresholds.source if thresholds else (
+        "built-in DEFAULT_LATENCY_FACTOR (src/yolobench/gate.py): above the ~15% compile-to-compile spread "
+        "of DeepSparse and the run-to-run drift of a shared VM")
+    lines = [
+        "# Gate thresholds for `yolobench gate`; the decision rule is in src/yolobench/gate.py.",
+        f"# Suggested by `yolobench gate --suggest` from {origin}: floor = measured x margin, rounded down",
+        f"# (SPEEDUP_SAFETY_MARGIN = {SPEEDUP_SAFETY_MARGIN}, MAP50_SAFETY_MARGIN = {MAP50_SAFETY_MARGIN}).",
+        "# Review the diff before committing.",
+        "",
+        "[defaults]",
+        f"latency_factor = {factor:g}",
+        f"source = {_toml_string(factor_source)}",
+    ]
+    for name, cell in sorted(run.cells.items()):
+        numbers: list[str] = []
+        reasons: list[str] = []
+        if cell.speedup_vs_reference is not None and name != (cell.reference_cell or REFERENCE_CELL):
+            floor = _round_down(cell.speedup_vs_reference * SPEEDUP_SAFETY_MARGIN, 2)
+            numbers.append(f"speedup_floor = {floor:g}")
+            reasons.append(f"speedup {cell.speedup_vs_reference:.2f}x x {SPEEDUP_SAFETY_MARGIN}")
+        if cell.map50 is not None:
+            floor = _round_down(cell.map50 * MAP50_SAFETY_MARGIN, 3)
+            numbers.append(f"map50_floor = {floor:g}")
+            reasons.append(f"map50 {cell.map50:.3f} x {MAP50_SAFETY_MARGIN}")
+        own_factor = thresholds.cells[name].latency_factor if thresholds and name in thresholds.cells else None
+        if own_factor is not None:
+            numbers.append(f"latency_factor = {own_factor:g}")
+            reasons.append(f"latency_factor kept from {thresholds.path.name}: {thresholds.cells[name].source}")
+        if not numbers:
+            continue
+        source = (f"measured in {origin} on {cell.cpu_model or 'unknown CPU'}, {cell.threads} threads, "
+                  f"imgsz {cell.imgsz}: " + "; ".join(reasons))
+        lines += ["", f"[cells.{_toml_string(name)}]", *numbers, f"source = {_toml_string(source)}"]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,203 @@
+"""Model building, saving, loading and ONNX export for the builder and the PyTorch engine.
+
+- ``model_config(spec_model)`` turns a catalogue model reference (``yolov5su``, ``yolov5nu`` or a
+  ``recipes/*.model.yaml`` override) into the YAML dict ultralytics builds a DetectionModel from.
+- ``save_weights`` / ``load_artifact_model``: weights are a state_dict plus the model YAML and the
+  recipe, because ``torch.save`` of a SparseML QAT model fails (unpicklable observer factories); on
+  load the model is rebuilt, the recipe's structure re-applied, and the state_dict loaded *strictly*
+  (ultralytics' own loader silently drops unknown keys).
+- ``export_fp32`` / ``export_quantized``: the ONNX forms each engine is fast on (see store.FORMS).
+
+Hardswish: DeepSparse 1.8 has no kernel for ONNX ``HardSwish``; every exported graph writes it as
+``x * clip(x + 3, 0, 6) / 6`` (exactly equal), see ``ExportableHardswish``.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+import yaml
+
+from yolobench import offline, paths, shims
+from yolobench.errors import UserError
+
+offline.apply()
+
+from ultralytics.nn.tasks import DetectionModel, yaml_model_load  # noqa: E402
+
+ONNX_OPSET = 13  # DeepSparse 1.8 and sparseml's QAT conversion are tested at 13; ORT/OpenVINO take it
+
+
+class ExportableHardswish(nn.Module):
+    """Hardswish written with Add/Clip/Mul/Div so DeepSparse runs it natively (FINDINGS item 6)."""
+
+    def forward(self, x):
+        return x * torch.clamp(x + 3.0, 0.0, 6.0) / 6.0
+
+
+def replace_hardswish(model: nn.Module) -> int:
+    """Swap every nn.Hardswish for ExportableHardswish in place; returns how many were swapped."""
+    count = 0
+    for parent in model.modules():
+        for child_name, child in list(parent.named_children()):
+            if isinstance(child, nn.Hardswish):
+                setattr(parent, child_name, ExportableHardswish())
+                count += 1
+    return count
+
+
+def model_config(ref: str) -> dict:
+    """YAML dict for a catalogue model reference.
+
+    ``yolov5su`` / ``yolov5nu`` come from ultralytics' own YAML; a path ending in ``.model.yaml``
+    under recipes/ is an override: ``base`` (an ultralytics model name) plus keys to replace, such as
+    ``activation: nn.Hardswish()``.
+    """
+    if ref.endswith(".yaml") and "/" in ref:
+        path = paths.repo_root() / ref
+        try:
+            override = yaml.safe_load(path.read_text())
+        except (OSError, yaml.YAMLError) as err:
+            raise UserError(f"cannot read model YAML {path}: {err}; fix or restore the file") from err
+        if not isinstance(override, dict) or "base" not in override:
+            raise UserError(f"{path}: a model override needs a 'base' key (e.g. base: yolov5nu)")
+        cfg = copy.deepcopy(yaml_model_load(f"{override['base']}.yaml"))
+        for key, value in override.items():
+            if key != "base" and not key.startswith("_"):
+                cfg[key] = value
+        return cfg
+    return copy.deepcopy(yaml_model_load(f"{ref}.yaml"))
+
+
+class RawHead(nn.Module):
+    """Wraps a DetectionModel so forward returns only the decoded head tensor (B, 4+nc, N)."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x):
+        out = self.model(x)
+        return out[0] if isinstance(out, (tuple, list)) else out
+
+
+def _set_export_mode(model: nn.Module) -> None:
+    for module in model.modules():
+        if module.__class__.__name__ in ("Detect",):
+            module.export = True
+            module.format = "onnx"
+            module.dynamic = False
+
+
+def build_model(cfg: dict, nc: int) -> DetectionModel:
+    return DetectionModel(copy.deepcopy(cfg), nc=nc, ch=3, verbose=False)
+
+
+def apply_recipe_structure(model: nn.Module, recipe_text: str, recipe_variables: dict | None) -> None:
+    """Re-create the QAT wrappers a finished recipe leaves in the model (no-op for pruning only)."""
+    shims.apply()
+    from sparseml.pytorch.optim import ScheduledModifierManager
+
+    manager = ScheduledModifierManager.from_yaml(recipe_text, recipe_variables=recipe_variables or {})
+    if manager.quantization_modifiers:
+        manager.apply_structure(model, epoch=float("inf"))
+
+
+def save_weights(path: Path, model: nn.Module, *, cfg: dict, nc: int, names: dict,
+                 recipe_text: str | None, recipe_variables: dict | None) -> None:
+    torch.save({"state_dict": model.state_dict(), "cfg": cfg, "nc": nc, "names": names,
+                "recipe": recipe_text, "recipe_variables": recipe_variables or {}}, path)
+
+
+def load_weights_model(path: Path) -> tuple[DetectionModel, dict]:
+    blob = torch.load(path, map_location="cpu", weights_only=False)
+    model = build_model(blob["cfg"], blob["nc"])
+    if blob.get("recipe"):
+        apply_recipe_structure(model, blob["recipe"], blob.get("recipe_variables"))
+    model.load_state_dict(blob["state_dict"], strict=True)
+    model.names = blob.get("names") or {i: str(i) for i in range(blob["nc"])}
+    model.eval()
+    return model, blob
+
+
+def load_artifact_model(artifact) -> nn.Module:
+    model, _ = load_weights_model(Path(artifact.path) / "weights.pt")
+    disable_observers(model)
+    return RawHead(model).eval()
+
+
+def disable_observers(model: nn.Module) -> None:
+    for module in model.modules():
+        if hasattr(module, "disable_observer") and callable(module.disable_observer):
+            module.disable_observer()
+
+
+def export_fp32(model: nn.Module, path: Path, imgsz: int) -> None:
+    """Dense float graph with Conv+BN fused (what every engine takes)."""
+    model = copy.deepcopy(model).float().eval()
+    if hasattr(model, "fuse"):
+        model = model.fuse(verbose=False)
+    replace_hardswish(model)
+    _set_export_mode(model)
+    sample = torch.zeros(1, 3, imgsz, imgsz)
+    with torch.no_grad():
+        torch.onnx.export(RawHead(model), (sample,), str(path), opset_version=ONNX_OPSET,
+                          input_names=["images"], output_names=["output0"], dynamo=False,
+                          do_constant_folding=True)
+
+
+def export_quantized(model: nn.Module, out_dir: Path, imgsz: int, *, deepsparse_name: str,
+                     qdq_name: str) -> None:
+    """Both integer forms of a QAT/PTQ model: DeepSparse's converted graph and a QDQ graph."""
+    shims.apply()
+    from sparseml.pytorch.utils import ModuleExporter
+
+    model = copy.deepcopy(model).float().eval()
+    disable_observers(model)  # the exporter's sample forward must not move the scales (FINDINGS 8)
+    replace_hardswish(model)
+    _set_export_mode(model)
+    wrapped = RawHead(model).eval()
+    sample = torch.zeros(1, 3, imgsz, imgsz)
+    exporter = ModuleExporter(wrapped, output_dir=str(out_dir))
+    with shims.torchscript_onnx_export():
+        exporter.export_onnx(sample, name=deepsparse_name, convert_qat=True, opset=ONNX_OPSET,
+                             input_names=["images"], output_names=["output0"])
+        exporter.export_onnx(sample, name=qdq_name, convert_qat=False, opset=ONNX_OPSET,
+                             input_names=["images"], output_names=["output0"])
+    for name in (deepsparse_name, qdq_name):
+        _make_batch_static(out_dir / name)
+
+
+def _make_batch_static(path: Path) -> None:
+    """sparseml marks the batch dimension dynamic; batch-1 engines compile faster with it fixed."""
+    import onnx
+
+    model = onnx.load(str(path))
+    for value in list(model.graph.input) + list(model.graph.output):
+        dims = value.type.tensor_type.shape.dim
+        if dims and dims[0].dim_param:
+            dims[0].ClearField("dim_param")
+            dims[0].dim_value = 1
+    onnx.save(model, str(path))
+
+
+def sparsity_report(model: nn.Module) -> dict:
+    """Fraction of exact zeros, overall (prunable convs) and per 4-D weight."""
+    per_layer = {}
+    zeros = total = 0
+    for name, param in model.named_parameters():
+        if param.dim() != 4:
+            continue
+        name = name.replace(".module.", ".")
+        n_zero = int((param == 0).sum())
+        per_layer[name] = round(n_zero / param.numel(), 4)
+        zeros += n_zero
+        total += param.numel()
+    return {"overall": round(zeros / max(total, 1), 4), "per_layer": per_layer}
+
+
+def parameter_count(model: nn.Module) -> int:
+    return int(sum(p.numel() for p in model.parameters()))

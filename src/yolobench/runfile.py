@@ -1,0 +1,337 @@
+"""The run file: what one benchmark run measured, as typed records.
+
+A run file IS the JSON that ``pytest --benchmark-only --benchmark-json=RUN.json`` writes: top-level
+``machine_info``, ``commit_info``, ``datetime`` and ``benchmarks: [...]``. Each benchmark of the matrix
+puts its context and numbers in its ``extra_info`` (built by :func:`cell_extra_info`, the one
+implementation shared by the benchmark tests and asv); pytest-benchmark's own ``stats`` are ignored.
+Benchmarks without ``extra_info.cell`` (micro-benchmarks of pre/post-processing, say) are not cells.
+
+``load_run`` validates everything the gate and the report read, and raises :class:`UserError` naming
+the file, the benchmark and the field for anything wrong. Must not: measure, judge or print.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Mapping
+
+from yolobench.errors import UserError
+from yolobench.timer import SAMPLE_DECIMALS, Latency, machine_info
+
+# Every speedup is measured against this cell, in the same run, so ratios hold across machines.
+REFERENCE_CELL = "dense-onnxruntime"
+
+# Engines whose graph may partly run in a fallback: their cells must say how much ran natively.
+ENGINES_WITH_FALLBACK = ("deepsparse",)
+
+# Stored statistics must match the stored samples: samples are rounded to SAMPLE_DECIMALS, which moves
+# any statistic by far less than this; a bigger mismatch means the file was edited or mis-written.
+STATS_TOLERANCE_MS = 1e-3
+FPS_RELATIVE_TOLERANCE = 1e-3
+
+LATENCY_KEYS = ("mean", "p50", "p90", "p99", "std")
+# Keys every cell's extra_info carries; those marked optional may be null (not measured for this cell).
+REQUIRED_KEYS = ("cell", "variant", "engine", "threads", "imgsz", "batch", "latency_ms", "samples_ms", "fps")
+NULLABLE_KEYS = ("engine_version", "cpu_model", "speedup_vs_reference", "reference_cell", "sparsity",
+                 "map50", "map50_95", "model_size_bytes", "form")
+
+
+def cell_name(variant: str, engine: str) -> str:
+    """The name of a matrix cell, e.g. ``pruned_quant-deepsparse``."""
+    return f"{variant}-{engine}"
+
+
+def speedup(reference: Latency, latency: Latency) -> float:
+    """How many times faster than the reference: ratio of medians (robust to a few stalls)."""
+    return reference.p50_ms / latency.p50_ms
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One (variant, engine) cell of one run."""
+
+    name: str
+    variant: str
+    engine: str
+    engine_version: str | None
+    threads: int
+    imgsz: int
+    batch: int
+    cpu_model: str | None
+    latency: Latency
+    speedup_vs_reference: float | None
+    reference_cell: str | None
+    sparsity: float | None
+    map50: float | None
+    map50_95: float | None
+    model_size_bytes: int | None
+    form: str | None
+    fraction_of_supported_ops: float | None
+    benchmark: str = ""  # pytest-benchmark's fullname of the test that measured it
+    extra: Mapping[str, Any] = field(default_factory=dict)  # every extra_info key, as written
+
+
+@dataclass(frozen=True)
+class Run:
+    """One run file: where and at which commit it ran, and its cells by name."""
+
+    path: Path
+    machine: Mapping[str, Any]
+    commit: Mapping[str, Any]
+    datetime: str | None
+    cells: dict[str, Cell]
+
+    @property
+    def commit_id(self) -> str:
+        return str(self.commit.get("id") or "unknown")
+
+
+def cell_extra_info(
+    latency: Latency,
+    *,
+    variant: str,
+    engine: str,
+    engine_version: str | None,
+    threads: int,
+    imgsz: int,
+    batch: int = 1,
+    reference_latency: Latency | None = None,
+    reference_cell: str = REFERENCE_CELL,
+    sparsity: float | None = None,
+    map50: float | None = None,
+    map50_95: float | None = None,
+    model_size_bytes: int | None = None,
+    form: str | None = None,
+    fraction_of_supported_ops: float | None = None,
+    cpu_model: str | None = None,
+) -> dict:
+    """The ``extra_info`` of one cell: pass it to ``benchmark.extra_info.update(...)``.
+
+    ``reference_latency`` is the reference cell's latency measured in the same run (pass the cell's own
+    latency for the reference cell itself); without it ``speedup_vs_reference`` is null.
+    ``cpu_model`` defaults to this machine's.
+    """
+    if engine in ENGINES_WITH_FALLBACK and fraction_of_supported_ops is None:
+        raise ValueError(f"{engine} cells must record fraction_of_supported_ops: below 1.0 part of the "
+                         "graph runs in a fallback and the speed means something else")
+    info = {
+        "cell": cell_name(variant, engine),
+        "variant": variant,
+        "engine": engine,
+        "engine_version": engine_version,
+        "threads": threads,
+        "imgsz": imgsz,
+        "batch": batch,
+        "cpu_model": cpu_model if cpu_model is not None else machine_info()["cpu_model"],
+        "latency_ms": latency.stats_ms(),
+        "samples_ms": [round(s, SAMPLE_DECIMALS) for s in latency.samples_ms],
+        "fps": latency.fps,
+        "stopped_early": latency.stopped_early,
+        "speedup_vs_reference": speedup(reference_latency, latency) if reference_latency else None,
+        "reference_cell": reference_cell,
+        "sparsity": sparsity,
+        "map50": map50,
+        "map50_95": map50_95,
+        "model_size_bytes": model_size_bytes,
+        "form": form,
+    }
+    if engine in ENGINES_WITH_FALLBACK:
+        info["fraction_of_supported_ops"] = fraction_of_supported_ops
+    return info
+
+
+def run_document(extra_infos: list[dict], *, machine: dict | None = None, commit: dict | None = None,
+                 test_name: str = "test_latency") -> dict:
+    """A pytest-benchmark-shaped run document holding these cells (for tools and tests)."""
+    benchmarks = []
+    for info in extra_infos:
+        name = f"{test_name}[{info.get('cell')}]"
+        benchmarks.append({"group": None, "name": name, "fullname": f"benchmarks/{name}",
+                           "params": None, "param": info.get("cell"), "extra_info": info,
+                           "options": {}, "stats": {}})
+    return {
+        "machine_info": machine if machine is not None else {"yolobench": machine_info()},
+        "commit_info": commit if commit is not None else {"id": "unversioned", "dirty": False},
+        "benchmarks": benchmarks,
+        "datetime": None,
+        "version": "yolobench",
+    }
+
+
+def write_run(path: str | os.PathLike, document: dict) -> Path:
+    """Write a run document atomically (temp file + rename): a reader never sees half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            json.dump(document, handle, indent=1)
+            handle.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+# --- Reading ---
+
+
+class _Fields:
+    """Typed access to one JSON object, with errors that name the file and the place."""
+
+    def __init__(self, data: Mapping[str, Any], where: str):
+        self.data = data
+        self.where = where
+
+    def fail(self, what: str) -> UserError:
+        return UserError(f"{self.where}: {what}")
+
+    def get(self, key: str, nullable: bool = False) -> Any:
+        if key not in self.data:
+            raise self.fail(f"missing key '{key}'")
+        value = self.data[key]
+        if value is None and not nullable:
+            raise self.fail(f"'{key}' is null")
+        return value
+
+    def string(self, key: str, nullable: bool = False) -> str | None:
+        value = self.get(key, nullable)
+        if value is not None and (not isinstance(value, str) or not value):
+            raise self.fail(f"'{key}' must be a non-empty string, got {value!r}")
+        return value
+
+    def integer(self, key: str, nullable: bool = False, minimum: int = 1) -> int | None:
+        value = self.get(key, nullable)
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < minimum):
+            raise self.fail(f"'{key}' must be an integer >= {minimum}, got {value!r}")
+        return value
+
+    def number(self, key: str, nullable: bool = False, lo: float = 0.0, hi: float = math.inf) -> float | None:
+        value = self.get(key, nullable)
+        if value is None:
+            return None
+        if not _is_number(value) or not lo <= value <= hi:
+            raise self.fail(f"'{key}' must be a number in [{lo:g}, {hi:g}], got {value!r}")
+        return float(value)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise UserError(f"{path}: no such run file") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise UserError(f"{path}: cannot read run file ({err})") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        raise UserError(f"{path}: not valid JSON (line {err.lineno}, column {err.colno}: {err.msg})") from None
+
+
+def _load_cell(entry: Mapping[str, Any], where: str) -> Cell:
+    f = _Fields(entry, where)
+    name = f.string("cell")
+    f.where = f"{where} (cell {name})"
+    engine = f.string("engine")
+
+    samples = f.get("samples_ms")
+    if not isinstance(samples, list) or not samples:
+        raise f.fail("'samples_ms' must be a non-empty list of per-iteration milliseconds")
+    if not all(_is_number(s) and s >= 0 for s in samples):
+        raise f.fail("'samples_ms' must hold only finite, non-negative numbers")
+    stopped_early = entry.get("stopped_early", False)
+    if not isinstance(stopped_early, bool):
+        raise f.fail(f"'stopped_early' must be true or false, got {stopped_early!r}")
+    try:
+        latency = Latency.from_samples(samples, stopped_early=stopped_early)
+    except ValueError as err:
+        raise f.fail(f"'samples_ms': {err}") from None
+
+    stats = f.get("latency_ms")
+    if not isinstance(stats, dict):
+        raise f.fail("'latency_ms' must be an object with " + ", ".join(LATENCY_KEYS))
+    stored = _Fields(stats, f"{f.where} latency_ms")
+    for key, computed in latency.stats_ms().items():
+        value = stored.number(key)
+        if abs(value - computed) > STATS_TOLERANCE_MS:
+            raise f.fail(f"latency_ms.{key} = {value:g} does not match its samples_ms ({computed:g})")
+    fps = f.number("fps")
+    if abs(fps - latency.fps) > FPS_RELATIVE_TOLERANCE * latency.fps:
+        raise f.fail(f"fps = {fps:g} is not 1000 / mean latency ({latency.fps:g})")
+
+    fraction_nullable = engine not in ENGINES_WITH_FALLBACK
+    if fraction_nullable and "fraction_of_supported_ops" not in entry:
+        fraction = None
+    else:
+        fraction = f.number("fraction_of_supported_ops", nullable=fraction_nullable, hi=1.0)
+    size = f.integer("model_size_bytes", nullable=True)
+    return Cell(
+        name=name,
+        variant=f.string("variant"),
+        engine=engine,
+        engine_version=f.string("engine_version", nullable=True),
+        threads=f.integer("threads"),
+        imgsz=f.integer("imgsz"),
+        batch=f.integer("batch"),
+        cpu_model=f.string("cpu_model", nullable=True),
+        latency=latency,
+        speedup_vs_reference=f.number("speedup_vs_reference", nullable=True),
+        reference_cell=f.string("reference_cell", nullable=True),
+        sparsity=f.number("sparsity", nullable=True, hi=1.0),
+        map50=f.number("map50", nullable=True, hi=1.0),
+        map50_95=f.number("map50_95", nullable=True, hi=1.0),
+        model_size_bytes=size,
+        form=f.string("form", nullable=True),
+        fraction_of_supported_ops=fraction,
+        extra=dict(entry),
+    )
+
+
+def load_run(path: str | os.PathLike) -> Run:
+    """Read and validate a run file; :class:`UserError` names the file and what is wrong."""
+    path = Path(path)
+    data = _read_json(path)
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: a run file is a JSON object (pytest --benchmark-json output), got "
+                        f"{type(data).__name__}")
+    top = _Fields(data, str(path))
+    benchmarks = top.get("benchmarks")
+    if not isinstance(benchmarks, list):
+        raise top.fail("'benchmarks' must be a list")
+    machine = data.get("machine_info") or {}
+    commit = data.get("commit_info") or {}
+    if not isinstance(machine, dict) or not isinstance(commit, dict):
+        raise top.fail("'machine_info' and 'commit_info' must be objects")
+
+    cells: dict[str, Cell] = {}
+    for index, bench in enumerate(benchmarks):
+        if not isinstance(bench, dict):
+            raise top.fail(f"benchmarks[{index}] must be an object")
+        label = bench.get("fullname") or bench.get("name") or "?"
+        where = f"{path}: benchmarks[{index}] ({label}) extra_info"
+        extra = bench.get("extra_info") or {}
+        if not isinstance(extra, dict):
+            raise UserError(f"{where} must be an object")
+        if "cell" not in extra:
+            continue  # not a matrix cell
+        cell = _load_cell(extra, where)
+        if cell.name in cells:
+            raise UserError(f"{where}: cell '{cell.name}' appears twice (also in {cells[cell.name].benchmark}); "
+                            "cell names must be unique within a run")
+        cells[cell.name] = replace(cell, benchmark=str(label))
+    if not cells:
+        raise UserError(f"{path}: no benchmark cells (no benchmarks[].extra_info.cell); was it written by "
+                        "`pytest --benchmark-only --benchmark-json=...` over the benchmark matrix?")
+    datetime = data.get("datetime")
+    return Run(path=path, machine=machine, commit=commit,
+               datetime=datetime if isinstance(datetime, str) else None, cells=cells)

@@ -1,0 +1,143 @@
+"""Every workaround for a third-party bug, in one place.
+
+SparseML 1.8 (end of life, 2025) was written for torch <= 2.1 and ultralytics 8.0. On torch 2.14 and
+ultralytics 8.4 it needs the shims below (measured in shared/FINDINGS.md). Each shim has:
+
+- a comment saying why it exists,
+- a ``*_needed()`` probe that returns True while the upstream bug is still there, and
+- a test in ``tests/test_shims.py`` that fails when the shim stops working *or* stops being needed
+  (so that a dependency upgrade makes us delete it instead of carrying it forever).
+
+``apply()`` installs the process-wide shims (idempotent). ``torchscript_onnx_export()`` is scoped:
+it is used only around SparseML's exporter. Nothing else in yolobench may monkey-patch a library.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+from collections.abc import Iterator
+
+_APPLIED = False
+
+# Attributes ultralytics' DetectionModel.forward/_predict_once read from every layer (m.f: "from"
+# index, m.i: layer index, m.type, m.np: params count).
+QUANTWRAPPER_FORWARDED = ("f", "i", "type", "np")
+
+
+# --- 1. QConfig has __slots__ = () on torch 2.14 ---------------------------------------------------
+# sparseml's helpers set ``qconfig.quantization_scheme = scheme`` on the QConfig they build, which
+# raises AttributeError since torch made QConfig a slotted namedtuple. A subclass without __slots__
+# gets a __dict__ back; it is installed where sparseml looks it up (``torch.quantization.QConfig``).
+
+def qconfig_shim_needed() -> bool:
+    from torch.ao.quantization import qconfig as torch_qconfig
+
+    original = torch_qconfig.QConfig
+    probe = original(activation=None, weight=None)
+    try:
+        probe.quantization_scheme = None  # what sparseml does
+    except AttributeError:
+        return True
+    return False
+
+
+def _install_qconfig_shim() -> None:
+    import torch.ao.quantization as ao_quant
+    import torch.quantization as legacy_quant
+    from torch.ao.quantization import qconfig as torch_qconfig
+
+    original = torch_qconfig.QConfig
+    if getattr(original, "_yolobench_shim", False):
+        return
+
+    class QConfig(original):  # noqa: D401 - no __slots__: instances get a __dict__ again
+        """torch QConfig that accepts extra attributes (yolobench shim for sparseml 1.8)."""
+
+        _yolobench_shim = True
+
+    QConfig.__name__ = QConfig.__qualname__ = "QConfig"
+    legacy_quant.QConfig = QConfig
+    ao_quant.QConfig = QConfig
+
+
+# --- 2. QuantWrapper hides the layer attributes ultralytics reads ------------------------------------
+# sparseml wraps quantized layers in torch's QuantWrapper; DetectionModel's forward then reads
+# ``m.f`` / ``m.i`` from the wrapper and fails. Forward those names to the wrapped module.
+
+def quantwrapper_shim_needed() -> bool:
+    import torch.nn as nn
+    from torch.ao.quantization import QuantWrapper
+
+    inner = nn.Identity()
+    inner.f = -1
+    wrapper = QuantWrapper(inner)
+    try:
+        _ = wrapper.f
+    except AttributeError:
+        return True
+    return getattr(QuantWrapper, "_yolobench_shim", False)  # ours answered; still needed
+
+
+def _install_quantwrapper_shim() -> None:
+    from torch.ao.quantization import QuantWrapper
+
+    if getattr(QuantWrapper, "_yolobench_shim", False):
+        return
+    module_getattr = QuantWrapper.__getattr__  # nn.Module.__getattr__
+
+    @functools.wraps(module_getattr)
+    def __getattr__(self, name):  # noqa: N807
+        try:
+            return module_getattr(self, name)
+        except AttributeError:
+            if name in QUANTWRAPPER_FORWARDED and "module" in self._modules:
+                return getattr(self._modules["module"], name)
+            raise
+
+    QuantWrapper.__getattr__ = __getattr__
+    QuantWrapper._yolobench_shim = True
+
+
+# --- 3. torch.onnx.export defaults to the dynamo exporter ---------------------------------------------
+# torch 2.14's torch.onnx.export uses dynamo unless told otherwise; that needs onnxscript, which cannot
+# be installed beside onnx 1.14 (sparseml's pin), and it does not understand FakeQuantize modules.
+# sparseml's exporter calls torch.onnx.export without ``dynamo=``; inside this context the TorchScript
+# exporter (still in 2.14) is used.
+
+def dynamo_default_shim_needed() -> bool:
+    import inspect
+
+    import torch
+
+    param = inspect.signature(torch.onnx.export).parameters.get("dynamo")
+    return param is not None and param.default is True
+
+
+@contextlib.contextmanager
+def torchscript_onnx_export() -> Iterator[None]:
+    """Within the block, ``torch.onnx.export`` defaults to ``dynamo=False``."""
+    import torch
+
+    original = torch.onnx.export
+
+    @functools.wraps(original)
+    def export(*args, **kwargs):
+        kwargs.setdefault("dynamo", False)
+        return original(*args, **kwargs)
+
+    torch.onnx.export = export
+    try:
+        yield
+    finally:
+        torch.onnx.export = original
+
+
+def apply() -> None:
+    """Install the process-wide shims (1 and 2). Idempotent; call before using sparseml."""
+    global _APPLIED
+    if _APPLIED:
+        return
+    _install_qconfig_shim()
+    _install_quantwrapper_shim()
+    _APPLIED = True

@@ -1,0 +1,255 @@
+"""The measurement protocol, in one place: batch-1, single-stream latency after warm-up.
+
+``measure(fn)`` calls ``fn()`` (one batch-1 inference, pre/post-processing excluded unless the caller
+includes it) until warm-up is over, then times every call until both a minimum iteration count and a
+minimum duration are reached. The result is a :class:`Latency`: the per-iteration samples and the
+statistics every report and gate reads (mean, p50, p90, p99, std, FPS = 1000 / mean).
+
+``machine_info()`` names the machine a number was measured on; every result carries it.
+
+Must not: know about engines, models or files (callers pass a closure), sleep, or change thread
+settings (threads are fixed by the engine session and recorded by the caller). The clock is injectable
+so the protocol itself is unit-tested without real timing.
+"""
+
+from __future__ import annotations
+
+import gc
+import math
+import os
+import platform
+import time
+import warnings
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+# --- The protocol. Change a number here and every benchmark, asv track and gate follows. ---
+
+# First calls pay one-time costs (lazy kernel selection / JIT in DeepSparse and OpenVINO, allocator
+# growth, cold caches and page faults); 10 calls cover them on every engine seen so far.
+WARMUP_MIN_ITERS = 10
+# Clock frequency and caches settle over time, not over call counts: a 3 ms model would finish 10
+# warm-up calls in 30 ms, before boost clocks and the OS scheduler have settled.
+WARMUP_MIN_SECONDS = 1.0
+# p99 is read from the slowest 1% of samples: with 200 samples it rests on two samples instead of
+# the single maximum it would be at 100, so one stall no longer decides it.
+MIN_ITERS = 200
+# On a shared 2-core VM noise comes in bursts (neighbours, timer ticks, throttling) lasting up to
+# seconds; 5 s of timing spans several of them so one burst is a minority of the samples.
+# Fast cells (3 ms) get ~1600 samples in that time; slow ones (70 ms) are bounded by MIN_ITERS (~14 s).
+MIN_SECONDS = 5.0
+# A cell that cannot reach MIN_ITERS in 2 minutes (an engine fallen back to a slow path) is stopped
+# and marked ``stopped_early`` rather than stalling CI; its percentiles are then less stable.
+MAX_SECONDS = 120.0
+
+# Samples are stored in run files rounded to 0.1 microsecond: far below any latency that matters
+# here (>= 1 ms), and it keeps a committed run file about 2.5x smaller.
+SAMPLE_DECIMALS = 4
+
+MS_PER_S = 1000.0
+
+
+class MeasurementWarning(UserWarning):
+    """A measurement ended before the protocol's minimums were met (``MAX_SECONDS`` reached)."""
+
+
+def percentile(samples: Sequence[float], q: float) -> float:
+    """The ``q``-th percentile (0..100) by linear interpolation between order statistics.
+
+    Same definition as ``numpy.percentile``'s default (Hyndman & Fan type 7), so numbers agree with
+    what a user computes from the stored samples.
+    """
+    if not samples:
+        raise ValueError("percentile of no samples")
+    if not 0.0 <= q <= 100.0:
+        raise ValueError(f"percentile q must be in [0, 100], got {q}")
+    ordered = sorted(samples)
+    position = (len(ordered) - 1) * q / 100.0
+    lower = math.floor(position)
+    upper = min(lower + 1, len(ordered) - 1)
+    weight = position - lower
+    return ordered[lower] + (ordered[upper] - ordered[lower]) * weight
+
+
+def iqr(samples: Sequence[float]) -> float:
+    """Interquartile range (p75 - p25): the spread of the middle half, blind to a few stalls."""
+    return percentile(samples, 75.0) - percentile(samples, 25.0)
+
+
+@dataclass(frozen=True)
+class Latency:
+    """Per-iteration latency of one cell, in milliseconds. Build it with :meth:`from_samples`."""
+
+    samples_ms: tuple[float, ...]
+    mean_ms: float
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    std_ms: float  # sample standard deviation (n - 1); 0.0 for a single sample
+    n: int
+    fps: float  # 1000 / mean_ms: single-stream throughput, as the blog reports it
+    stopped_early: bool = False  # MAX_SECONDS ended the timing before MIN_ITERS / MIN_SECONDS
+
+    @classmethod
+    def from_samples(cls, samples_ms: Iterable[float], *, stopped_early: bool = False) -> "Latency":
+        samples = tuple(float(s) for s in samples_ms)
+        if not samples:
+            raise ValueError("Latency needs at least one sample")
+        if any(not math.isfinite(s) or s < 0.0 for s in samples):
+            raise ValueError("latency samples must be finite and non-negative")
+        n = len(samples)
+        mean = math.fsum(samples) / n
+        if mean <= 0.0:
+            raise ValueError("mean latency is zero: the clock did not advance")
+        std = math.sqrt(math.fsum((s - mean) ** 2 for s in samples) / (n - 1)) if n > 1 else 0.0
+        return cls(
+            samples_ms=samples,
+            mean_ms=mean,
+            p50_ms=percentile(samples, 50.0),
+            p90_ms=percentile(samples, 90.0),
+            p99_ms=percentile(samples, 99.0),
+            std_ms=std,
+            n=n,
+            fps=MS_PER_S / mean,
+            stopped_early=stopped_early,
+        )
+
+    @property
+    def iqr_ms(self) -> float:
+        return iqr(self.samples_ms)
+
+    def stats_ms(self) -> dict[str, float]:
+        """The summary statistics, as stored under ``latency_ms`` in a run file."""
+        return {"mean": self.mean_ms, "p50": self.p50_ms, "p90": self.p90_ms, "p99": self.p99_ms,
+                "std": self.std_ms}
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["samples_ms"] = list(self.samples_ms)
+        return data
+
+
+def measure(
+    fn: Callable[[], object],
+    *,
+    warmup_min_iters: int = WARMUP_MIN_ITERS,
+    warmup_min_seconds: float = WARMUP_MIN_SECONDS,
+    min_iters: int = MIN_ITERS,
+    min_seconds: float = MIN_SECONDS,
+    max_seconds: float = MAX_SECONDS,
+    clock: Callable[[], float] = time.perf_counter,
+) -> Latency:
+    """Time ``fn()`` by the protocol above; ``clock()`` returns seconds.
+
+    Warm-up runs until both ``warmup_min_iters`` calls and ``warmup_min_seconds`` have passed; its
+    calls are not recorded. Timing then runs until both ``min_iters`` samples and ``min_seconds`` of
+    timing are reached, or ``max_seconds`` have passed (then the result is ``stopped_early`` and a
+    :class:`MeasurementWarning` is issued). Each sample is one call, clock read just before and after.
+    """
+    if warmup_min_iters < 0 or min_iters < 1:
+        raise ValueError("need warmup_min_iters >= 0 and min_iters >= 1")
+    if max_seconds <= 0:
+        raise ValueError("max_seconds must be positive")
+
+    start = clock()
+    done = 0
+    while done < warmup_min_iters or clock() - start < warmup_min_seconds:
+        fn()
+        done += 1
+
+    gc.collect()  # collect warm-up garbage now rather than inside a timed call
+    samples: list[float] = []
+    start = clock()
+    while True:
+        elapsed = clock() - start
+        if len(samples) >= min_iters and elapsed >= min_seconds:
+            stopped_early = False
+            break
+        if elapsed >= max_seconds:
+            stopped_early = True
+            break
+        before = clock()
+        fn()
+        samples.append((clock() - before) * MS_PER_S)
+
+    if stopped_early:
+        warnings.warn(
+            f"measurement stopped at max_seconds={max_seconds:g} with {len(samples)} samples "
+            f"(protocol: >= {min_iters} samples and >= {min_seconds:g} s); percentiles are less stable",
+            MeasurementWarning,
+            stacklevel=2,
+        )
+    if not samples:  # max_seconds elapsed before the first timed call (only with a broken clock)
+        raise RuntimeError("no samples recorded: max_seconds elapsed before the first call")
+    return Latency.from_samples(samples, stopped_early=stopped_early)
+
+
+def protocol() -> dict[str, float]:
+    """The protocol constants, for recording next to results."""
+    return {
+        "warmup_min_iters": WARMUP_MIN_ITERS,
+        "warmup_min_seconds": WARMUP_MIN_SECONDS,
+        "min_iters": MIN_ITERS,
+        "min_seconds": MIN_SECONDS,
+        "max_seconds": MAX_SECONDS,
+        "batch": 1,
+        "streams": 1,
+    }
+
+
+# --- Naming the machine ---
+
+# Instruction sets that decide which kernels DeepSparse / OpenVINO / ORT pick (VNNI for INT8).
+ISA_FLAGS_OF_INTEREST = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_tile", "amx_int8", "asimd", "sve")
+
+# /proc/cpuinfo spells the model differently per architecture (x86; ARM boards, after the processor
+# blocks; MIPS; POWER, s390).
+_CPUINFO_MODEL_KEYS = ("model name", "Model", "cpu model", "Processor", "cpu")
+
+
+def parse_cpuinfo(text: str) -> tuple[str | None, list[str]]:
+    """(CPU model, flags of interest) from the text of /proc/cpuinfo; the first value of each key wins."""
+    fields: dict[str, str] = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition(":")
+        if sep:
+            fields.setdefault(key.strip(), value.strip())
+    model = next((fields[k] for k in _CPUINFO_MODEL_KEYS if fields.get(k)), None)
+    flags = set((fields.get("flags") or fields.get("Features") or "").split())
+    return model, [flag for flag in ISA_FLAGS_OF_INTEREST if flag in flags]
+
+
+def _memory_total_bytes() -> int | None:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return int(line.split()[1]) * 1024  # the kernel reports kB
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def machine_info() -> dict:
+    """What names the machine in every result: CPU model, cores, usable cores, memory, ISA flags."""
+    try:
+        model, isa = parse_cpuinfo(Path("/proc/cpuinfo").read_text())
+    except OSError:
+        model, isa = None, []
+    try:
+        usable = len(os.sched_getaffinity(0))  # what this process may run on (taskset, cgroups)
+    except AttributeError:  # not on Linux
+        usable = os.cpu_count()
+    return {
+        "cpu_model": model or platform.processor() or platform.machine() or "unknown",
+        "logical_cores": os.cpu_count(),
+        "usable_cores": usable,
+        "memory_total_bytes": _memory_total_bytes(),
+        "isa": isa,
+        "arch": platform.machine(),
+        "system": platform.system(),
+        "python": platform.python_version(),
+    }

@@ -1,0 +1,210 @@
+"""Training with ultralytics' trainer, sparsified by a SparseML recipe hooked into it.
+
+``RecipeTrainer`` is ultralytics' ``DetectionTrainer`` with:
+
+- the model built from a model YAML dict and initialised from a parent's state_dict (never a download);
+- SparseML's ``ScheduledModifierManager`` wrapped around the trainer's grad scaler, so that the recipe
+  sees every optimizer step. ``nbs`` is set to the batch size, so ultralytics' gradient accumulation is
+  always 1 and the recipe's epochs and steps are exactly the trainer's (no emulated steps needed);
+- the EMA multiplied by the pruning masks at the end of every epoch (ultralytics saves and validates
+  the EMA, whose pruned entries would otherwise shrink towards, but never reach, zero);
+- during quantization-aware training the EMA is switched off and the live model is validated
+  (SparseML's own integration did the same: an EMA of fake-quant observers is meaningless);
+- our own checkpoint (state_dicts + recipe + epoch) written atomically after every epoch, because
+  ``torch.save`` of a SparseML QAT model fails, and resumption from it;
+- no fused final evaluation (fusing a QAT-wrapped model fails): the last epoch's validation of the
+  exact weights we keep is the one recorded.
+
+Must not: download anything, touch the artifact store (the builder does), or change global state
+other than through ``yolobench.shims``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from yolobench import offline, shims
+
+offline.apply()
+
+from ultralytics.models.yolo.detect import DetectionTrainer  # noqa: E402
+from ultralytics.nn.tasks import DetectionModel  # noqa: E402
+
+CHECKPOINT_NAME = "checkpoint.pt"
+
+
+def _atomic_torch_save(obj: Any, path: Path) -> None:
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+class RecipeTrainer(DetectionTrainer):
+    """DetectionTrainer driven by a SparseML recipe (or none, for dense training)."""
+
+    def __init__(
+        self,
+        overrides: dict,
+        *,
+        model_cfg: dict,
+        init_state: dict | None = None,
+        recipe_text: str | None = None,
+        recipe_variables: dict | None = None,
+        parent_recipe: tuple[str, dict] | None = None,
+        checkpoint_dir: Path,
+        progress: Callable[[dict], None] | None = None,
+    ):
+        shims.apply()
+        offline.configure_ultralytics()
+        self.model_cfg = model_cfg
+        self.init_state = init_state
+        self.recipe_text = recipe_text
+        self.recipe_variables = recipe_variables or {}
+        # A quantized parent (sparse transfer): its QAT structure is rebuilt before its weights load.
+        self.parent_recipe = parent_recipe
+        self.checkpoint_dir = Path(checkpoint_dir)
+        self.progress = progress
+        self.manager = None
+        self._resume_state: dict | None = None
+        overrides = dict(overrides)
+        overrides["nbs"] = overrides["batch"]  # accumulate == 1: recipe steps == optimizer steps
+        overrides.setdefault("plots", False)
+        overrides.setdefault("amp", False)
+        overrides["model"] = "yolobench-recipe-model.yaml"  # never used to load: get_model builds it
+        super().__init__(overrides=overrides)
+        if self.recipe_text:
+            from sparseml.pytorch.optim import ScheduledModifierManager
+
+            self.manager = ScheduledModifierManager.from_yaml(self.recipe_text,
+                                                              recipe_variables=self.recipe_variables)
+            # The trainer's epoch count must equal the recipe's before anything is scheduled.
+            self.epochs = self.args.epochs = int(math.ceil(self.manager.max_epochs))
+        self.add_callback("on_train_epoch_start", RecipeTrainer._on_epoch_start)
+        self.add_callback("on_train_epoch_end", RecipeTrainer._on_epoch_end)
+        self.add_callback("on_fit_epoch_end", RecipeTrainer._on_fit_epoch_end)
+
+    # --- model -------------------------------------------------------------------------------------
+    def get_model(self, cfg=None, weights=None, verbose=False):
+        model = DetectionModel(self.model_cfg, nc=self.data["nc"], ch=3, verbose=False)
+        model = self.set_model_names_for_load(model) if hasattr(self, "set_model_names_for_load") else model
+        if self.parent_recipe is not None:
+            from sparseml.pytorch.optim import ScheduledModifierManager
+
+            model.train()
+            ScheduledModifierManager.from_yaml(self.parent_recipe[0], recipe_variables=self.parent_recipe[1]
+                                               ).apply_structure(model, epoch=float("inf"))
+        if self.init_state is not None:
+            model.load_state_dict(self.init_state, strict=True)
+        ckpt_path = self.checkpoint_dir / CHECKPOINT_NAME
+        if ckpt_path.exists():
+            state = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+            if self.manager is not None:
+                # QAT structure must exist before its weights and observers are loaded.
+                self.manager.apply_structure(model, epoch=state["epoch"] + 1)
+            model.load_state_dict(state["model"], strict=True)
+            self._resume_state = state
+        return model
+
+    def resume_training(self, ckpt):  # ultralytics' resume reads its own format; ours is above
+        state = self._resume_state
+        self.start_epoch = 0
+        if state is None:
+            return
+        self.start_epoch = state["epoch"] + 1
+        self.best_fitness = state.get("best_fitness")
+        self.optimizer.load_state_dict(state["optimizer"])
+        if state.get("ema") is not None:
+            self.ema.ema.load_state_dict(state["ema"])
+            self.ema.updates = state["updates"]
+
+    def _setup_train(self):
+        super()._setup_train()
+        if self.manager is not None:
+            self.scaler = self.manager.modify(
+                self.model,
+                self.optimizer,
+                steps_per_epoch=len(self.train_loader),
+                epoch=float(self.start_epoch),
+                wrap_optim=self.scaler,
+            )
+
+    # --- recipe bookkeeping --------------------------------------------------------------------------
+    def qat_active(self, epoch: float | None = None) -> bool:
+        epoch = self.epoch if epoch is None else epoch
+        if self.parent_recipe is not None:
+            return True
+        return bool(self.manager is not None and self.manager.quantization_modifiers
+                    and self.manager.qat_active(epoch=epoch))
+
+    def _on_epoch_start(self):
+        if self.parent_recipe is not None:
+            self._inherited_qat_schedule()
+        if self.qat_active():
+            # An EMA of fake-quant observers is meaningless: train and validate the live model.
+            self.ema.enabled = False
+            self.ema.ema = self.model
+
+    def _inherited_qat_schedule(self):
+        """QAT inherited from the parent: observers learn the new domain's ranges, then freeze.
+
+        The parent's recipe froze observers and BN statistics for its last epoch; a transfer run
+        re-enables them and freezes them again for its own last epoch, as the QAT recipes do.
+        """
+        from torch.ao.quantization import disable_observer, enable_observer
+        from torch.ao.nn.intrinsic.qat import freeze_bn_stats, update_bn_stats
+
+        last = self.epoch >= self.epochs - 1
+        self.model.apply(disable_observer if last else enable_observer)
+        self.model.apply(freeze_bn_stats if last else update_bn_stats)
+
+    def _on_epoch_end(self):
+        """Mask the EMA with the live model's zeros so that what is validated and saved is sparse."""
+        if self.manager is None or not self.manager.pruning_modifiers or not self.ema.enabled:
+            return
+        live = dict(self.model.named_parameters())
+        with torch.no_grad():
+            for name, param in self.ema.ema.named_parameters():
+                source = live.get(name)
+                if source is not None and param.dim() == 4:
+                    zeros = source == 0
+                    if zeros.any():
+                        param.masked_fill_(zeros, 0.0)
+
+    def final_model(self) -> torch.nn.Module:
+        """The weights that were validated last: live model under QAT, masked EMA otherwise."""
+        if not self.ema.enabled:
+            return self.model
+        return self.ema.ema
+
+    def save_model(self):
+        state = {
+            "epoch": self.epoch,
+            "model": self.final_model().state_dict() if not self.ema.enabled else self.model.state_dict(),
+            "ema": self.ema.ema.state_dict() if self.ema.enabled else None,
+            "updates": self.ema.updates,
+            "optimizer": self.optimizer.state_dict(),
+            "best_fitness": self.best_fitness,
+            "metrics": dict(self.metrics or {}),
+            "recipe": self.recipe_text,
+        }
+        self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
+        _atomic_torch_save(state, self.checkpoint_dir / CHECKPOINT_NAME)
+        return True
+
+    def _on_fit_epoch_end(self):
+        if self.progress is not None:
+            self.progress({"epoch": self.epoch + 1, "epochs": self.epochs, "metrics": dict(self.metrics or {})})
+
+    def final_eval(self):
+        # ultralytics re-validates best.pt fused; fusing a QAT model fails and we keep the last epoch,
+        # whose validation already ran on exactly the weights we keep.
+        return None
+
+    def finish(self) -> None:
+        if self.manager is not None:
+            self.manager.finalize(self.model)

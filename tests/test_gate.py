@@ -1,0 +1,367 @@
+"""The gate: the latency decision rule, the thresholds file, the run file, and `yolobench gate` end to end.
+
+Run files are built here from explicit samples through the same `cell_extra_info` the benchmarks use;
+tests/data/gate/ holds a run file written by pytest-benchmark itself and two broken ones.
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from yolobench import cli, gate
+from yolobench.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, UserError
+from yolobench.runfile import REFERENCE_CELL, cell_extra_info, load_run, run_document, write_run
+from yolobench.timer import Latency
+
+DATA = Path(__file__).parent / "data" / "gate"
+REPO_THRESHOLDS = Path(__file__).resolve().parents[1] / "results" / "thresholds.toml"
+CPU = "AMD EPYC test"
+N = 200  # samples per cell, as the protocol's MIN_ITERS
+FACTOR = gate.DEFAULT_LATENCY_FACTOR
+
+
+def tight(center_ms: float) -> list[float]:
+    """A quiet machine: samples within +-0.5% of the center."""
+    return [center_ms * (1 + 0.001 * (i % 11 - 5)) for i in range(N)]
+
+
+def spread(low_ms: float, high_ms: float) -> list[float]:
+    """A noisy machine: samples evenly spread over [low, high]."""
+    return [low_ms + (high_ms - low_ms) * i / (N - 1) for i in range(N)]
+
+
+def cell(name: str, samples: list[float], *, speedup: float | None = None, map50: float | None = None,
+         cpu: str = CPU, threads: int = 2, imgsz: int = 416) -> dict:
+    variant, engine = name.rsplit("-", 1)
+    info = cell_extra_info(
+        Latency.from_samples(samples), variant=variant, engine=engine, engine_version="1.0", threads=threads,
+        imgsz=imgsz, map50=map50, cpu_model=cpu,
+        fraction_of_supported_ops=1.0 if engine == "deepsparse" else None)
+    info["speedup_vs_reference"] = speedup
+    return info
+
+
+def write(tmp_path: Path, name: str, *cells: dict) -> Path:
+    return write_run(tmp_path / f"{name}.json", run_document(list(cells), commit={"id": name}))
+
+
+THRESHOLDS_HEADER = '[defaults]\nlatency_factor = 1.25\nsource = "test"\n'
+
+
+def thresholds(tmp_path: Path, text: str = "") -> Path:
+    path = tmp_path / "thresholds.toml"
+    path.write_text(THRESHOLDS_HEADER + text)
+    return path
+
+
+def gate_cli(capsys, *args) -> tuple[int, str, str]:
+    code = cli.main(["gate", *map(str, args)])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def row(out: str, cell_name: str, check: str) -> str:
+    """The table row of one check of one cell."""
+    rows = [line for line in out.splitlines() if line.startswith(cell_name + " ") and check in line]
+    assert len(rows) == 1, f"expected one '{check}' row for {cell_name} in:\n{out}"
+    return rows[0]
+
+
+# --- the latency decision rule (pure) ---
+
+
+def test_compare_latency_known_numbers():
+    result = gate.compare_latency([9.0, 10.0, 11.0], [19.0, 20.0, 21.0], factor=1.25)
+    assert (result.baseline_p50_ms, result.current_p50_ms) == (10.0, 20.0)
+    assert result.ratio == 2.0 and result.delta_ms == 10.0
+    assert result.noise_ms == 1.0  # (IQR 1 + IQR 1) / 2
+    assert result.regressed
+
+
+def test_beyond_factor_but_within_noise_is_not_a_regression():
+    result = gate.compare_latency(spread(5.0, 15.0), spread(6.5, 19.5), factor=1.25)
+    assert result.ratio == pytest.approx(1.3) and result.beyond_factor
+    assert result.noise_ms == pytest.approx((5.0 + 6.5) / 2)  # IQR of a uniform spread: half its width
+    assert not result.beyond_noise and not result.regressed
+
+
+def test_beyond_noise_but_within_factor_is_not_a_regression():
+    result = gate.compare_latency(tight(10.0), tight(11.0), factor=1.25)
+    assert result.beyond_noise and not result.beyond_factor and not result.regressed
+
+
+def test_faster_is_not_a_regression():
+    assert not gate.compare_latency(tight(10.0), tight(5.0)).regressed
+
+
+@given(st.lists(st.floats(min_value=0.1, max_value=1e3, allow_nan=False), min_size=1, max_size=50),
+       st.floats(min_value=0.1, max_value=FACTOR))
+def test_a_slowdown_within_the_factor_never_fails(samples, scale):
+    assert not gate.compare_latency(samples, [s * scale for s in samples], FACTOR).regressed
+
+
+# --- `yolobench gate` end to end ---
+
+
+@pytest.fixture
+def base(tmp_path):
+    return write(tmp_path, "baseline",
+                 cell(REFERENCE_CELL, tight(10.0), speedup=1.0, map50=0.40),
+                 cell("pruned_quant-deepsparse", tight(4.0), speedup=2.5, map50=0.38))
+
+
+def test_latency_regression_fails_naming_the_cell(tmp_path, base, capsys):
+    current = write(tmp_path, "current",
+                    cell(REFERENCE_CELL, tight(10.0), speedup=1.25, map50=0.40),
+                    cell("pruned_quant-deepsparse", tight(8.0), speedup=1.25, map50=0.38))
+    code, out, _ = gate_cli(capsys, "--current", current, "--baseline", base, "--thresholds", thresholds(tmp_path))
+    assert code == EXIT_FAILED
+    assert "FAIL" in row(out, "pruned_quant-deepsparse", "latency p50")
+    assert "FAIL" not in row(out, REFERENCE_CELL, "latency p50")
+    assert "FAILED" in out.splitlines()[-1] and "pruned_quant-deepsparse" in out.splitlines()[-1]
+
+
+def test_improvement_passes(tmp_path, base, capsys):
+    current = write(tmp_path, "current",
+                    cell(REFERENCE_CELL, tight(10.0), speedup=1.0, map50=0.40),
+                    cell("pruned_quant-deepsparse", tight(2.0), speedup=5.0, map50=0.38))
+    code, out, _ = gate_cli(capsys, "--current", current, "--baseline", base, "--thresholds", thresholds(tmp_path))
+    assert code == EXIT_OK
+    assert " ok " in row(out, "pruned_quant-deepsparse", "latency p50")
+    assert "gate: passed" in out
+
+
+def test_noisy_slowdown_within_noise_passes(tmp_path, capsys):
+    baseline = write(tmp_path, "baseline", cell("pruned-deepsparse", spread(5.0, 15.0)))
+    current = write(tmp_path, "current", cell("pruned-deepsparse", spread(6.5, 19.5)))  # 1.3x mean and p50
+    code, out, _ = gate_cli(capsys, "--current", current, "--baseline", baseline,
+                            "--thresholds", thresholds(tmp_path))
+    assert code == EXIT_OK
+    line = row(out, "pruned-deepsparse", "latency p50")
+    assert "within noise" in line and "1.30" in line
+
+
+def test_missing_cell_fails_naming_it(tmp_path, base, capsys):
+    current = write(tmp_path, "current", cell(REFERENCE_CELL, tight(10.0), speedup=1.0, map50=0.40))
+    code, out, _ = gate_cli(capsys, "--current", current, "--baseline", base, "--thresholds", thresholds(tmp_path))
+    assert code == EXIT_FAILED
+    line = row(out, "pruned_quant-deepsparse", "present")
+    assert "missing" in line and "FAIL" in line
+    assert "pruned_quant-deepsparse (present)" in out.splitlines()[-1]
+
+
+def test_cell_with_floors_missing_without_baseline_fails(tmp_path, capsys):
+    current = write(tmp_path, "current", cell(REFERENCE_CELL, tight(10.0), speedup=1.0))
+    limits = thresholds(tmp_path, '[cells."pruned-openvino"]\nspeedup_floor = 1.1\nsource = "test"\n')
+    code, out, _ = gate_cli(capsys, "--current", current, "--thresholds", limits)
+    assert code == EXIT_FAILED
+    assert "has floors in thresholds" in row(out, "pruned-openvino", "present")
+
+
+def test_map50_below_floor_fails_naming_the_cell(tmp_path, capsys):
+    current = write(tmp_path, "current",
+                    cell(REFERENCE_CELL, tight(10.0), speedup=1.0, map50=0.40),
+                    cell("oneshot-openvino", tight(6.0), speedup=1.6, map50=0.21))
+    limits = thresholds(tmp_path, '[cells."oneshot-openvino"]\nmap50_floor = 0.35\nsource = "test"\n')
+    code, out, _ = gate_cli(capsys, "--current", current, "--thresholds", limits)
+    assert code == EXIT_FAILED
+    line = row(out, "oneshot-openvino", "map50")
+    assert "FAIL" in line and "0.210" in line and ">= 0.350" in line
+    assert "oneshot-openvino (map50)" in out.splitlines()[-1]
+    assert "no floor" in row(out, REFERENCE_CELL, "map50")
+
+
+def test_speedup_below_floor_fails_naming_the_cell(tmp_path, capsys):
+    current = write(tmp_path, "current",
+                    cell(REFERENCE_CELL, tight(10.0), speedup=1.0),
+                    cell("pruned_quant-deepsparse", tight(7.0), speedup=1.43))
+    limits = thresholds(tmp_path, '[cells."pruned_quant-deepsparse"]\nspeedup_floor = 2.0\nsource = "test"\n')
+    code, out, _ = gate_cli(capsys, "--current", current, "--thresholds", limits)
+    assert code == EXIT_FAILED
+    line = row(out, "pruned_quant-deepsparse", "speedup")
+    assert "FAIL" in line and "1.43" in line and ">= 2.00" in line and "0.71" in line  # ratio 1.43 / 2.0
+    assert "pruned_quant-deepsparse (speedup)" in out.splitlines()[-1]
+
+
+def test_speedup_not_recorded_fails_when_a_floor_exists(tmp_path, capsys):
+    current = write(tmp_path, "current", cell("pruned_quant-deepsparse", tight(4.0), speedup=None))
+    limits = thresholds(tmp_path, '[cells."pruned_quant-deepsparse"]\nspeedup_floor = 2.0\nsource = "test"\n')
+    code, out, _ = gate_cli(capsys, "--current", current, "--thresholds", limits)
+    assert code == EXIT_FAILED
+    assert "reference cell" in row(out, "pruned_quant-deepsparse", "speedup")
+
+
+def test_cells_without_floors_are_reported_not_invented(tmp_path, capsys):
+    current = write(tmp_path, "current", cell("pruned-deepsparse", tight(5.0), speedup=2.0, map50=0.3))
+    code, out, _ = gate_cli(capsys, "--current", current, "--thresholds", thresholds(tmp_path))
+    assert code == EXIT_OK
+    assert "no floor" in row(out, "pruned-deepsparse", "speedup")
+    assert "no floor" in row(out, "pruned-deepsparse", "map50")
+    assert "no baseline" in row(out, "pruned-deepsparse", "latency p50")
+
+
+def test_latency_on_another_cpu_is_not_compared(tmp_path, capsys):
+    baseline = write(tmp_path, "baseline", cell("pruned-deepsparse", tight(5.0), cpu="Intel i9-11900"))
+    current = write(tmp_path, "current", cell("pruned-deepsparse", tight(15.0)))
+    code, out, _ = gate_cli(capsys, "--current", current, "--baseline", baseline,
+                            "--thresholds", thresholds(tmp_path))
+    assert code == EXIT_OK
+    assert "different CPU" in row(out, "pruned-deepsparse", "latency p50")
+
+
+def test_per_cell_latency_factor_overrides_the_default(tmp_path, capsys):
+    baseline = write(tmp_path, "baseline", cell("pruned-openvino", tight(10.0)))
+    current = write(tmp_path, "current", cell("pruned-openvino", tight(14.0)))
+    limits = thresholds(tmp_path, '[cells."pruned-openvino"]\nlatency_factor = 1.5\nsource = "test"\n')
+    code, out, _ = gate_cli(capsys, "--current", current, "--baseline", baseline, "--thresholds", limits)
+    assert code == EXIT_OK
+    assert "(1.5x" in row(out, "pruned-openvino", "latency p50")
+
+
+# --- unreadable input: exit 2, one line, no traceback ---
+
+
+def bad_input(tmp_path: Path) -> dict[str, tuple[list, str]]:
+    good = write(tmp_path, "good", cell(REFERENCE_CELL, tight(10.0), speedup=1.0))
+    bad_toml = tmp_path / "bad.toml"
+    bad_toml.write_text("[defaults\nlatency_factor = 1.25\n")
+    unsourced = thresholds(tmp_path, '[cells."pruned-openvino"]\nspeedup_floor = 1.1\n')
+    misspelt = tmp_path / "misspelt.toml"
+    misspelt.write_text(THRESHOLDS_HEADER + '[cells."pruned-openvino"]\nspeedup_flor = 1.1\nsource = "x"\n')
+    return {
+        "missing run": (["--current", tmp_path / "nope.json"], "nope.json"),
+        "truncated JSON": (["--current", DATA / "truncated.json"], "not valid JSON"),
+        "missing key": (["--current", DATA / "missing_p90.json"], "p90"),
+        "missing baseline": (["--current", good, "--baseline", tmp_path / "gone.json"], "gone.json"),
+        "bad TOML": (["--current", good, "--thresholds", bad_toml], "not valid TOML"),
+        "missing thresholds": (["--current", good, "--thresholds", tmp_path / "none.toml"], "none.toml"),
+        "number without source": (["--current", good, "--thresholds", unsourced], "source"),
+        "misspelt key": (["--current", good, "--thresholds", misspelt], "speedup_flor"),
+    }
+
+
+@pytest.mark.parametrize("case", ["missing run", "truncated JSON", "missing key", "missing baseline", "bad TOML",
+                                  "missing thresholds", "number without source", "misspelt key"])
+def test_unreadable_input_exits_2_with_one_line(tmp_path, capsys, case):
+    args, named = bad_input(tmp_path)[case]
+    code, out, err = gate_cli(capsys, *args)
+    assert code == EXIT_BAD_INPUT
+    assert out == ""
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert err.startswith("yolobench gate: error: ") and named in err
+
+
+# --- the run file ---
+
+
+def test_pytest_benchmark_output_loads():
+    run = load_run(DATA / "pytest_benchmark_run.json")
+    assert set(run.cells) == {REFERENCE_CELL, "pruned_quant-deepsparse"}
+    pq = run.cells["pruned_quant-deepsparse"]
+    assert (pq.variant, pq.engine, pq.threads, pq.imgsz, pq.batch) == ("pruned_quant", "deepsparse", 2, 416, 1)
+    assert pq.fraction_of_supported_ops == 1.0 and pq.map50 == 0.398
+    assert pq.latency.n == 20 and pq.speedup_vs_reference == pytest.approx(10.2 / 4.1)
+    assert pq.benchmark.endswith("test_latency[pruned_quant-deepsparse]")
+
+
+def test_cell_extra_info_round_trips_through_a_run_file(tmp_path):
+    latency = Latency.from_samples([3.123456789, 3.2, 2.9, 3.05])
+    info = cell_extra_info(latency, variant="pruned", engine="openvino", engine_version="2026.4.1", threads=2,
+                           imgsz=416, reference_latency=Latency.from_samples([6.1, 6.2]), map50=0.3,
+                           cpu_model=CPU)
+    assert info["cell"] == "pruned-openvino" and info["reference_cell"] == REFERENCE_CELL
+    assert "fraction_of_supported_ops" not in info  # only engines with a fallback record it
+    loaded = load_run(write(tmp_path, "run", info)).cells["pruned-openvino"]
+    assert loaded.latency.p50_ms == pytest.approx(latency.p50_ms, abs=1e-4)  # samples stored to 0.1 us
+    assert loaded.speedup_vs_reference == pytest.approx(6.15 / latency.p50_ms)
+    assert loaded.cpu_model == CPU and loaded.map50 == 0.3
+
+
+def test_deepsparse_cell_must_record_fraction_of_supported_ops():
+    with pytest.raises(ValueError, match="fraction_of_supported_ops"):
+        cell_extra_info(Latency.from_samples([1.0]), variant="dense", engine="deepsparse", engine_version="1.8.0",
+                        threads=2, imgsz=416, cpu_model=CPU)
+
+
+def test_benchmarks_without_a_cell_are_ignored(tmp_path):
+    doc = run_document([cell(REFERENCE_CELL, tight(10.0))])
+    doc["benchmarks"].append({"name": "test_letterbox", "extra_info": {}, "stats": {}})
+    assert set(load_run(write_run(tmp_path / "run.json", doc)).cells) == {REFERENCE_CELL}
+
+
+def broken(tmp_path: Path, edit) -> Path:
+    info = cell(REFERENCE_CELL, tight(10.0), speedup=1.0)
+    edit(info)
+    return write(tmp_path, "broken", info)
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda i: i["latency_ms"].update(p50=1.0), "does not match its samples_ms"),
+    (lambda i: i.update(fps=1.0), "fps"),
+    (lambda i: i.update(samples_ms=[]), "samples_ms"),
+    (lambda i: i.update(threads="2"), "threads"),
+    (lambda i: i.update(map50=1.5), "map50"),
+    (lambda i: i.pop("engine_version"), "engine_version"),
+])
+def test_invalid_cells_name_the_file_cell_and_field(tmp_path, edit, message):
+    path = broken(tmp_path, edit)
+    with pytest.raises(UserError, match=message) as err:
+        load_run(path)
+    assert str(path) in str(err.value) and REFERENCE_CELL in str(err.value)
+
+
+def test_duplicate_cells_are_rejected(tmp_path):
+    doc = run_document([cell(REFERENCE_CELL, tight(10.0)), cell(REFERENCE_CELL, tight(11.0))])
+    with pytest.raises(UserError, match="appears twice"):
+        load_run(write_run(tmp_path / "run.json", doc))
+
+
+def test_a_run_without_cells_is_rejected(tmp_path):
+    path = tmp_path / "empty.json"
+    path.write_text(json.dumps({"benchmarks": []}))
+    with pytest.raises(UserError, match="no benchmark cells"):
+        load_run(path)
+
+
+# --- thresholds ---
+
+
+def test_committed_thresholds_file_is_valid():
+    limits = gate.load_thresholds(REPO_THRESHOLDS)
+    assert limits.latency_factor >= 1.0 and "provisional" in limits.source
+    for name, cell_limits in limits.cells.items():
+        assert cell_limits.source.strip(), name
+
+
+def test_suggest_writes_floors_from_a_run(tmp_path, capsys):
+    run = write(tmp_path, "committed",
+                cell(REFERENCE_CELL, tight(10.0), speedup=1.0, map50=0.40),
+                cell("pruned_quant-deepsparse", tight(4.0), speedup=2.5, map50=0.38),
+                cell("oneshot-openvino", tight(6.0), speedup=1.6))
+    code, out, _ = gate_cli(capsys, "--suggest", run, "--thresholds", thresholds(tmp_path))
+    assert code == EXIT_OK
+    suggested = tomllib.loads(out)
+    pq = suggested["cells"]["pruned_quant-deepsparse"]
+    assert pq["speedup_floor"] == 1.75  # 2.5 x 0.7
+    assert pq["map50_floor"] == 0.342  # 0.38 x 0.9
+    assert "committed.json" in pq["source"]
+    oneshot = suggested["cells"]["oneshot-openvino"]
+    assert oneshot["speedup_floor"] == 1.12 and "map50_floor" not in oneshot  # 1.6 x 0.7, rounded down
+    assert "speedup_floor" not in suggested["cells"][REFERENCE_CELL]  # 1.0 by definition
+    (tmp_path / "suggested.toml").write_text(out)
+    assert gate.load_thresholds(tmp_path / "suggested.toml").cells["pruned_quant-deepsparse"].speedup_floor == 1.75
+
+
+def test_suggest_survives_an_emptied_thresholds_file(tmp_path, capsys):
+    run = write(tmp_path, "committed", cell("pruned-openvino", tight(4.0), speedup=2.0))
+    emptied = tmp_path / "thresholds.toml"
+    emptied.write_text("")  # what `--suggest RUN > thresholds.toml` does before we read it
+    code, out, err = gate_cli(capsys, "--suggest", run, "--thresholds", emptied)
+    assert code == EXIT_OK and "built-in" in err
+    assert tomllib.loads(out)["defaults"]["latency_factor"] == gate.DEFAULT_LATENCY_FACTOR
