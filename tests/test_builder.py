@@ -45,6 +45,15 @@ def test_offline_tiny_training_and_export(store, no_network):
     assert 0.0 <= meta["metrics"]["map50"] <= 1.0
 
 
+def test_offline_yolov5n_trains_a_few_epochs(store, no_network):
+    """Issue 2: a tiny yolov5n training run on the built-in data works offline inside the suite."""
+    messages: list[str] = []
+    artifact = builder.build("v5n_hardswish", PROFILE, store=store, progress=messages.append)
+    assert no_network == []
+    assert [m for m in messages if "] epoch " in m][-1].endswith("epoch 3/3")
+    assert artifact.meta["parameters"] < 3_000_000  # yolov5n
+
+
 def test_second_build_is_cached(store, monkeypatch):
     first = builder.build("dense", PROFILE, store=store)
 

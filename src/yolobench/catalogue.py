@@ -179,7 +179,7 @@ CATALOGUE: dict[str, VariantSpec] = {
             description="yolov5n with every activation Hardswish, trained dense from scratch",
             model="recipes/v5n_hardswish.model.yaml",
             train_args=_ro({"smoke": {"epochs": 30, "optimizer": "AdamW", "lr0": 0.003},
-                            "full": {"epochs": 150}, "tiny": {"epochs": 1}}),
+                            "full": {"epochs": 150}, "tiny": {"epochs": 3}}),
         ),
         VariantSpec(
             name="v5n_hardswish_pq",

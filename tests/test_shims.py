@@ -1,0 +1,92 @@
+"""Every shim in yolobench.shims: still needed (the upstream bug is there) and still working.
+
+When a dependency upgrade fixes a bug, the "needed" test fails: delete the shim and its tests.
+When a shim stops working, the "works" test fails.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn as nn
+
+from yolobench import shims
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _shims_applied():
+    shims.apply()
+
+
+def _legacy_qat_recipe(submodules: list[str]) -> str:
+    return ("version: 1.1.0\nmodifiers:\n  - !QuantizationModifier\n    start_epoch: 0.0\n"
+            f"    submodules: [{', '.join(submodules)}]\n")
+
+
+# 1. QConfig slots -------------------------------------------------------------------------------
+def test_qconfig_shim_still_needed():
+    assert shims.qconfig_shim_needed(), "torch's QConfig accepts attributes again: delete shim 1"
+
+
+def test_qconfig_shim_works_for_sparseml_scheme_modifier():
+    """sparseml's (non-legacy) QuantizationModifier sets quantization_scheme on QConfigs."""
+    from sparseml.pytorch.optim import ScheduledModifierManager
+
+    model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.ReLU())
+    recipe = ("version: 1.1.0\nmodifiers:\n  - !QuantizationModifier\n    start_epoch: 0.0\n"
+              "    scheme_overrides: {}\n")
+    ScheduledModifierManager.from_yaml(recipe).apply_structure(model, epoch=float("inf"))
+    assert any("FakeQuantize" in type(m).__name__ for m in model.modules())
+    q = torch.quantization.QConfig(activation=nn.Identity, weight=nn.Identity)
+    q.quantization_scheme = "set"  # what sparseml does; raises without the shim
+    assert isinstance(q, torch.ao.quantization.QConfig)
+
+
+# 2. QuantWrapper hides m.f / m.i ----------------------------------------------------------------
+def test_quantwrapper_shim_still_needed():
+    import torch.ao.quantization as aoq
+
+    inner = nn.Identity()
+    inner.f = -1
+    wrapper = aoq.QuantWrapper(inner)
+    # our forwarding answers now; the probe checks the un-shimmed nn.Module lookup fails
+    with pytest.raises(AttributeError):
+        nn.Module.__getattr__(wrapper, "f")
+    assert shims.quantwrapper_shim_needed()
+
+
+def test_quantwrapper_shim_lets_ultralytics_run_a_qat_model():
+    from sparseml.pytorch.optim import ScheduledModifierManager
+    from ultralytics.nn.tasks import DetectionModel
+
+    model = DetectionModel("yolov5nu.yaml", nc=3, verbose=False)
+    model.train()
+    recipe = _legacy_qat_recipe([f"model.{i}" for i in range(24)])
+    ScheduledModifierManager.from_yaml(recipe).apply_structure(model, epoch=float("inf"))
+    assert any(type(m).__name__ == "QuantWrapper" for m in model.modules())
+    model.eval()
+    out = model(torch.zeros(1, 3, 64, 64))  # reads m.f / m.i through the wrappers
+    assert out[0].shape[1] == 4 + 3
+
+
+# 3. torch.onnx.export defaults to dynamo ----------------------------------------------------------
+def test_dynamo_default_shim_still_needed():
+    assert shims.dynamo_default_shim_needed(), "torch.onnx.export no longer defaults to dynamo: delete shim 3"
+
+
+def test_torchscript_export_context_exports_a_qat_model(tmp_path):
+    from sparseml.pytorch.optim import ScheduledModifierManager
+    from sparseml.pytorch.utils import ModuleExporter
+
+    model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.ReLU(), nn.Conv2d(8, 4, 1))
+    model.train()
+    recipe = _legacy_qat_recipe(['"0"', '"1"', '"2"', '"3"'])
+    ScheduledModifierManager.from_yaml(recipe).apply_structure(model, epoch=float("inf"))
+    model.eval()
+    model(torch.rand(2, 3, 16, 16))
+    exporter = ModuleExporter(model, output_dir=str(tmp_path))
+    original = torch.onnx.export
+    with shims.torchscript_onnx_export():
+        exporter.export_onnx(torch.rand(1, 3, 16, 16), name="qat.onnx", convert_qat=True)
+    assert torch.onnx.export is original  # scoped: restored afterwards
+    assert (tmp_path / "qat.onnx").stat().st_size > 0
