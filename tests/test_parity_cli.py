@@ -90,6 +90,24 @@ def test_an_identical_copy_agrees(tiny, tmp_path, capfd):
     assert "onnxruntime: " in out and "0 (tol 0.0032)" in out
 
 
+def test_an_engine_that_cannot_run_is_listed_with_its_reason(tiny, capfd, monkeypatch):
+    from yolobench.engines.openvino_engine import OpenVinoEngine
+
+    monkeypatch.setattr(OpenVinoEngine, "available", lambda self: (False, "openvino is not installed"))
+    code, out, _ = run_cli(capfd, "--model", tiny.onnx, "--engines", "onnxruntime", "openvino", "deepsparse",
+                           "--threads", THREADS)
+    row = next(line for line in out.splitlines() if line.startswith("openvino "))
+    assert "skipped: openvino is not installed" in row
+    assert "vs openvino" not in out and "openvino vs" not in out
+    assert code == (0 if len(set(available_onnx_engines()) - {"openvino"}) >= 2 else 1), out
+
+
+def test_no_pair_of_engines_means_no_parity(tiny, capfd):
+    code, out, _ = run_cli(capfd, "--model", tiny.onnx, "--engines", "torch", "onnxruntime", "--threads", THREADS)
+    assert code == 1
+    assert out.splitlines()[-1] == "parity not established: no pair of engines could run this model"
+
+
 def _onnx_with_input(path, elem_type, shape):
     x = helper.make_tensor_value_info("images", elem_type, shape)
     y = helper.make_tensor_value_info("out", elem_type, shape)

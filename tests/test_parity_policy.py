@@ -7,7 +7,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from yolobench.parity import (POLICY, DetectionPolicy, RawPolicy, Tolerance, compare_accuracy, compare_detections,
+from yolobench.parity import (POLICY, DetectionPolicy, Tolerance, compare_accuracy, compare_detections,
                               compare_raw, map50, mean_ap, raw_policy_for, side_from_anchors)
 from yolobench.processing import Detections
 

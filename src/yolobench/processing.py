@@ -93,7 +93,7 @@ def letterbox(img_bgr: np.ndarray, size: int | Sequence[int], stride: int = 32) 
     # The scale per axis is what the resize did (new/old), not the nominal ratio: rounding new_w and
     # new_h makes them differ by up to half an input pixel over the image, which the nominal ratio
     # (ultralytics' scale_boxes) would turn into several original pixels on a strongly downscaled image.
-    info = LetterboxInfo(scale=(ratio, ratio), pad=(float(left), float(top)), orig_shape=(h, w),
+    info = LetterboxInfo(scale=(new_w / w, new_h / h), pad=(float(left), float(top)), orig_shape=(h, w),
                          input_shape=(out_h, out_w))
     return chw, info
 

@@ -216,7 +216,7 @@ def resolve_onnx(model: Any, preferred: Sequence[str], form: str | None = None,
         return spec, spec.form
     if not hasattr(model, "onnx_path"):
         raise EngineUnsupported(f"{type(model).__name__} has no ONNX form (no onnx_path())")
-    hw = _as_hw(imgsz)
+    hw = as_hw(imgsz)
     side = None if hw is None else (hw[0] if hw[0] == hw[1] else None)  # artifacts keep square exports
     for candidate in ([form] if form is not None else preferred):
         path = _artifact_onnx(model, candidate, side)
@@ -238,7 +238,7 @@ class Geometry:
         return (self.batch, 3, *self.imgsz)
 
 
-def _as_hw(imgsz: int | Sequence[int] | None) -> tuple[int, int] | None:
+def as_hw(imgsz: int | Sequence[int] | None) -> tuple[int, int] | None:
     if imgsz is None:
         return None
     if isinstance(imgsz, (int, np.integer)):
@@ -251,7 +251,7 @@ def resolve_geometry(spec: ModelSpec, batch: int, imgsz: int | Sequence[int] | N
     """Batch and image size for a session: the model's static ones, or the requested ones where dynamic."""
     if batch < 1:
         raise UserError(f"batch must be at least 1, got {batch}")
-    requested = _as_hw(imgsz)
+    requested = as_hw(imgsz)
     static = spec.static_imgsz
     if static is not None:
         if requested is not None and requested != static:

@@ -3,7 +3,7 @@
 Takes an artifact with ``load_torch()`` (or a ``torch.nn.Module`` directly) returning the eval-mode
 detection model; an ultralytics ``DetectionModel`` returns ``(raw, features)`` in eval mode, of which the
 raw head output is kept. A bare ONNX file has no PyTorch graph: :class:`EngineUnsupported`.
-Threads: ``torch.set_num_threads`` (process-wide in torch, so it is set again before every run).
+Threads: ``torch.set_num_threads`` (process-wide in torch, so it is checked again before every run).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from yolobench.engines.base import FORM_TORCH, Engine, EngineUnsupported, Geometry, Session, _as_hw
+from yolobench.engines.base import FORM_TORCH, Engine, EngineUnsupported, Geometry, Session, as_hw
 from yolobench.errors import UserError
 
 
@@ -25,7 +25,8 @@ class TorchSession(Session):
     def _run(self, images: np.ndarray) -> np.ndarray:
         import torch  # noqa: PLC0415
 
-        torch.set_num_threads(self.threads)
+        if torch.get_num_threads() != self.threads:  # another session (or library) changed the global
+            torch.set_num_threads(self.threads)
         with torch.inference_mode():
             out = self._module(torch.from_numpy(images))
         if isinstance(out, (tuple, list)):  # ultralytics eval mode: (raw head, per-level features)
@@ -65,8 +66,8 @@ class TorchEngine(Engine):
         if imgsz is None:
             raise UserError("torch needs the image size (imgsz): a PyTorch module does not fix its input")
         module = module.eval().float()
-        geometry = Geometry(batch=batch, imgsz=_as_hw(imgsz))
+        geometry = Geometry(batch=batch, imgsz=as_hw(imgsz))
         torch.set_num_threads(threads)
         nc = getattr(module, "nc", None)
         return TorchSession(module, engine=self.name, engine_version=self.version(), form=FORM_TORCH,
-                            model_path=None, threads=threads, geometry=geometry, nc=nc)
+                            model_path=None, threads=threads, geometry=geometry, nc=nc)  # no model file
