@@ -1,0 +1,53 @@
+"""``yolobench report``: report.md, fps.png, tradeoff.png and detections/<variant>.png from a benchmark run."""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = "write the markdown table, charts and sample detections of a benchmark run (default: the newest)"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--run", metavar="RUN.json", default=None,
+                        help="run file (pytest --benchmark-json output; default: newest results/runs/*.json)")
+    parser.add_argument("--out", metavar="DIR", default=None, help="output folder (default: results/report)")
+    parser.add_argument("--profile", default=None,
+                        help="build profile of the variants whose detections are drawn (default: the one "
+                             "the run's cells record, else the one exporting the run's image size)")
+    parser.add_argument("--data", default=None, help="the data.yaml the variants were built on (default: built-in)")
+    parser.add_argument("--store", default=None, help="artifact store folder (default: ~/.cache/yolobench/store)")
+    parser.add_argument("--engine", default=None, help="engine the sample detections run on (default: onnxruntime)")
+    parser.add_argument("--no-detections", action="store_true",
+                        help="skip the sample images (no model is loaded)")
+    parser.add_argument("--quiet", action="store_true", help="no progress lines")
+
+
+def run(args: argparse.Namespace) -> int:
+    from yolobench import report
+
+    store = None
+    if args.store is not None:
+        from yolobench.store import Store
+
+        store = Store(args.store)
+    result = report.write_report(
+        args.run, args.out, profile=args.profile, data=args.data, store=store,
+        detections=not args.no_detections, engine=args.engine or report.DEFAULT_DETECTION_ENGINE,
+        progress=None if args.quiet else report.stderr_progress)
+    best = report.fastest_within_dense(result.rows)
+    print(f"wrote {result.markdown}, {result.fps_chart.name}, {result.tradeoff_chart.name}"
+          + (f" and {sum(d.image is not None for d in result.detections)} detection sheet(s)"
+             if result.detections is not None else "")
+          + f" from {result.run.path} ({len(result.rows)} cells)")
+    if best is not None:
+        print(f"fastest configuration within {report.MAP_POINTS_ALLOWED:g} point of dense mAP: {best.name} at "
+              f"{report.fmt_fps(best.fps)} FPS")
+    if result.detections is not None:
+        skipped = [d for d in result.detections if d.image is None]
+        not_built = [d.variant for d in skipped if d.not_built]
+        if not_built:
+            print(f"detections skipped, not built for profile {result.profile}: {', '.join(not_built)} "
+                  f"(yolobench build --variants {','.join(not_built)} --profile {result.profile})")
+        for other in (d for d in skipped if not d.not_built):
+            print(f"detections of {other.variant} {other.note}")
+    return 0
