@@ -87,8 +87,11 @@ def test_pruned_quant_torch_model_reloads_strictly(store):
 
 
 def _pruned_masks(state_dict) -> dict:
-    pattern = re.compile(r"^model\.(?:[1-9]|1[0-9]|2[0-3])\..*conv\.(?:module\.)?weight$")
-    return {k: v == 0 for k, v in state_dict.items() if pattern.match(k) and v.dim() == 4}
+    """Zero masks of the pruned layers, keyed by the float model's names."""
+    from yolobench.modelio import canonical_param_name
+
+    return {canonical_param_name(k): v == 0 for k, v in state_dict.items()
+            if builder._PRUNED_LAYER.match(canonical_param_name(k)) and v.dim() == 4}
 
 
 def test_transfer_keeps_source_zero_pattern(store):
@@ -178,3 +181,20 @@ def test_every_catalogue_recipe_is_valid():
     for spec in catalogue.CATALOGUE.values():
         for profile in catalogue.PROFILES:
             builder.load_recipe(spec, profile)  # raises UserError on any bad field or variable
+
+
+def test_unobserved_quantizers_are_detected():
+    """A QAT model whose observers never saw data is refused (its integer export crashed DeepSparse)."""
+    from sparseml.pytorch.optim import ScheduledModifierManager
+
+    from yolobench import modelio, shims
+
+    shims.apply()
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.BatchNorm2d(8), torch.nn.ReLU())
+    model.train()
+    recipe = ("version: 1.1.0\nmodifiers:\n  - !QuantizationModifier\n    start_epoch: 0.0\n"
+              "    submodules: ['0', '1', '2']\n")
+    ScheduledModifierManager.from_yaml(recipe).apply_structure(model, epoch=float("inf"))
+    assert modelio.unobserved_quantizers(model)
+    model(torch.rand(2, 3, 16, 16))
+    assert modelio.unobserved_quantizers(model) == []

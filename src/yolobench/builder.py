@@ -208,6 +208,12 @@ def _build_one(name: str, key: str, profile_name: str, data, parent: Artifact | 
         # a transfer child inherits its parent's QAT structure: both recipes rebuild it on load
         saved_recipe, saved_vars = _structure_recipe(spec, parent, recipe_text, variables)
 
+    if spec.quantized:
+        unobserved = modelio.unobserved_quantizers(model)
+        if unobserved:
+            raise UserError(f"{recipe_path(spec)}: {len(unobserved)} quantization observers (e.g. "
+                            f"{unobserved[0]}) never saw data under profile {profile_name!r}; start "
+                            f"disabling observers at least one epoch after quantization starts")
     modelio.save_weights(out / WEIGHTS_NAME, model, cfg=cfg, nc=len(names), names=names,
                          recipe_text=saved_recipe, recipe_variables=saved_vars)
     (out / MODEL_CFG_NAME).write_text(yaml.safe_dump(cfg, sort_keys=False))
@@ -225,6 +231,7 @@ def _build_one(name: str, key: str, profile_name: str, data, parent: Artifact | 
             modelio.export_fp32(model, out / onnx_filename(FORM_FP32, imgsz), imgsz)
             forms = [FORM_FP32]
     _check_onnx(out)
+    deepsparse_support = _deepsparse_compiles(out, forms, profile.export_imgsz)
 
     say(f"[{name}] measuring mAP on the validation split")
     metrics = {**measure_accuracy(model, data_yaml, profile.export_imgsz[0]), **metrics}
@@ -250,6 +257,7 @@ def _build_one(name: str, key: str, profile_name: str, data, parent: Artifact | 
         "sparsity": {**sparsity, "target": target,
                      "prunable": _prunable_sparsity(sparsity["per_layer"]) if target is not None else None},
         "parameters": modelio.parameter_count(model),
+        "deepsparse_fraction_of_supported_ops": deepsparse_support,
         "metrics": metrics,
         "build_seconds": round(time.time() - started, 1),
         "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -261,7 +269,7 @@ def _build_one(name: str, key: str, profile_name: str, data, parent: Artifact | 
 # Layers the pruning recipes prune (model.1..23 convs, head cv2/cv3 3x3 convs): the "prunable" set
 # whose measured sparsity must match the recipe's target.
 _PRUNED_LAYER = __import__("re").compile(
-    r"^model\.(?:(?:[1-9]|1[0-9]|2[0-3])\..*conv|24\.cv[23]\.\d\.[01]\.conv)\.(?:module\.)?weight$")
+    r"^model\.(?:(?:[1-9]|1[0-9]|2[0-3])\..*conv|24\.cv[23]\.\d\.[01]\.conv)\.weight$")  # canonical names
 
 
 def _prunable_sparsity(per_layer: dict) -> float | None:
@@ -406,6 +414,41 @@ def _check_onnx(out: Path) -> None:
 
     for path in sorted(out.glob("*.onnx")):
         onnx.checker.check_model(str(path))
+
+
+_DEEPSPARSE_PROBE = (
+    "import sys\n"
+    "from deepsparse import compile_model\n"
+    "engine = compile_model(sys.argv[1], batch_size=1, num_cores=1)\n"
+    "print('FRACTION', engine.fraction_of_supported_ops)\n"
+)
+
+
+def _deepsparse_compiles(out: Path, forms: list[str], sizes) -> dict | None:
+    """Compile each DeepSparse-bound ONNX in a child process; fail the build if DeepSparse crashes.
+
+    DeepSparse aborts the whole process on graphs its compiler rejects (it cannot be caught), so an
+    artifact that would crash every later test or benchmark is refused here, with the reason.
+    Returns {file: fraction_of_supported_ops}, or None where deepsparse is not installed.
+    """
+    import importlib.util
+    import subprocess
+
+    if importlib.util.find_spec("deepsparse") is None:
+        return None
+    form = FORM_DEEPSPARSE if FORM_DEEPSPARSE in forms else FORM_FP32
+    result = {}
+    for imgsz in sizes:
+        path = out / onnx_filename(form, imgsz)
+        proc = subprocess.run([sys.executable, "-c", _DEEPSPARSE_PROBE, str(path)], capture_output=True,
+                              text=True, timeout=900)
+        fraction = [line.split()[1] for line in proc.stdout.splitlines() if line.startswith("FRACTION")]
+        if proc.returncode != 0 or not fraction:
+            detail = next((line for line in (proc.stderr or "").splitlines() if "Assertion" in line
+                           or "Error" in line), f"exit status {proc.returncode}")
+            raise RuntimeError(f"DeepSparse cannot compile {path.name}: {detail.strip()}")
+        result[path.name] = float(fraction[0])
+    return result
 
 
 def _print(message: str) -> None:

@@ -184,6 +184,23 @@ def _make_batch_static(path: Path) -> None:
     onnx.save(model, str(path))
 
 
+def unobserved_quantizers(model: nn.Module) -> list[str]:
+    """Fake-quant modules whose observer never saw data (scale left at its initial value).
+
+    A recipe that disables the observers before any batch ran through them (e.g.
+    ``disable_quantization_observer_epoch`` <= ``quantization_start_epoch``) yields such a model; its
+    integer export is meaningless and crashed DeepSparse's compiler (fold_elementwise.cpp:47).
+    """
+    names = []
+    for name, module in model.named_modules():
+        observer = getattr(module, "activation_post_process", None)
+        min_val = getattr(observer, "min_val", None)
+        if type(module).__name__ == "FakeQuantize" and min_val is not None and min_val.numel() == 1:
+            if not torch.isfinite(min_val).item():
+                names.append(name)
+    return names
+
+
 def sparsity_report(model: nn.Module) -> dict:
     """Fraction of exact zeros, overall (prunable convs) and per 4-D weight."""
     per_layer = {}
@@ -191,12 +208,21 @@ def sparsity_report(model: nn.Module) -> dict:
     for name, param in model.named_parameters():
         if param.dim() != 4:
             continue
-        name = name.replace(".module.", ".")
+        name = canonical_param_name(name)
         n_zero = int((param == 0).sum())
         per_layer[name] = round(n_zero / param.numel(), 4)
         zeros += n_zero
         total += param.numel()
     return {"overall": round(zeros / max(total, 1), 4), "per_layer": per_layer}
+
+
+def canonical_param_name(name: str) -> str:
+    """A weight's name as in the float model, whatever QAT wrapping or Conv+BN fusing did to it.
+
+    QuantWrapper adds ``.module``; fusing Conv+BN outside the quantized submodules turns ``conv`` into
+    a ConvBn2d Sequential whose conv is ``conv.0``.
+    """
+    return name.replace(".module.", ".").replace(".conv.0.weight", ".conv.weight")
 
 
 def parameter_count(model: nn.Module) -> int:
