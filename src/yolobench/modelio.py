@@ -124,8 +124,13 @@ def load_weights_model(path: Path) -> tuple[DetectionModel, dict]:
 
 
 def load_artifact_model(artifact) -> nn.Module:
-    model, _ = load_weights_model(Path(artifact.path) / "weights.pt")
+    """Eval-mode model of an artifact. Float models get Conv+BN fused, as ultralytics' own predictor
+    runs them (the PyTorch baseline a user would measure); fake-quant models cannot be fused."""
+    model, blob = load_weights_model(Path(artifact.path) / "weights.pt")
     disable_observers(model)
+    quantized = bool(blob.get("recipe")) and "QuantizationModifier" in blob["recipe"]
+    if not quantized:
+        model = model.fuse(verbose=False)
     return RawHead(model).eval()
 
 

@@ -10,6 +10,7 @@ Must not: import any of the heavy libraries itself (that would defeat the order 
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 import warnings
@@ -61,6 +62,8 @@ def apply() -> None:
     os.environ.setdefault("NM_TEST_MODE", "1")
     os.environ.setdefault("NM_TEST_LOG_DIR", str(Path(os.environ.get(
         "YOLOBENCH_HOME", Path.home() / ".cache" / "yolobench")) / "logs" / "sparseml"))
+    # sparseml's ONNX conversion logs every transform at INFO: keep only warnings and errors.
+    logging.getLogger("sparseml").setLevel(logging.WARNING)
     # sparseml imports pkg_resources at import time; the deprecation warning is noise for users.
     warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)
     _applied = True
