@@ -135,7 +135,7 @@ def test_synth_refuses_to_mix_into_an_existing_dataset(target_set, capsys):
     assert "already exists" in err and "--overwrite" in err and "Traceback" not in err
 
 
-def test_ultralytics_loader_accepts_the_data_yaml_offline(target_set, monkeypatch, tmp_path):
+def test_ultralytics_loader_accepts_the_data_yaml_offline(target_set, monkeypatch, tmp_path, no_network):
     import shutil
 
     from ultralytics.data import utils as ul_utils

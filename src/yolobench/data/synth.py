@@ -8,20 +8,20 @@ Design (what a reader of a benchmark number needs to know about the data):
   (annulus, the background shows through the hole), filled with two-colour stripes from a muted palette,
   always outlined.
 - **Scale**: the diameter of each shape's circumscribed circle is log-uniform between
-  ``MIN_SIZE`` (6%) and ``MAX_SIZE`` (50%) of the image side: 15 to 128 px at 256 px. Aspect, rotation
+  ``MIN_SIZE`` (10%) and ``MAX_SIZE`` (50%) of the image side: 26 to 128 px at 256 px. Aspect, rotation
   (any angle), position and colour are random; shapes may run over the image border.
 - **Objects per image**: 1 to ``MAX_OBJECTS`` (6), drawn one over the other, so later shapes occlude
   earlier ones.
 - **Occlusion / visibility rule**: the visible fraction of a shape is (its pixels inside the image and
   not covered by any later shape) / (its whole area). Every labelled shape has a visible fraction of at
-  least ``MIN_VISIBLE`` (0.5): a placement that would leave the new shape, or push any earlier shape,
+  least ``MIN_VISIBLE`` (0.6): a placement that would leave the new shape, or push any earlier shape,
   below it is re-drawn (up to ``PLACEMENT_TRIES`` times, then the shape is left out). So every shape in
   an image is labelled: there are no half-hidden unlabelled shapes that would teach a model to miss.
 - **Boxes** are tight around the shape's visible pixels (its rasterised polygon, minus what later shapes
   cover, clipped to the image), in YOLO format ``class x_center y_center width height``, normalised.
 - **Backgrounds**: low-frequency colour noise, linear or radial gradients, random crops of the two photos
   shipped inside the ultralytics package (``assets/bus.jpg``, ``assets/zidane.jpg``), or a blend of a
-  crop and a gradient; then clutter under the shapes (lines, open polylines, thin arcs, flat ellipses:
+  crop and a gradient; then 0-5 clutter strokes under the shapes (lines, open polylines, thin arcs, flat ellipses:
   nothing shaped like a class), and per-image pixel noise and sometimes a slight blur.
 - **Determinism**: every image uses its own ``numpy.random.default_rng`` seeded from (generator version,
   domain, seed, split, index); PNGs are written by OpenCV with a fixed compression level and no metadata,
@@ -43,12 +43,12 @@ import numpy as np
 from yolobench.errors import UserError
 
 # Bump when the images or labels change for the same arguments: built-in datasets are regenerated.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 
-MIN_SIZE = 0.06  # smallest shape: circumscribed-circle diameter / image side
+MIN_SIZE = 0.10  # smallest shape: circumscribed-circle diameter / image side
 MAX_SIZE = 0.50  # largest shape
 MAX_OBJECTS = 6  # objects per image: uniform in 1..MAX_OBJECTS
-MIN_VISIBLE = 0.5  # a shape keeps at least this fraction of its area visible (see module docstring)
+MIN_VISIBLE = 0.6  # a shape keeps at least this fraction of its area visible (see module docstring)
 MIN_BOX_PX = 4  # the visible part of a shape is at least this many pixels wide and high
 PLACEMENT_TRIES = 30
 MIN_IMGSZ = 32
@@ -225,7 +225,7 @@ def _background(rng: np.random.Generator, z: int) -> np.ndarray:
 def _clutter(img: np.ndarray, rng: np.random.Generator) -> None:
     """Distractors under the shapes: strokes that look like none of the classes."""
     z = img.shape[0]
-    for _ in range(int(rng.integers(0, 9))):
+    for _ in range(int(rng.integers(0, 6))):
         color = tuple(float(c) for c in rng.uniform(0, 255, 3))
         thick = int(rng.integers(1, 4))
         kind = rng.random()
