@@ -2,4 +2,4 @@
 
 import yolobench  # noqa: F401  (first: keeps every library offline before anything imports them)
 
-pytest_plugins = ["fixtures.variants"]
+pytest_plugins = ["fixtures.variants", "fixtures.parity_log"]
