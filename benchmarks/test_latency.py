@@ -1,0 +1,52 @@
+"""The benchmark matrix: batch-1 latency of every variant on every engine, one pytest-benchmark test per cell.
+
+    pytest benchmarks --benchmark-only --benchmark-json results/runs/NAME.json   # the run file
+    pytest benchmarks --benchmark-only -k pruned_quant --engines deepsparse      # one slice
+
+Each cell (id ``<variant>-<engine>``) is timed by the protocol of ``yolobench.timer`` through
+``yolobench.bench`` (pytest-benchmark records the timed rounds) and carries its context in
+``extra_info`` (``runfile.cell_extra_info``): FPS, p50/p90/p99, ``speedup_vs_reference`` against dense
+on ONNX Runtime measured in the same session (1.0 for that cell itself), engine and version, threads,
+image size, CPU, sparsity, mAP, model size, export form and DeepSparse's ``fraction_of_supported_ops``.
+An engine that cannot run a cell here is skipped with its reason.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+
+from yolobench import bench, engines, runfile
+from yolobench.engines import EngineUnsupported
+
+
+def test_latency(benchmark, variant, variant_name, engine_name, build_config, bench_threads, reference_cell):
+    """Latency of one variant on one engine, with its speedup over the reference cell."""
+    is_reference = (variant_name, engine_name) == bench.REFERENCE_CELL
+    ok, reason = engines.get(engine_name).available()
+    if not ok:  # before building anything
+        pytest.skip(f"{engine_name} not available: {reason}")
+    artifact = variant(variant_name)
+    if not benchmark.enabled:  # --benchmark-disable: check that the cell runs, time nothing
+        try:
+            session, images, _ = bench.open_cell(artifact, engine_name, threads=bench_threads,
+                                                 imgsz=build_config.imgsz)
+        except EngineUnsupported as err:
+            pytest.skip(f"{engine_name} cannot run {variant_name}: {err.reason}")
+        assert session.run(images).shape[0] == images.shape[0]
+        return
+
+    reference_latency = None if is_reference else reference_cell.latency()  # measured before this cell
+    try:
+        latency, context = bench.measure_cell(artifact, engine_name, threads=bench_threads, imgsz=build_config.imgsz,
+                                              timing=bench.pedantic_timing(benchmark))
+    except EngineUnsupported as err:
+        pytest.skip(f"{engine_name} cannot run {variant_name}: {err.reason}")
+    if is_reference:
+        reference_cell.record(latency)
+        reference_latency = latency
+    elif reference_latency is None:
+        warnings.warn(f"{runfile.cell_name(variant_name, engine_name)}: no speedup_vs_reference: "
+                      f"{reference_cell.reason}", stacklevel=1)
+    benchmark.extra_info.update(bench.cell_extra_info(latency, context, artifact, reference_latency))

@@ -1,0 +1,409 @@
+"""One benchmark cell (variant x engine), measured one way for pytest-benchmark and for asv.
+
+``measure_cell(artifact, engine_name, threads=, imgsz=)`` loads the engine's session on the artifact
+(the engine picks the export form it is fast on), feeds it one fixed, real input (the first validation
+image of the artifact's dataset, letterboxed: the same bytes on every run) and times it by the protocol
+of :mod:`yolobench.timer`. It returns the :class:`~yolobench.timer.Latency` and the :class:`CellContext`
+every number must carry (engine version, form, threads, DeepSparse's ``fraction_of_supported_ops``...).
+
+Who times: ``timing`` is a function ``(fn) -> Latency``. asv and the reference cell use
+``timer.measure`` itself; the pytest-benchmark tests use :func:`pedantic_timing`, which warms up by the
+protocol's rule and then lets pytest-benchmark time a protocol-sized number of rounds, so the samples in
+the run file's ``stats`` and in its ``extra_info`` are one and the same measurement.
+
+An engine that cannot run here, or cannot take this artifact, raises
+:class:`~yolobench.engines.EngineUnsupported` with its reason: pytest turns it into a skip, asv into
+``NotImplementedError`` (skipped). Engines whose native code can abort the process (DeepSparse) load
+each cell in a child process first, so a crash skips one cell instead of ending the whole run.
+
+Must not: build variants (callers pass artifacts), judge numbers (the gate does) or write files.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import math
+import os
+import subprocess
+import sys
+import warnings
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+
+from yolobench import catalogue, engines, runfile, timer
+from yolobench.engines import EngineUnsupported
+from yolobench.errors import UserError
+from yolobench.timer import Latency
+
+# Every speedup is against this cell (dense on ONNX Runtime), measured in the same run.
+REFERENCE_CELL = (catalogue.REFERENCE_VARIANT, "onnxruntime")
+assert runfile.REFERENCE_CELL == runfile.cell_name(*REFERENCE_CELL), "bench and runfile disagree on the reference"
+
+# pytest-benchmark's pedantic mode needs the number of rounds up front, so after the protocol's warm-up
+# the mean call is estimated over at least CALIBRATION_ITERS calls and CALIBRATION_SECONDS, and the
+# rounds are sized from it. The mean, not the median: the rounds' total is n x mean. Half a second of
+# calls spans a few scheduler ticks, so one stall moves it little; with 5 calls' median instead, the
+# tiny-profile run on a busy 2-core VM timed 3.9-4.7 s in several cells instead of MIN_SECONDS (5 s).
+# MIN_ITERS holds exactly; MIN_SECONDS as far as the estimate does (pytest-benchmark records the
+# rounds' total as stats.total).
+CALIBRATION_ITERS = 5
+CALIBRATION_SECONDS = 0.5
+
+Timing = Callable[[Callable[[], object]], Latency]
+
+
+def default_threads() -> int:
+    """All the cores this process may use (affinity-aware): the default of every cell, always recorded."""
+    return engines.default_threads()
+
+
+def parse_engines(text: str | Sequence[str] | None) -> list[str]:
+    """'deepsparse,onnxruntime' or a list, or None (= all four) -> engine names, in the order given."""
+    if not text:
+        return list(engines.ENGINE_NAMES)
+    items = text.split(",") if isinstance(text, str) else [x for part in text for x in str(part).split(",")]
+    names: list[str] = []
+    for item in (i.strip() for i in items):
+        if not item:
+            continue
+        if item not in engines.ENGINE_NAMES:
+            raise UserError(f"unknown engine {item!r}; choose from: {', '.join(engines.ENGINE_NAMES)}")
+        if item not in names:
+            names.append(item)
+    return names
+
+
+def cell_ids(variants: Sequence[str], engine_names: Sequence[str]) -> list[str]:
+    """The matrix's cell names, variant-major: ``['dense-torch', 'dense-onnxruntime', ...]``."""
+    return [runfile.cell_name(v, e) for v in variants for e in engine_names]
+
+
+# --- The fixed input ---
+
+
+def benchmark_image(artifact: Any) -> Path:
+    """The image every cell of this artifact is timed on: the first validation image, by name.
+
+    Falls back to ultralytics' ``bus.jpg`` only when the artifact's dataset is gone (a store restored
+    without its datasets); the chosen file is recorded with every number.
+    """
+    from yolobench.processing import IMAGE_SUFFIXES, default_images  # noqa: PLC0415
+
+    data_yaml = ((getattr(artifact, "meta", None) or {}).get("dataset") or {}).get("data_yaml")
+    if data_yaml and Path(data_yaml).is_file():
+        from yolobench.data import check_dataset  # noqa: PLC0415
+
+        try:
+            val_dirs = check_dataset(data_yaml, decode_images=False).val_dirs
+        except Exception:  # noqa: BLE001 (a dataset that no longer checks out: use the fallback image)
+            val_dirs = ()
+        found = sorted(p for d in val_dirs for p in Path(d).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+        if found:
+            return found[0]
+    return default_images()[0]
+
+
+def benchmark_input(artifact: Any, imgsz: int, batch: int = 1) -> tuple[np.ndarray, Path]:
+    """(batch, 3, imgsz, imgsz) float32 in [0, 1]: :func:`benchmark_image` letterboxed, repeated."""
+    from yolobench.processing import load_images, preprocess  # noqa: PLC0415
+
+    path = benchmark_image(artifact)
+    (_, image), = load_images([path])
+    images, _ = preprocess([image] * batch, imgsz)
+    return images, path
+
+
+# --- One cell ---
+
+
+@dataclass(frozen=True)
+class CellContext:
+    """What a cell's number was measured on; recorded beside it."""
+
+    variant: str
+    engine: str
+    engine_version: str | None
+    form: str | None
+    threads: int
+    imgsz: int
+    batch: int
+    fraction_of_supported_ops: float | None  # DeepSparse only: below 1.0 part runs in its fallback
+    model_size_bytes: int | None  # the file the engine loaded
+    input_image: str
+    session: Mapping[str, Any] = field(default_factory=dict)  # Session.describe()
+    # 1-minute load average just before timing. DeepSparse spin-waits on every core it was given: on
+    # the 2-core VM beside a running build, tiny-profile dense DeepSparse had a 2.7 ms minimum but a
+    # p50 of 49 ms in one run and 480 ms in the next, so a number measured on a busy machine says so.
+    load_average: float | None = None
+
+    @property
+    def cell(self) -> str:
+        return runfile.cell_name(self.variant, self.engine)
+
+
+# --- Loading in a child process first ---
+
+# Engines whose native compiler can end the whole process instead of raising: DeepSparse 1.8 failed an
+# assertion (fold_elementwise.cpp:47) compiling a tiny-profile pruned_quant graph and exited, which
+# would take the benchmark session with it, and pytest-benchmark writes its run file only at the end.
+# Such engines load and run each cell once in a child process first; a crash there skips the cell with
+# the crash's reason (and the gate reports a cell missing from the baseline).
+PREFLIGHT_ENGINES = ("deepsparse",)
+# Compiles seen here took seconds; one still running after ten minutes has hung.
+PREFLIGHT_TIMEOUT_S = 600.0
+_CHILD_OK, _CHILD_UNSUPPORTED, _CHILD_ERROR = 0, 3, 4
+_REASON_PREFIX = "yolobench-unsupported: "  # engines print banners on the same streams
+_preflight_passed: set[tuple] = set()
+
+
+def preflight(artifact: Any, engine_name: str, *, threads: int, imgsz: int, batch: int = 1) -> None:
+    """Load and run the cell once in a child process (only for ``PREFLIGHT_ENGINES``).
+
+    :class:`EngineUnsupported` when the child crashed, hung or found the engine unsupported; a Python
+    error in the child is left for the caller's own load to raise with its traceback.
+    """
+    if engine_name not in PREFLIGHT_ENGINES:
+        return
+    key = (str(artifact.path), engine_name, threads, imgsz, batch)
+    if key in _preflight_passed:
+        return
+    code = "import sys; from yolobench.bench import _preflight_child; sys.exit(_preflight_child(sys.argv[1:]))"
+    args = [str(artifact.path), artifact.name, artifact.key, engine_name, str(threads), str(imgsz), str(batch)]
+    try:
+        child = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
+                               timeout=PREFLIGHT_TIMEOUT_S, env=os.environ.copy())
+    except subprocess.TimeoutExpired:
+        raise EngineUnsupported(f"{engine_name} did not load {artifact.name} within {PREFLIGHT_TIMEOUT_S:g} s "
+                                "(child process killed)") from None
+    if child.returncode in (_CHILD_OK, _CHILD_ERROR):
+        _preflight_passed.add(key)
+        return
+    output = (child.stdout or "") + (child.stderr or "")
+    if child.returncode == _CHILD_UNSUPPORTED:
+        reasons = [line[len(_REASON_PREFIX):] for line in (child.stdout or "").splitlines()
+                   if line.startswith(_REASON_PREFIX)]
+        raise EngineUnsupported(reasons[-1] if reasons else f"{engine_name} cannot run {artifact.name}")
+    raise EngineUnsupported(f"{engine_name} crashed loading {artifact.name} (exit status {child.returncode} in a "
+                            f"child process): {_crash_line(output)}")
+
+
+def _crash_line(output: str) -> str:
+    """The line of a native crash report that names the failure (DeepSparse: 'Assertion at ...')."""
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    for marker in ("Assertion at", "Error", "error", "Segmentation fault", "Aborted"):
+        for line in lines:
+            if marker in line and not line.startswith("["):
+                return line[:300]
+    return lines[-1][:300] if lines else "no output"
+
+
+def _preflight_child(argv: Sequence[str]) -> int:
+    """Child side of :func:`preflight`: exit 0 (ran), 3 (EngineUnsupported, reason on stdout), 4 (error)."""
+    from yolobench.store import META_NAME, Artifact  # noqa: PLC0415
+
+    path, name, key, engine_name, threads, imgsz, batch = argv
+    try:
+        artifact = Artifact(name=name, key=key, path=Path(path), meta=json.loads((Path(path) / META_NAME).read_text()))
+        session, images, _ = open_cell(artifact, engine_name, threads=int(threads), imgsz=int(imgsz),
+                                        batch=int(batch), isolate=False)
+        session.run(images)
+    except EngineUnsupported as err:
+        print(_REASON_PREFIX + err.reason, flush=True)
+        return _CHILD_UNSUPPORTED
+    except Exception:  # noqa: BLE001 (the parent loads again in-process and raises it with its traceback)
+        import traceback  # noqa: PLC0415
+
+        traceback.print_exc()
+        return _CHILD_ERROR
+    return _CHILD_OK
+
+
+def _model_size(artifact: Any, session: engines.Session) -> int | None:
+    if session.model_path is not None:
+        try:
+            return Path(session.model_path).stat().st_size
+        except OSError:
+            return None
+    from yolobench.store import WEIGHTS_NAME  # noqa: PLC0415
+
+    return ((getattr(artifact, "meta", None) or {}).get("file_sizes") or {}).get(WEIGHTS_NAME)
+
+
+def open_cell(artifact: Any, engine_name: str, *, threads: int | None = None, imgsz: int | None = None,
+              batch: int = 1, isolate: bool = True) -> tuple[engines.Session, np.ndarray, CellContext]:
+    """Load the session and the fixed input; :class:`EngineUnsupported` if this engine cannot run it here.
+
+    ``isolate``: for ``PREFLIGHT_ENGINES``, load and run it in a child process first (:func:`preflight`).
+    """
+    engine = engines.get(engine_name)
+    ok, reason = engine.available()
+    if not ok:
+        raise EngineUnsupported(reason)
+    threads = default_threads() if threads is None else int(threads)
+    imgsz = int(imgsz if imgsz is not None else artifact.imgsz)
+    if isolate:
+        preflight(artifact, engine_name, threads=threads, imgsz=imgsz, batch=batch)
+    session = engine.load(artifact, batch=batch, threads=threads, imgsz=imgsz)
+    images, image_path = benchmark_input(artifact, imgsz, batch)
+    context = CellContext(
+        variant=artifact.name, engine=engine_name, engine_version=session.engine_version, form=session.form,
+        threads=session.threads, imgsz=imgsz, batch=batch,
+        fraction_of_supported_ops=session.fraction_of_supported_ops,
+        model_size_bytes=_model_size(artifact, session), input_image=image_path.name,
+        session=session.describe())
+    return session, images, context
+
+
+def measure_cell(artifact: Any, engine_name: str, *, threads: int | None = None, imgsz: int | None = None,
+                 batch: int = 1, timing: Timing = timer.measure) -> tuple[Latency, CellContext]:
+    """Latency of one cell by the protocol (``timing`` times it), and its context."""
+    session, images, context = open_cell(artifact, engine_name, threads=threads, imgsz=imgsz, batch=batch)
+    context = replace(context, load_average=load_average())
+    return time_session(session, images, timing), context
+
+
+def load_average() -> float | None:
+    """The 1-minute system load average (runnable processes), or None where the OS has none."""
+    try:
+        return round(os.getloadavg()[0], 2)
+    except (OSError, AttributeError):
+        return None
+
+
+def time_session(session: engines.Session, images: np.ndarray, timing: Timing = timer.measure) -> Latency:
+    """Latency of ``session.run(images)`` (one batch per call) by the protocol."""
+    run = session.run
+    return timing(lambda: run(images))
+
+
+# --- pytest-benchmark as the timer ---
+
+
+@dataclass(frozen=True)
+class RoundsPlan:
+    rounds: int
+    stopped_early: bool  # MAX_SECONDS bounds the rounds below MIN_ITERS (the protocol's stopped_early)
+
+
+def protocol_rounds(call_ms: float, *, min_iters: int = timer.MIN_ITERS, min_seconds: float = timer.MIN_SECONDS,
+                    max_seconds: float = timer.MAX_SECONDS) -> RoundsPlan:
+    """The protocol's stopping rule as a round count for a call of ``call_ms``: at least ``min_iters``
+    calls and ``min_seconds`` of timing, at most ``max_seconds``."""
+    if not call_ms > 0 or not math.isfinite(call_ms):
+        raise ValueError(f"call_ms must be positive and finite, got {call_ms!r}")
+    wanted = max(min_iters, math.ceil(min_seconds * timer.MS_PER_S / call_ms))
+    cap = max(1, math.floor(max_seconds * timer.MS_PER_S / call_ms))
+    return RoundsPlan(rounds=min(wanted, cap), stopped_early=wanted > cap)
+
+
+def latency_from_benchmark(stats: Any, *, stopped_early: bool = False) -> Latency:
+    """A :class:`Latency` from pytest-benchmark's per-round durations (seconds; one call per round)."""
+    data = getattr(getattr(stats, "stats", stats), "data", None)
+    if not data:
+        raise ValueError("pytest-benchmark recorded no rounds")
+    if getattr(stats, "iterations", 1) != 1:
+        raise ValueError("cells are timed one call per round (iterations=1)")
+    return Latency.from_samples((s * timer.MS_PER_S for s in data), stopped_early=stopped_early)
+
+
+def pedantic_timing(benchmark: Any) -> Timing:
+    """A ``timing`` that records into pytest-benchmark's ``benchmark`` fixture.
+
+    The protocol's own warm-up (``timer.measure`` with its warm-up minimums) plus the calibration calls
+    size the rounds (:func:`protocol_rounds` of their mean); then ``benchmark.pedantic`` times exactly
+    that many single calls. The returned Latency is built from pytest-benchmark's own samples.
+    """
+
+    def timing(fn: Callable[[], object]) -> Latency:
+        estimate = timer.measure(fn, min_iters=CALIBRATION_ITERS, min_seconds=CALIBRATION_SECONDS)
+        plan = protocol_rounds(estimate.mean_ms)
+        gc.collect()  # as timer.measure: warm-up garbage is collected before the timed calls
+        benchmark.pedantic(fn, rounds=plan.rounds, warmup_rounds=0, iterations=1)
+        if plan.stopped_early:
+            warnings.warn(f"{plan.rounds} rounds of ~{estimate.mean_ms:.0f} ms fill max_seconds={timer.MAX_SECONDS:g} "
+                          f"before {timer.MIN_ITERS} samples; percentiles are less stable", timer.MeasurementWarning,
+                          stacklevel=2)
+        return latency_from_benchmark(benchmark.stats, stopped_early=plan.stopped_early)
+
+    return timing
+
+
+# --- The reference cell ---
+
+
+class ReferenceCell:
+    """The reference cell's latency, measured at most once per session.
+
+    Either its own benchmark test records it (:meth:`record`; the tests run it first), or the first
+    cell that needs it measures it through ``measure`` (when the reference is not selected). If it
+    cannot run here, ``latency()`` is None and ``reason`` says why: speedups are then null, never guessed.
+    """
+
+    def __init__(self, measure: Callable[[], Latency]):
+        self._measure = measure
+        self._latency: Latency | None = None
+        self.reason: str | None = None
+        self.measured_by: str | None = None  # "its own test" or "the session fixture"
+
+    def record(self, latency: Latency) -> None:
+        if self._latency is None:
+            self._latency, self.measured_by = latency, "its own test"
+
+    def latency(self) -> Latency | None:
+        if self._latency is None and self.reason is None:
+            try:
+                self._latency, self.measured_by = self._measure(), "the session fixture"
+            except EngineUnsupported as err:
+                self.reason = f"reference cell {runfile.REFERENCE_CELL} cannot run here: {err.reason}"
+        return self._latency
+
+
+# --- What a cell records ---
+
+
+def artifact_summary(artifact: Any) -> dict[str, Any]:
+    """Sparsity and accuracy of the artifact, from its meta.json (the PyTorch model's mAP at build time)."""
+    meta = getattr(artifact, "meta", None) or {}
+    metrics = meta.get("metrics") or {}
+    return {"sparsity": (meta.get("sparsity") or {}).get("overall"), "map50": metrics.get("map50"),
+            "map50_95": metrics.get("map50_95")}
+
+
+def cell_extra_info(latency: Latency, context: CellContext, artifact: Any,
+                    reference_latency: Latency | None) -> dict[str, Any]:
+    """The run-file ``extra_info`` of one cell (``runfile.cell_extra_info`` plus where it came from)."""
+    summary = artifact_summary(artifact)
+    info = runfile.cell_extra_info(
+        latency, variant=context.variant, engine=context.engine, engine_version=context.engine_version,
+        threads=context.threads, imgsz=context.imgsz, batch=context.batch, reference_latency=reference_latency,
+        sparsity=summary["sparsity"], map50=summary["map50"], map50_95=summary["map50_95"],
+        model_size_bytes=context.model_size_bytes, form=context.form,
+        fraction_of_supported_ops=context.fraction_of_supported_ops)
+    meta = getattr(artifact, "meta", None) or {}
+    info.update({
+        "artifact_key": getattr(artifact, "key", None),
+        "profile": meta.get("profile"),
+        "input_image": context.input_image,
+        "load_average": context.load_average,
+        "protocol": timer.protocol(),
+        "session": dict(context.session),
+    })
+    return info
+
+
+def engine_map(artifact: Any, engine_name: str, *, threads: int | None = None,
+               imgsz: int | None = None) -> dict[str, Any]:
+    """mAP@0.5 and mAP@0.5:0.95 of this engine on the artifact's validation split (``yolobench.evaluate``)."""
+    session, _, context = open_cell(artifact, engine_name, threads=threads, imgsz=imgsz)
+    return session_map(session, artifact, context.imgsz)
+
+
+def session_map(session: engines.Session, artifact: Any, imgsz: int) -> dict[str, Any]:
+    """mAP of an open session on the artifact's validation split (the builder recreates a missing built-in one)."""
+    from yolobench.evaluate import evaluate  # noqa: PLC0415
+
+    return evaluate(session.run, artifact.meta["dataset"]["data_yaml"], imgsz)
