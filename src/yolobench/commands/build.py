@@ -17,6 +17,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--store", default=None, help="artifact store folder (default: ~/.cache/yolobench/store)")
     parser.add_argument("--list", action="store_true", help="show each variant's state instead of building")
     parser.add_argument("--quiet", action="store_true", help="no progress lines (CI logs)")
+    parser.add_argument("--record", default=None, metavar="PATH.json",
+                        help="write a build record (machine, command, per-variant key, build time, mAP, "
+                             "sparsity) for results/ history")
 
 
 def run(args) -> int:
@@ -50,8 +53,48 @@ def run(args) -> int:
         print(f"{artifact.name:<18} {'cached' if before == 'built' else 'built':<8} {artifact.key:<16} "
               f"{meta['metrics']['map50']:>8.3f} {meta['sparsity']['overall']:>9.3f} "
               f"{meta.get('build_seconds', 0):>8.0f}")
-    print(f"{len(built)} variant(s) ready in {time.time() - started:.0f} s; store: {store.root}")
+    elapsed = time.time() - started
+    print(f"{len(built)} variant(s) ready in {elapsed:.0f} s; store: {store.root}")
+    if args.record:
+        _write_record(args, built, elapsed)
     return 0
+
+
+def _write_record(args, built, elapsed: float) -> None:
+    """A build record for results/: every number comes from the artifacts' meta.json."""
+    import json
+    from pathlib import Path
+
+    from yolobench.timer import machine_info
+
+    variants = {}
+    for artifact, before in built:
+        meta = artifact.meta
+        variants[artifact.name] = {
+            "key": artifact.key,
+            "state_before": before,
+            "build_seconds": meta.get("build_seconds"),
+            "built_at": meta.get("built_at"),
+            "parent": (meta.get("parent") or {}).get("variant"),
+            "metrics": meta.get("metrics"),
+            "sparsity": {k: v for k, v in meta.get("sparsity", {}).items() if k != "per_layer"},
+            "parameters": meta.get("parameters"),
+            "file_sizes": meta.get("file_sizes"),
+            "deepsparse_fraction_of_supported_ops": meta.get("deepsparse_fraction_of_supported_ops"),
+            "versions": meta.get("versions"),
+        }
+    record = {
+        "command": "yolobench " + " ".join(sys.argv[1:]),
+        "machine": machine_info(),
+        "profile": args.profile,
+        "data": args.data,
+        "this_run_seconds": round(elapsed, 1),
+        "variants": variants,
+    }
+    path = Path(args.record)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record, indent=2, sort_keys=False) + "\n")
+    print(f"build record: {path}")
 
 
 def _list(names, args, store) -> int:
