@@ -95,9 +95,10 @@ PROFILES = {
 }
 
 # Learning rates: from scratch the trainer's default schedule; fine-tuning and QAT at a small LR
-# (QAT needs it: large steps move weights across quantization bins and the scales cannot follow).
+# (QAT needs it: large steps move weights across quantization bins and the scales cannot follow;
+# pruned_quant fine-tunes at _FINETUNE, whose QAT epochs come last at the decayed rate).
 _FINETUNE = {"optimizer": "AdamW", "lr0": 0.0005, "lrf": 0.2, "warmup_epochs": 0}
-_QAT = {"optimizer": "AdamW", "lr0": 0.0002, "lrf": 0.2, "warmup_epochs": 0}
+_TRANSFER = {"optimizer": "AdamW", "lr0": 0.001, "lrf": 0.1, "warmup_epochs": 0}
 
 CATALOGUE: dict[str, VariantSpec] = {
     spec.name: spec
@@ -172,8 +173,10 @@ CATALOGUE: dict[str, VariantSpec] = {
             parent="source_pq",
             recipe="transfer.yaml",
             quantized=True,
-            train_args=_ro({"smoke": _QAT, "full": _QAT}),
-            recipe_variables=_ro({"tiny": {"num_epochs": 2}, "smoke": {"num_epochs": 4},
+            # A new domain needs a larger step than QAT polishing: at lr 0.0002 x 4 epochs the smoke
+            # transfer reached mAP@0.5 0.13 (measured); the classes' appearance is all new.
+            train_args=_ro({"smoke": _TRANSFER, "full": _TRANSFER}),
+            recipe_variables=_ro({"tiny": {"num_epochs": 2}, "smoke": {"num_epochs": 6},
                                   "full": {"num_epochs": 50}}),
         ),
         VariantSpec(
