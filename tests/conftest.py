@@ -9,9 +9,13 @@ import socket
 import pytest
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def tiny_home(tmp_path_factory):
-    """A private YOLOBENCH_HOME for tests that build with the `tiny` profile (never the user's cache)."""
+    """A private YOLOBENCH_HOME for tests that build with the `tiny` profile (never the user's cache).
+
+    Module-scoped on purpose: the variable is restored when the module ends, so later modules (the
+    parity tests, which use the real store) never see it.
+    """
     home = tmp_path_factory.mktemp("yolobench-home")
     previous = os.environ.get("YOLOBENCH_HOME"), os.environ.get("YOLOBENCH_STORE")
     os.environ["YOLOBENCH_HOME"] = str(home)

@@ -287,7 +287,7 @@ def test_variant_not_built_names_the_build_command(tmp_path, video, tiny_home, c
 # --- the real thing ----------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def dense_tiny(tiny_home):
     from yolobench import builder
     from yolobench.store import Store

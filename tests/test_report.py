@@ -207,7 +207,7 @@ def test_profile_comes_from_the_run(tmp_path):
     assert report.infer_profile(load_run(EXAMPLE_RUN)) == "full"  # 416 px: only `full` exports it
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def dense_tiny(tiny_home):
     from yolobench.store import Store
 
