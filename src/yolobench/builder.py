@@ -143,6 +143,10 @@ def variant_key(name: str, profile: str, data: str | Path | None, *, _cache: dic
         "profile": {k: v for k, v in _plain(prof).items() if k != "description"},
         "versions": library_versions(),
     }
+    if spec.quantized and "Hardswish" in model_text:
+        from yolobench.modelio import HARDSWISH_EXPORT_REVISION
+
+        parts["hardswish_export"] = HARDSWISH_EXPORT_REVISION
     cache[name] = content_key(parts)
     return cache[name]
 

@@ -9,7 +9,7 @@
 - ``export_fp32`` / ``export_quantized``: the ONNX forms each engine is fast on (see store.FORMS).
 
 Hardswish: DeepSparse 1.8 has no kernel for ONNX ``HardSwish``; every exported graph writes it as
-``x * clip(x + 3, 0, 6) / 6`` (exactly equal), see ``ExportableHardswish``.
+``x * clip(x + 3, 0, 6) / 6`` (exactly equal), see ``replace_hardswish``.
 """
 
 from __future__ import annotations
@@ -31,21 +31,30 @@ from ultralytics.nn.tasks import DetectionModel, yaml_model_load  # noqa: E402
 ONNX_OPSET = 13  # DeepSparse 1.8 and sparseml's QAT conversion are tested at 13; ORT/OpenVINO take it
 
 
-class ExportableHardswish(nn.Module):
-    """Hardswish written with Add/Clip/Mul/Div so DeepSparse runs it natively (FINDINGS item 6)."""
+# Bumped when the export of Hardswish models changes (part of their artifact key, see builder).
+# 2: the forward is rewritten in place; revision 1 replaced the module and so dropped the fake-quant
+#    observer torch's QAT attaches to each nn.Hardswish: the integer graphs then disagreed with the
+#    PyTorch model (score differences up to 0.33, measured by the parity tests).
+HARDSWISH_EXPORT_REVISION = 2
 
-    def forward(self, x):
-        return x * torch.clamp(x + 3.0, 0.0, 6.0) / 6.0
+
+def _exportable_hardswish_forward(self, x):
+    return x * torch.clamp(x + 3.0, 0.0, 6.0) / 6.0
 
 
 def replace_hardswish(model: nn.Module) -> int:
-    """Swap every nn.Hardswish for ExportableHardswish in place; returns how many were swapped."""
+    """Make every nn.Hardswish trace as Add/Clip/Mul/Div; returns how many were changed.
+
+    The module objects stay (only their forward changes), so the forward hooks and
+    ``activation_post_process`` observers QAT attached to them are exported too.
+    """
+    import types
+
     count = 0
-    for parent in model.modules():
-        for child_name, child in list(parent.named_children()):
-            if isinstance(child, nn.Hardswish):
-                setattr(parent, child_name, ExportableHardswish())
-                count += 1
+    for module in model.modules():
+        if isinstance(module, nn.Hardswish):
+            module.forward = types.MethodType(_exportable_hardswish_forward, module)
+            count += 1
     return count
 
 
