@@ -7,7 +7,6 @@ is meaningless and never asserted here (the smoke profile's accuracy is gated by
 from __future__ import annotations
 
 import collections
-import re
 
 import onnx
 import pytest

@@ -27,6 +27,7 @@ from typing import Callable, Iterator
 import numpy as np
 
 from yolobench.errors import UserError
+from yolobench.fsutil import replace_dir
 from yolobench.processing import IMAGE_SUFFIXES, Detections, postprocess, preprocess
 
 DEFAULT_CONF = 0.25  # ultralytics' predict default: what the blog's videos show
@@ -305,22 +306,11 @@ def annotate(detector: Detector, source: Source, out: Path, *, progress: Progres
                 done += 1
                 reporter.update(done)
             (tmp_dir / OUTPUT_MARKER).write_text("written by `yolobench annotate`; a rerun replaces this folder\n")
-            _replace_folder(tmp_dir, out)
+            replace_dir(tmp_dir, out)
         finally:
             shutil.rmtree(tmp_dir, ignore_errors=True)
     reporter.update(done, final=True)
     return Result(out=out, frames=done, engine_mean_ms=meter.total_ms / max(meter.frames, 1))
-
-
-def _replace_folder(new: Path, out: Path) -> None:
-    """Move ``new`` to ``out``; an earlier output there (checked by check_output) is swapped out, then removed."""
-    if out.exists():
-        aside = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-        os.rename(out, aside / "previous")
-        os.rename(new, out)
-        shutil.rmtree(aside, ignore_errors=True)
-    else:
-        os.rename(new, out)
 
 
 def _umask() -> int:

@@ -18,8 +18,6 @@ directory for the artifact's key). Must not: write anywhere but the store's work
 from __future__ import annotations
 
 import hashlib
-import math
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -295,7 +293,6 @@ def _has_quant(recipe_text: str | None) -> bool:
 def _train(spec, profile, parent, cfg, recipe_text, variables, data_yaml, work, say):
     import torch
 
-    from yolobench import modelio
     from yolobench.training import RecipeTrainer
 
     init_state, parent_recipe = None, None
@@ -453,7 +450,3 @@ def _deepsparse_compiles(out: Path, forms: list[str], sizes) -> dict | None:
             raise RuntimeError(f"DeepSparse cannot compile {path.name}: {detail.strip()}")
         result[path.name] = float(fraction[0])
     return result
-
-
-def _print(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)

@@ -10,7 +10,6 @@ dataset and two processes never both generate it. A cached folder made by anothe
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -18,6 +17,7 @@ from pathlib import Path
 from filelock import FileLock
 
 from yolobench import paths
+from yolobench.fsutil import replace_dir
 
 # The CI smoke profile: small enough to generate in seconds and train on a CPU in minutes.
 SMOKE_TRAIN = 256
@@ -60,13 +60,7 @@ def builtin_dataset(domain: str = DEFAULT_DOMAIN, *, seed: int = DEFAULT_SEED, t
         tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
         try:
             synthesize(tmp, seed=seed, train=train, val=val, imgsz=imgsz, domain=domain, progress=progress)
-            if final.exists():  # stale (older generator) or damaged: move it aside, then swap
-                old = Path(tempfile.mkdtemp(prefix=f".{final.name}.old-", dir=final.parent))
-                os.rename(final, old / "dataset")
-                os.rename(tmp, final)
-                shutil.rmtree(old, ignore_errors=True)
-            else:
-                os.rename(tmp, final)
+            replace_dir(tmp, final)  # a stale (older generator) or damaged set is swapped out
         finally:
             if tmp.exists():
                 shutil.rmtree(tmp, ignore_errors=True)
