@@ -13,7 +13,9 @@ import pytest
 import torch
 
 from yolobench import builder, catalogue
+from yolobench.engines.base import default_threads
 from yolobench.errors import UserError
+from yolobench.modelio import double_quantizations
 from yolobench.store import FORM_DEEPSPARSE, FORM_FP32, FORM_QDQ, WEIGHTS_NAME, Store
 
 pytestmark = pytest.mark.slow
@@ -45,12 +47,24 @@ def test_offline_tiny_training_and_export(store, no_network):
 
 
 def test_offline_yolov5n_trains_a_few_epochs(store, no_network):
-    """Issue 2: a tiny yolov5n training run on the built-in data works offline inside the suite."""
+    """Issue 2: a tiny yolov5n training run on the built-in data works offline inside the suite.
+
+    Training also runs on every usable core: ultralytics' select_device() leaves torch one thread
+    on a 2-core machine (cpu_count - 1), which made every smoke build 1.6x slower.
+    """
     messages: list[str] = []
-    artifact = builder.build("v5n_hardswish", PROFILE, store=store, progress=messages.append)
+    threads_during_training: list[int] = []
+
+    def progress(message: str) -> None:
+        messages.append(message)
+        if "] epoch " in message:
+            threads_during_training.append(torch.get_num_threads())
+
+    artifact = builder.build("v5n_hardswish", PROFILE, store=store, progress=progress)
     assert no_network == []
     assert [m for m in messages if "] epoch " in m][-1].endswith("epoch 3/3")
     assert artifact.meta["parameters"] < 3_000_000  # yolov5n
+    assert set(threads_during_training) == {default_threads()}
 
 
 def test_second_build_is_cached(store, monkeypatch):
@@ -110,6 +124,8 @@ def test_hardswish_pq_runs_natively_on_deepsparse(store):
     artifact = builder.build("v5n_hardswish_pq", PROFILE, store=store)
     ops = _ops(artifact.onnx_path(FORM_DEEPSPARSE))
     assert ops["HardSwish"] == 0 and ops["HardSigmoid"] == 0, ops  # FINDINGS item 6
+    for form in (FORM_DEEPSPARSE, FORM_QDQ):  # Hardswish has no QAT observer of its own (tests/test_qdq.py)
+        assert double_quantizations(onnx.load(str(artifact.onnx_path(form)))) == [], form
     engine = deepsparse.compile_model(str(artifact.onnx_path(FORM_DEEPSPARSE)), batch_size=1, num_cores=1)
     assert engine.fraction_of_supported_ops == 1.0
 
