@@ -413,8 +413,17 @@ def measure_accuracy(model, data_yaml: Path, imgsz: int) -> dict:
 def _check_onnx(out: Path) -> None:
     import onnx
 
+    from yolobench.modelio import double_quantizations
+
     for path in sorted(out.glob("*.onnx")):
         onnx.checker.check_model(str(path))
+        chains = double_quantizations(onnx.load(str(path)))
+        if chains:
+            raise UserError(
+                f"{path.name}: {len(chains)} tensors are quantized twice in a row (first at "
+                f"{chains[0][1]}); ONNX Runtime merges such pairs and would disagree with the other "
+                "engines. Give the module type producing them `exclude_module_types` in the recipe's "
+                "QuantizationModifier (see recipes/pruned_quant.yaml)")
 
 
 _DEEPSPARSE_PROBE = (

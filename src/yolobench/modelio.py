@@ -198,6 +198,26 @@ def _make_batch_static(path: Path) -> None:
     onnx.save(model, str(path))
 
 
+def double_quantizations(onnx_model) -> list[tuple[str, str]]:
+    """(first, second) QuantizeLinear names of each Q -> DQ -> Q chain in an ONNX graph.
+
+    Such a chain quantizes one tensor twice; ONNX Runtime's DoubleQDQPairsRemover (on by default)
+    merges it into one quantization, so ORT then computes a different function from PyTorch,
+    OpenVINO and DeepSparse. Measured on v5n_hardswish_pq while Hardswish still had its own QAT
+    observer: scores up to 0.12 apart. The builder refuses exports that contain one.
+    """
+    producer = {out: node for node in onnx_model.graph.node for out in node.output}
+    chains = []
+    for node in onnx_model.graph.node:
+        if node.op_type != "QuantizeLinear":
+            continue
+        dq = producer.get(node.input[0])
+        first = producer.get(dq.input[0]) if dq is not None and dq.op_type == "DequantizeLinear" else None
+        if first is not None and first.op_type == "QuantizeLinear":
+            chains.append((first.name, node.name))
+    return chains
+
+
 def unobserved_quantizers(model: nn.Module) -> list[str]:
     """Fake-quant modules whose observer never saw data (scale left at its initial value).
 
