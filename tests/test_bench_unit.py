@@ -138,9 +138,11 @@ class FakeBenchmark:
         self.extra_info = {}
         self.enabled = True
 
-    def pedantic(self, target, args=(), rounds=1, warmup_rounds=0, iterations=1):
+    def pedantic(self, target, args=(), setup=None, rounds=1, warmup_rounds=0, iterations=1):
         self.calls.append({"rounds": rounds, "warmup_rounds": warmup_rounds, "iterations": iterations})
         for _ in range(rounds):
+            if setup is not None:
+                setup()
             target(*args)
         data = (self.durations_s * rounds)[:rounds]
         self.stats = SimpleNamespace(iterations=iterations, stats=SimpleNamespace(data=data))
@@ -154,14 +156,26 @@ def test_pedantic_timing_sizes_rounds_from_calibration_and_reads_pytest_benchmar
         return latency(10.0, 10.0, 55.0)  # 25 ms on average (the rounds total n x mean): MIN_ITERS rounds
 
     monkeypatch.setattr(timer, "measure", fake_measure)
+    warmed = []
+    monkeypatch.setattr(timer, "warm_up", lambda fn, **kwargs: warmed.append(fn))
     benchmark = FakeBenchmark([0.004, 0.006])
-    calls = []
-    result = bench.pedantic_timing(benchmark)(lambda: calls.append(1))
+    calls, opened = [], []
+
+    def open_session():
+        index = len(opened)
+        opened.append(index)
+        return lambda: calls.append(index)
+
+    result = bench.pedantic_timing(benchmark)(open_session, 3)
 
     # the protocol's warm-up minimums (the defaults) + CALIBRATION_ITERS timed calls, nothing else
     assert calibrations == [{"min_iters": bench.CALIBRATION_ITERS, "min_seconds": bench.CALIBRATION_SECONDS}]
     assert benchmark.calls == [{"rounds": 200, "warmup_rounds": 0, "iterations": 1}]
-    assert len(calls) == 200
+    # three sessions, opened one after the other, each timed for its block of rounds; the 2nd and 3rd
+    # warmed up by the protocol in pytest-benchmark's untimed setup
+    assert opened == [0, 1, 2] and len(warmed) == 2
+    assert calls == [0] * 67 + [1] * 67 + [2] * 66
+    assert result.session_sizes == (67, 67, 66)
     assert result.n == 200 and result.samples_ms[:2] == (4.0, 6.0)  # seconds -> milliseconds
     assert result.p50_ms == pytest.approx(5.0, abs=EXACT) and not result.stopped_early
 
@@ -241,9 +255,16 @@ def test_measure_cell_loads_with_all_usable_cores_by_default_and_records_the_ses
     session = FakeSession(form="deepsparse", fraction=0.5, threads=bench.default_threads())
     fake_engines["deepsparse"] = FakeEngine("deepsparse", session=session)
     artifact = fake_artifact()
-    result, ctx = bench.measure_cell(artifact, "deepsparse", timing=lambda fn: (fn(), fn(), latency(2.0, 4.0))[-1])
-    assert fake_engines["deepsparse"].loads == [(artifact, 1, bench.default_threads(), 64)]
-    assert session.calls == 2 and result.p50_ms == pytest.approx(3.0, abs=EXACT)
+    def timing(open_session, sessions):
+        for _ in range(sessions):
+            fn = open_session()
+            fn(), fn()
+        return latency(2.0, 4.0)
+
+    result, ctx = bench.measure_cell(artifact, "deepsparse", timing=timing, sessions=3)
+    # one load per session, each with every usable core
+    assert fake_engines["deepsparse"].loads == [(artifact, 1, bench.default_threads(), 64)] * 3
+    assert session.calls == 6 and result.p50_ms == pytest.approx(3.0, abs=EXACT)
     assert (ctx.cell, ctx.form, ctx.fraction_of_supported_ops, ctx.threads) == (
         "pruned_quant-deepsparse", "deepsparse", 0.5, bench.default_threads())
     assert ctx.model_size_bytes == 1234  # no model file: the artifact's weights
@@ -289,6 +310,7 @@ def test_the_benchmark_test_skips_a_cell_the_engine_cannot_load(fake_engines):
 
 def test_the_benchmark_test_fills_extra_info_with_the_speedup_over_the_session_reference(fake_engines, monkeypatch):
     monkeypatch.setattr(timer, "measure", lambda fn, **kwargs: latency(25.0))  # sizes 200 rounds
+    monkeypatch.setattr(timer, "warm_up", lambda fn, **kwargs: 0)
     fake_engines["deepsparse"] = FakeEngine("deepsparse", session=FakeSession(form="deepsparse", fraction=1.0))
     benchmark = FakeBenchmark([0.002, 0.002, 0.004])  # p50 2 ms
     built = run_cell_test("pruned_quant", "deepsparse", benchmark, FakeReferenceCell(latency(8.0, 8.0)))
@@ -296,10 +318,12 @@ def test_the_benchmark_test_fills_extra_info_with_the_speedup_over_the_session_r
     assert benchmark.extra_info["cell"] == "pruned_quant-deepsparse"
     assert benchmark.extra_info["speedup_vs_reference"] == pytest.approx(8.0 / 2.0, abs=EXACT)
     assert benchmark.extra_info["samples_ms"] == [2.0, 2.0, 4.0] * 66 + [2.0, 2.0]  # pytest-benchmark's rounds
+    assert benchmark.extra_info["session_sizes"] == [67, 67, 66]  # timer.SESSIONS independent loads
 
 
 def test_the_reference_cell_test_records_its_latency_for_the_session(fake_engines, monkeypatch):
     monkeypatch.setattr(timer, "measure", lambda fn, **kwargs: latency(25.0))
+    monkeypatch.setattr(timer, "warm_up", lambda fn, **kwargs: 0)
     fake_engines["onnxruntime"] = FakeEngine("onnxruntime")
     reference = FakeReferenceCell()
     benchmark = FakeBenchmark([0.010])

@@ -76,34 +76,65 @@ def row(out: str, cell_name: str, check: str) -> str:
 # --- the latency decision rule (pure) ---
 
 
+def lat(samples: list[float], sessions: list[int] | None = None) -> Latency:
+    return Latency.from_samples(samples, session_sizes=sessions or ())
+
+
+def sessions_at(*centers_ms: float) -> Latency:
+    """A quiet machine whose independently loaded sessions settled at different medians."""
+    per = N // len(centers_ms)
+    samples = [x for c in centers_ms for x in tight(c)[:per]]
+    return lat(samples, [per] * len(centers_ms))
+
+
 def test_compare_latency_known_numbers():
-    result = gate.compare_latency([9.0, 10.0, 11.0], [19.0, 20.0, 21.0], factor=1.25)
+    result = gate.compare_latency(lat([9.0, 10.0, 11.0]), lat([19.0, 20.0, 21.0]), factor=1.25)
     assert (result.baseline_p50_ms, result.current_p50_ms) == (10.0, 20.0)
     assert result.ratio == 2.0 and result.delta_ms == 10.0
-    assert result.noise_ms == 1.0  # (IQR 1 + IQR 1) / 2
+    assert result.noise_ms == 1.0  # (IQR 1 + IQR 1) / 2; no sessions recorded
     assert result.regressed
 
 
 def test_beyond_factor_but_within_noise_is_not_a_regression():
-    result = gate.compare_latency(spread(5.0, 15.0), spread(6.5, 19.5), factor=1.25)
+    result = gate.compare_latency(lat(spread(5.0, 15.0)), lat(spread(6.5, 19.5)), factor=1.25)
     assert result.ratio == pytest.approx(1.3) and result.beyond_factor
     assert result.noise_ms == pytest.approx((5.0 + 6.5) / 2)  # IQR of a uniform spread: half its width
     assert not result.beyond_noise and not result.regressed
 
 
 def test_beyond_noise_but_within_factor_is_not_a_regression():
-    result = gate.compare_latency(tight(10.0), tight(11.0), factor=1.25)
+    result = gate.compare_latency(lat(tight(10.0)), lat(tight(11.0)), factor=1.25)
     assert result.beyond_noise and not result.beyond_factor and not result.regressed
 
 
 def test_faster_is_not_a_regression():
-    assert not gate.compare_latency(tight(10.0), tight(5.0)).regressed
+    assert not gate.compare_latency(lat(tight(10.0)), lat(tight(5.0))).regressed
+
+
+def test_session_spread_is_noise_the_iqr_cannot_see():
+    """Each session is quiet (tiny IQR) but reloading moved a median 10 -> 12.5 ms: 1.27x is within noise."""
+    baseline, current = sessions_at(10.0, 12.5, 10.2), sessions_at(12.4, 13.0, 13.1)
+    assert current.p50_ms / baseline.p50_ms > 1.25
+    result = gate.compare_latency(baseline, current, factor=1.25)
+    # (slowest baseline session - baseline p50) + (current p50 - fastest current session)
+    assert result.noise_ms == pytest.approx((12.5 - baseline.p50_ms) + (current.p50_ms - 12.4))
+    assert result.beyond_factor and not result.regressed  # a current session (12.4) overlaps the baseline's
+    # Without the sessions (old run files) the same samples would have failed:
+    flat = gate.compare_latency(lat(list(baseline.samples_ms)), lat(list(current.samples_ms)), factor=1.25)
+    assert flat.regressed
+
+
+def test_slowdown_beyond_every_session_is_a_regression():
+    baseline, current = sessions_at(10.0, 10.3, 10.1), sessions_at(14.0, 14.2, 13.9)
+    result = gate.compare_latency(baseline, current, factor=1.25)
+    assert result.noise_ms == pytest.approx((10.3 - baseline.p50_ms) + (current.p50_ms - 13.9))
+    assert result.regressed  # every current session is slower than every baseline session, by > 1.25x
 
 
 @given(st.lists(st.floats(min_value=0.1, max_value=1e3, allow_nan=False), min_size=1, max_size=50),
        st.floats(min_value=0.1, max_value=FACTOR))
 def test_a_slowdown_within_the_factor_never_fails(samples, scale):
-    assert not gate.compare_latency(samples, [s * scale for s in samples], FACTOR).regressed
+    assert not gate.compare_latency(lat(samples), lat([s * scale for s in samples]), FACTOR).regressed
 
 
 # --- `yolobench gate` end to end ---

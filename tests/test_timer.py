@@ -193,3 +193,44 @@ def test_machine_info_names_the_machine():
     assert info["logical_cores"] >= 1
     assert 1 <= info["usable_cores"] <= info["logical_cores"]
     assert info["memory_total_bytes"] is None or info["memory_total_bytes"] > 0
+
+
+# --- independent sessions ---
+
+
+def test_session_shares_split_evenly_larger_first():
+    assert timer.session_shares(200, 3) == [67, 67, 66]
+    assert timer.session_shares(6, 3) == [2, 2, 2]
+    with pytest.raises(ValueError):
+        timer.session_shares(2, 3)
+
+
+def test_pooled_keeps_each_sessions_samples_and_medians():
+    pooled = Latency.pooled([Latency.from_samples([1.0, 2.0, 3.0]), Latency.from_samples([10.0, 11.0])])
+    assert pooled.samples_ms == (1.0, 2.0, 3.0, 10.0, 11.0) and pooled.session_sizes == (3, 2)
+    assert pooled.session_p50s_ms() == (2.0, 10.5)
+    assert pooled.session_spread_ms == 8.5
+    assert Latency.from_samples([1.0, 2.0]).session_spread_ms is None  # sessions not recorded
+
+
+def test_session_sizes_must_add_up_to_the_samples():
+    with pytest.raises(ValueError, match="add up"):
+        Latency.from_samples([1.0, 2.0, 3.0], session_sizes=[1, 1])
+    with pytest.raises(ValueError):
+        Latency.from_samples([1.0, 2.0], session_sizes=[2, 0])
+
+
+def test_measure_sessions_opens_each_session_anew_and_shares_the_protocol():
+    clock = FakeClock()
+    models = []
+
+    def open_session():
+        models.append(FakeModel(clock, lambda index: STEP_S * (len(models))))  # session k runs k x slower
+        return models[-1]
+
+    latency = timer.measure_sessions(open_session, sessions=3, min_iters=9, min_seconds=0.0,
+                                     warmup_min_iters=2, warmup_min_seconds=0.0, clock=clock)
+    assert len(models) == 3 and [m.calls for m in models] == [5, 5, 5]  # 2 warm-up + 3 timed each
+    assert latency.session_sizes == (3, 3, 3)
+    assert latency.session_p50s_ms() == (250.0, 500.0, 750.0)
+    assert latency.to_dict()["session_sizes"] == [3, 3, 3]

@@ -6,10 +6,12 @@ image of the artifact's dataset, letterboxed: the same bytes on every run) and t
 of :mod:`yolobench.timer`. It returns the :class:`~yolobench.timer.Latency` and the :class:`CellContext`
 every number must carry (engine version, form, threads, DeepSparse's ``fraction_of_supported_ops``...).
 
-Who times: ``timing`` is a function ``(fn) -> Latency``. asv and the reference cell use
-``timer.measure`` itself; the pytest-benchmark tests use :func:`pedantic_timing`, which warms up by the
-protocol's rule and then lets pytest-benchmark time a protocol-sized number of rounds, so the samples in
-the run file's ``stats`` and in its ``extra_info`` are one and the same measurement.
+Who times: ``timing`` is a function ``(open_session, sessions) -> Latency``; each cell is timed over
+``timer.SESSIONS`` independently loaded sessions (the run-to-run noise the gate needs). The reference
+cell measured by the session fixture uses ``timer.measure_sessions`` itself; the pytest-benchmark tests
+use :func:`pedantic_timing`, which warms up by the protocol's rule and then lets pytest-benchmark time a
+protocol-sized number of rounds, so the samples in the run file's ``stats`` and in its ``extra_info``
+are one and the same measurement. asv times one session it loaded in its ``setup`` (:func:`time_session`).
 
 An engine that cannot run here, or cannot take this artifact, raises
 :class:`~yolobench.engines.EngineUnsupported` with its reason: pytest turns it into a skip, asv into
@@ -22,6 +24,7 @@ Must not: build variants (callers pass artifacts), judge numbers (the gate does)
 from __future__ import annotations
 
 import gc
+import itertools
 import json
 import math
 import os
@@ -53,7 +56,8 @@ assert runfile.REFERENCE_CELL == runfile.cell_name(*REFERENCE_CELL), "bench and 
 CALIBRATION_ITERS = 5
 CALIBRATION_SECONDS = 0.5
 
-Timing = Callable[[Callable[[], object]], Latency]
+# timing(open_session, sessions) -> Latency; open_session() loads the cell anew, returns its one call.
+Timing = Callable[[Callable[[], Callable[[], object]], int], Latency]
 
 
 def default_threads() -> int:
@@ -259,11 +263,26 @@ def open_cell(artifact: Any, engine_name: str, *, threads: int | None = None, im
 
 
 def measure_cell(artifact: Any, engine_name: str, *, threads: int | None = None, imgsz: int | None = None,
-                 batch: int = 1, timing: Timing = timer.measure) -> tuple[Latency, CellContext]:
-    """Latency of one cell by the protocol (``timing`` times it), and its context."""
+                 batch: int = 1, timing: Timing | None = None,
+                 sessions: int = timer.SESSIONS) -> tuple[Latency, CellContext]:
+    """Latency of one cell by the protocol, over ``sessions`` independently loaded sessions, and its context.
+
+    ``timing(open_session, sessions)`` times it (default :func:`yolobench.timer.measure_sessions`);
+    ``open_session()`` loads the cell anew and returns its one-call function.
+    """
     session, images, context = open_cell(artifact, engine_name, threads=threads, imgsz=imgsz, batch=batch)
     context = replace(context, load_average=load_average())
-    return time_session(session, images, timing), context
+    ready = [session]  # the first session is the one just opened (and checked)
+    del session
+
+    def open_session() -> Callable[[], object]:
+        fresh = ready.pop() if ready else open_cell(artifact, engine_name, threads=context.threads,
+                                                    imgsz=context.imgsz, batch=batch)[0]
+        run = fresh.run
+        return lambda: run(images)
+
+    timing = timing or (lambda opener, n: timer.measure_sessions(opener, sessions=n))
+    return timing(open_session, sessions), context
 
 
 def load_average() -> float | None:
@@ -300,34 +319,52 @@ def protocol_rounds(call_ms: float, *, min_iters: int = timer.MIN_ITERS, min_sec
     return RoundsPlan(rounds=min(wanted, cap), stopped_early=wanted > cap)
 
 
-def latency_from_benchmark(stats: Any, *, stopped_early: bool = False) -> Latency:
+def latency_from_benchmark(stats: Any, *, stopped_early: bool = False, session_sizes: Sequence[int] = ()) -> Latency:
     """A :class:`Latency` from pytest-benchmark's per-round durations (seconds; one call per round)."""
     data = getattr(getattr(stats, "stats", stats), "data", None)
     if not data:
         raise ValueError("pytest-benchmark recorded no rounds")
     if getattr(stats, "iterations", 1) != 1:
         raise ValueError("cells are timed one call per round (iterations=1)")
-    return Latency.from_samples((s * timer.MS_PER_S for s in data), stopped_early=stopped_early)
+    return Latency.from_samples((s * timer.MS_PER_S for s in data), stopped_early=stopped_early,
+                                session_sizes=session_sizes)
 
 
 def pedantic_timing(benchmark: Any) -> Timing:
-    """A ``timing`` that records into pytest-benchmark's ``benchmark`` fixture.
+    """A ``timing`` that records into pytest-benchmark's ``benchmark`` fixture (one ``pedantic`` call).
 
-    The protocol's own warm-up (``timer.measure`` with its warm-up minimums) plus the calibration calls
-    size the rounds (:func:`protocol_rounds` of their mean); then ``benchmark.pedantic`` times exactly
-    that many single calls. The returned Latency is built from pytest-benchmark's own samples.
+    The first session's protocol warm-up plus the calibration calls size the rounds
+    (:func:`protocol_rounds` of their mean), split into near-equal blocks, one per session; at each
+    block's start pytest-benchmark's untimed ``setup`` releases the previous session, opens the next and
+    warms it up by the protocol. The returned Latency is built from pytest-benchmark's own samples.
     """
 
-    def timing(fn: Callable[[], object]) -> Latency:
-        estimate = timer.measure(fn, min_iters=CALIBRATION_ITERS, min_seconds=CALIBRATION_SECONDS)
+    def timing(open_session: Callable[[], Callable[[], object]], sessions: int) -> Latency:
+        current = open_session()
+        estimate = timer.measure(current, min_iters=CALIBRATION_ITERS, min_seconds=CALIBRATION_SECONDS)
         plan = protocol_rounds(estimate.mean_ms)
-        gc.collect()  # as timer.measure: warm-up garbage is collected before the timed calls
-        benchmark.pedantic(fn, rounds=plan.rounds, warmup_rounds=0, iterations=1)
+        sizes = timer.session_shares(plan.rounds, min(sessions, plan.rounds))
+        starts = set(itertools.accumulate(sizes[:-1]))
+        state = {"round": 0, "fn": current}
+        del current
+
+        def setup() -> None:
+            if state["round"] in starts:
+                state["fn"] = None
+                gc.collect()
+                state["fn"] = open_session()
+                timer.warm_up(state["fn"])
+            if state["round"] == 0 or state["round"] in starts:
+                gc.collect()  # as timer.measure: warm-up garbage is collected before the timed calls
+            state["round"] += 1
+
+        benchmark.pedantic(lambda: state["fn"](), setup=setup, rounds=plan.rounds, warmup_rounds=0, iterations=1)
+        state["fn"] = None
         if plan.stopped_early:
             warnings.warn(f"{plan.rounds} rounds of ~{estimate.mean_ms:.0f} ms fill max_seconds={timer.MAX_SECONDS:g} "
                           f"before {timer.MIN_ITERS} samples; percentiles are less stable", timer.MeasurementWarning,
                           stacklevel=2)
-        return latency_from_benchmark(benchmark.stats, stopped_early=plan.stopped_early)
+        return latency_from_benchmark(benchmark.stats, stopped_early=plan.stopped_early, session_sizes=sizes)
 
     return timing
 

@@ -25,7 +25,7 @@ from typing import Any, Sequence
 
 from yolobench.errors import UserError
 from yolobench.runfile import REFERENCE_CELL, Cell, Run
-from yolobench.timer import iqr, percentile
+from yolobench.timer import Latency, iqr
 
 # Default allowed slowdown before a latency change can count: the same ONNX compiled twice by
 # DeepSparse differed by up to ~15% (FINDINGS #9) and a shared 2-core VM drifts by several percent
@@ -56,14 +56,24 @@ NOT_COMPARED = "not compared"
 # --- The latency decision rule (pure) ---
 
 
-def run_noise_ms(baseline_samples_ms: Sequence[float], current_samples_ms: Sequence[float]) -> float:
-    """Run-to-run noise of two runs: half the interquartile range of each, added.
+def run_noise_ms(baseline: Latency, current: Latency) -> float:
+    """Run-to-run noise of two runs of one cell, in ms: the larger of two estimates.
 
-    A difference of medians larger than this means the middle halves of the two sample sets do not
-    overlap (for symmetric spreads: current p25 > baseline p75). The IQR ignores the few stalls a shared
-    VM throws into any run, so they neither hide a regression nor make one.
+    - between sessions: each run times the cell in ``timer.SESSIONS`` independently loaded sessions
+      (compile lottery, placement, the machine's phases all move a session's median). The noise is
+      (baseline's slowest session median - baseline p50) + (current p50 - current's fastest session
+      median), so ``delta > noise`` says exactly: every current session was slower than every
+      baseline session.
+    - within a session: half the interquartile range of each run, added (the only estimate for run
+      files without sessions). Alone it missed the between-run variation: two runs of unchanged code
+      differed by 1.29x on a cell whose IQRs summed to 0.4 ms.
     """
-    return (iqr(baseline_samples_ms) + iqr(current_samples_ms)) / 2.0
+    within = (iqr(baseline.samples_ms) + iqr(current.samples_ms)) / 2.0
+    base_sessions, cur_sessions = baseline.session_p50s_ms(), current.session_p50s_ms()
+    if len(base_sessions) < 2 or len(cur_sessions) < 2:
+        return within
+    between = max(max(base_sessions) - baseline.p50_ms, 0.0) + max(current.p50_ms - min(cur_sessions), 0.0)
+    return max(within, between)
 
 
 @dataclass(frozen=True)
@@ -94,7 +104,7 @@ class LatencyComparison:
         return self.beyond_factor and self.beyond_noise
 
 
-def compare_latency(baseline_samples_ms: Sequence[float], current_samples_ms: Sequence[float],
+def compare_latency(baseline: Latency, current: Latency,
                     factor: float = DEFAULT_LATENCY_FACTOR) -> LatencyComparison:
     """Regressed iff  p50(cur) / p50(base) > factor  and  p50(cur) - p50(base) > run_noise_ms(base, cur).
 
@@ -102,10 +112,10 @@ def compare_latency(baseline_samples_ms: Sequence[float], current_samples_ms: Se
     regression moves the bulk of the iterations, which is what the median sees.
     """
     return LatencyComparison(
-        baseline_p50_ms=percentile(baseline_samples_ms, 50.0),
-        current_p50_ms=percentile(current_samples_ms, 50.0),
+        baseline_p50_ms=baseline.p50_ms,
+        current_p50_ms=current.p50_ms,
         factor=factor,
-        noise_ms=run_noise_ms(baseline_samples_ms, current_samples_ms),
+        noise_ms=run_noise_ms(baseline, current),
     )
 
 
@@ -253,7 +263,7 @@ def _latency_check(name: str, current_run: Run, current: Cell, baseline_run: Run
     if reason:
         return Check(name, CHECK_LATENCY, measured, "-", None, NOT_COMPARED, reason)
     factor = thresholds.latency_factor_for(name)
-    result = compare_latency(baseline.latency.samples_ms, current.latency.samples_ms, factor)
+    result = compare_latency(baseline.latency, current.latency, factor)
     limit = f"<= {result.baseline_p50_ms * factor:.2f} ms ({factor:g}x {result.baseline_p50_ms:.2f})"
     detail = f"{result.delta_ms:+.2f} ms vs noise {result.noise_ms:.2f} ms"
     if result.regressed:

@@ -130,6 +130,8 @@ def cell_extra_info(
         "cpu_model": cpu_model if cpu_model is not None else machine_info()["cpu_model"],
         "latency_ms": latency.stats_ms(),
         "samples_ms": [round(s, SAMPLE_DECIMALS) for s in latency.samples_ms],
+        "session_sizes": list(latency.session_sizes),
+        "session_p50_ms": [round(p, SAMPLE_DECIMALS) for p in latency.session_p50s_ms()],
         "fps": latency.fps,
         "stopped_early": latency.stopped_early,
         "speedup_vs_reference": speedup(reference_latency, latency) if reference_latency else None,
@@ -252,8 +254,11 @@ def _load_cell(entry: Mapping[str, Any], where: str) -> Cell:
     stopped_early = entry.get("stopped_early", False)
     if not isinstance(stopped_early, bool):
         raise f.fail(f"'stopped_early' must be true or false, got {stopped_early!r}")
+    sizes = entry.get("session_sizes", [])  # absent in run files written before sessions were recorded
+    if not isinstance(sizes, list):
+        raise f.fail(f"'session_sizes' must be a list of sample counts, got {sizes!r}")
     try:
-        latency = Latency.from_samples(samples, stopped_early=stopped_early)
+        latency = Latency.from_samples(samples, stopped_early=stopped_early, session_sizes=sizes)
     except ValueError as err:
         raise f.fail(f"'samples_ms': {err}") from None
 

@@ -43,6 +43,15 @@ MIN_SECONDS = 5.0
 # and marked ``stopped_early`` rather than stalling CI; its percentiles are then less stable.
 MAX_SECONDS = 120.0
 
+# Each cell is timed in SESSIONS independent sessions, one after the other: loaded (compiled) anew,
+# warmed up anew, each timed for its share of MIN_ITERS and MIN_SECONDS, samples pooled. Why: what
+# differs between two runs is mostly not in one session's spread. The same ONNX compiled twice by
+# DeepSparse ran up to ~15% apart (FINDINGS 9), and two runs of unchanged code on this VM moved single
+# cells by 1.25-1.29x (results/gate/2026-11-28-smoke-a-vs-b.txt) while each run's IQR was 0.4-1.6 ms.
+# The spread of the sessions' medians shows that variation inside one run; the gate uses it as noise.
+# Three: the fewest for which one odd session is visible as the odd one out.
+SESSIONS = 3
+
 # Samples are stored in run files rounded to 0.1 microsecond: far below any latency that matters
 # here (>= 1 ms), and it keeps a committed run file about 2.5x smaller.
 SAMPLE_DECIMALS = 4
@@ -90,12 +99,20 @@ class Latency:
     n: int
     fps: float  # 1000 / mean_ms: single-stream throughput, as the blog reports it
     stopped_early: bool = False  # MAX_SECONDS ended the timing before MIN_ITERS / MIN_SECONDS
+    # Samples per independent session, in order (samples_ms is their concatenation); () = not recorded.
+    session_sizes: tuple[int, ...] = ()
 
     @classmethod
-    def from_samples(cls, samples_ms: Iterable[float], *, stopped_early: bool = False) -> "Latency":
+    def from_samples(cls, samples_ms: Iterable[float], *, stopped_early: bool = False,
+                     session_sizes: Sequence[int] = ()) -> "Latency":
         samples = tuple(float(s) for s in samples_ms)
         if not samples:
             raise ValueError("Latency needs at least one sample")
+        sizes = tuple(session_sizes)
+        if sizes and (any(isinstance(k, bool) or not isinstance(k, int) or k < 1 for k in sizes)
+                      or sum(sizes) != len(samples)):
+            raise ValueError(f"session_sizes {list(sizes)} must be positive and add up to the "
+                             f"{len(samples)} samples")
         if any(not math.isfinite(s) or s < 0.0 for s in samples):
             raise ValueError("latency samples must be finite and non-negative")
         n = len(samples)
@@ -113,7 +130,31 @@ class Latency:
             n=n,
             fps=MS_PER_S / mean,
             stopped_early=stopped_early,
+            session_sizes=sizes,
         )
+
+    @classmethod
+    def pooled(cls, sessions: Sequence["Latency"]) -> "Latency":
+        """One Latency from independent sessions' samples, keeping which sample came from which."""
+        if not sessions:
+            raise ValueError("pooled() needs at least one session")
+        return cls.from_samples([s for lat in sessions for s in lat.samples_ms],
+                                stopped_early=any(lat.stopped_early for lat in sessions),
+                                session_sizes=[lat.n for lat in sessions])
+
+    def session_p50s_ms(self) -> tuple[float, ...]:
+        """Median of each independent session (empty when sessions were not recorded)."""
+        out, start = [], 0
+        for size in self.session_sizes:
+            out.append(percentile(self.samples_ms[start:start + size], 50.0))
+            start += size
+        return tuple(out)
+
+    @property
+    def session_spread_ms(self) -> float | None:
+        """Largest minus smallest session median: what re-loading the same model moved (None: < 2 sessions)."""
+        p50s = self.session_p50s_ms()
+        return max(p50s) - min(p50s) if len(p50s) >= 2 else None
 
     @property
     def iqr_ms(self) -> float:
@@ -127,7 +168,55 @@ class Latency:
     def to_dict(self) -> dict:
         data = asdict(self)
         data["samples_ms"] = list(self.samples_ms)
+        data["session_sizes"] = list(self.session_sizes)
         return data
+
+
+def warm_up(fn: Callable[[], object], *, min_iters: int = WARMUP_MIN_ITERS,
+            min_seconds: float = WARMUP_MIN_SECONDS, clock: Callable[[], float] = time.perf_counter) -> int:
+    """Call ``fn()`` until both ``min_iters`` calls and ``min_seconds`` have passed; returns the calls."""
+    start = clock()
+    done = 0
+    while done < min_iters or clock() - start < min_seconds:
+        fn()
+        done += 1
+    return done
+
+
+def session_shares(total: int, sessions: int) -> list[int]:
+    """``total`` split into ``sessions`` near-equal positive parts, larger first (sum == total)."""
+    if sessions < 1 or total < sessions:
+        raise ValueError(f"cannot split {total} into {sessions} positive parts")
+    base, extra = divmod(total, sessions)
+    return [base + (1 if i < extra else 0) for i in range(sessions)]
+
+
+def measure_sessions(
+    open_session: Callable[[], Callable[[], object]],
+    *,
+    sessions: int = SESSIONS,
+    min_iters: int = MIN_ITERS,
+    min_seconds: float = MIN_SECONDS,
+    max_seconds: float = MAX_SECONDS,
+    warmup_min_iters: int = WARMUP_MIN_ITERS,
+    warmup_min_seconds: float = WARMUP_MIN_SECONDS,
+    clock: Callable[[], float] = time.perf_counter,
+) -> Latency:
+    """Time ``sessions`` independent sessions one after the other and pool them.
+
+    ``open_session()`` loads a fresh session and returns its one-call function; the previous one is
+    released before the next is opened. Each is warmed up by the protocol and timed for its share of
+    ``min_iters``, ``min_seconds`` and ``max_seconds``.
+    """
+    results = []
+    for share in session_shares(min_iters, sessions):
+        fn = open_session()
+        results.append(measure(fn, min_iters=share, min_seconds=min_seconds / sessions,
+                               max_seconds=max_seconds / sessions, warmup_min_iters=warmup_min_iters,
+                               warmup_min_seconds=warmup_min_seconds, clock=clock))
+        del fn
+        gc.collect()
+    return Latency.pooled(results)
 
 
 def measure(
@@ -152,12 +241,7 @@ def measure(
     if max_seconds <= 0:
         raise ValueError("max_seconds must be positive")
 
-    start = clock()
-    done = 0
-    while done < warmup_min_iters or clock() - start < warmup_min_seconds:
-        fn()
-        done += 1
-
+    warm_up(fn, min_iters=warmup_min_iters, min_seconds=warmup_min_seconds, clock=clock)
     gc.collect()  # collect warm-up garbage now rather than inside a timed call
     samples: list[float] = []
     start = clock()
@@ -193,6 +277,7 @@ def protocol() -> dict[str, float]:
         "min_iters": MIN_ITERS,
         "min_seconds": MIN_SECONDS,
         "max_seconds": MAX_SECONDS,
+        "sessions": SESSIONS,
         "batch": 1,
         "streams": 1,
     }
