@@ -213,3 +213,23 @@ def test_unobserved_quantizers_are_detected():
     assert modelio.unobserved_quantizers(model)
     model(torch.rand(2, 3, 16, 16))
     assert modelio.unobserved_quantizers(model) == []
+
+
+def test_bf16_autocast_stops_when_quantization_aware_training_starts():
+    """Float epochs may train in bfloat16 (smoke profile); fake-quantized epochs always in float32."""
+    from types import SimpleNamespace
+
+    from yolobench.training import RecipeTrainer
+
+    def trainer(qat: bool):
+        fake = SimpleNamespace(parent_recipe=None, args=SimpleNamespace(amp="bf16"), amp=True,
+                               ema=SimpleNamespace(enabled=True, ema=None), model=object())
+        fake.qat_active = lambda: qat
+        return fake
+
+    before_qat, in_qat = trainer(qat=False), trainer(qat=True)
+    RecipeTrainer._on_epoch_start(before_qat)
+    RecipeTrainer._on_epoch_start(in_qat)
+    assert (before_qat.args.amp, before_qat.amp) == ("bf16", True)
+    assert (in_qat.args.amp, in_qat.amp) == (False, False)
+    assert in_qat.ema.enabled is False and in_qat.ema.ema is in_qat.model

@@ -39,8 +39,9 @@ def spread(low_ms: float, high_ms: float) -> list[float]:
 def cell(name: str, samples: list[float], *, speedup: float | None = None, map50: float | None = None,
          cpu: str = CPU, threads: int = 2, imgsz: int = 416) -> dict:
     variant, engine = name.rsplit("-", 1)
+    latency = samples if isinstance(samples, Latency) else Latency.from_samples(samples)
     info = cell_extra_info(
-        Latency.from_samples(samples), variant=variant, engine=engine, engine_version="1.0", threads=threads,
+        latency, variant=variant, engine=engine, engine_version="1.0", threads=threads,
         imgsz=imgsz, map50=map50, cpu_model=cpu,
         fraction_of_supported_ops=1.0 if engine == "deepsparse" else None)
     info["speedup_vs_reference"] = speedup
@@ -396,3 +397,30 @@ def test_suggest_survives_an_emptied_thresholds_file(tmp_path, capsys):
     code, out, err = gate_cli(capsys, "--suggest", run, "--thresholds", emptied)
     assert code == EXIT_OK and "built-in" in err
     assert tomllib.loads(out)["defaults"]["latency_factor"] == gate.DEFAULT_LATENCY_FACTOR
+
+
+# --- the false-alarm study ---
+
+
+def test_study_gates_every_pair_and_counts_false_alarms(tmp_path, capsys):
+    quiet = [write(tmp_path, f"run{i}", cell(REFERENCE_CELL, sessions_samples(10.0, 10.1, 10.2)),
+                   cell("pruned_quant-deepsparse", sessions_samples(4.0, 4.1, 4.05))) for i in range(3)]
+    outlier = write(tmp_path, "run3", cell(REFERENCE_CELL, sessions_samples(10.0, 10.1, 10.2)),
+                    cell("pruned_quant-deepsparse", sessions_samples(6.0, 6.1, 6.2)))
+    code, out, _ = gate_cli(capsys, "--study", *quiet, outlier, "--thresholds", thresholds(tmp_path))
+    assert code == EXIT_FAILED
+    lines = out.splitlines()
+    assert "run0.json -> run1.json (consecutive): pass" in out
+    assert [line for line in lines if line.startswith("run2.json -> run3.json")][0].startswith(
+        "run2.json -> run3.json (consecutive): FALSE ALARM: pruned_quant-deepsparse latency p50 1.5")
+    assert "consecutive pairs: 1 of 3 pairs raised a false alarm (33%); 1 of 6 latency comparisons failed" in out
+    assert "all pairs: 3 of 6 pairs raised a false alarm (50%); 3 of 12 latency comparisons failed" in out
+
+
+def test_study_needs_two_runs(tmp_path, base, capsys):
+    code, _, err = gate_cli(capsys, "--study", base, "--thresholds", thresholds(tmp_path))
+    assert code == EXIT_BAD_INPUT and "at least two run files" in err
+
+
+def sessions_samples(*centers_ms: float) -> Latency:
+    return sessions_at(*centers_ms)

@@ -90,3 +90,21 @@ def test_torchscript_export_context_exports_a_qat_model(tmp_path):
         exporter.export_onnx(torch.rand(1, 3, 16, 16), name="qat.onnx", convert_qat=True)
     assert torch.onnx.export is original  # scoped: restored afterwards
     assert (tmp_path / "qat.onnx").stat().st_size > 0
+
+
+# 4. ultralytics refuses bfloat16 autocast on the CPU ----------------------------------------------
+def test_cpu_bf16_autocast_shim_still_needed():
+    assert shims.cpu_bf16_autocast_shim_needed(), "ultralytics autocasts to bf16 on CPU now: delete shim 4"
+
+
+def test_cpu_bf16_autocast_lets_the_trainer_autocast_on_cpu():
+    from ultralytics.engine import trainer as trainer_module
+
+    original = trainer_module.autocast
+    conv = nn.Conv2d(3, 4, 3)
+    with shims.cpu_bf16_autocast():
+        with trainer_module.autocast(torch.bfloat16, device="cpu"):
+            assert conv(torch.rand(1, 3, 8, 8)).dtype == torch.bfloat16
+        with trainer_module.autocast(False, device="cpu"):  # other requests: ultralytics' own function
+            assert conv(torch.rand(1, 3, 8, 8)).dtype == torch.float32
+    assert trainer_module.autocast is original  # scoped: restored afterwards

@@ -353,6 +353,51 @@ def describe_run(label: str, run: Run) -> str:
             f"threads {', '.join(map(str, threads))}, {len(run.cells)} cells)")
 
 
+# --- False-alarm study: every pair of runs of unchanged code ---
+
+
+@dataclass(frozen=True)
+class PairVerdict:
+    baseline: Path
+    current: Path
+    consecutive: bool  # the current run came right after the baseline in the given order
+    failed: tuple[Check, ...]
+    latency_checks: int  # latency comparisons actually made (both runs had the cell, comparable)
+
+
+def study(runs: Sequence[Run], thresholds: Thresholds) -> list[PairVerdict]:
+    """The gate on every ordered pair (earlier run as baseline) of runs made on unchanged code.
+
+    Every failure here is a false alarm by construction: nothing changed between the runs.
+    """
+    if len(runs) < 2:
+        raise UserError("a false-alarm study needs at least two run files")
+    verdicts = []
+    for i, baseline in enumerate(runs):
+        for j in range(i + 1, len(runs)):
+            checks = evaluate(runs[j], baseline, thresholds)
+            compared = sum(1 for c in checks if c.check == CHECK_LATENCY and c.ratio is not None)
+            verdicts.append(PairVerdict(baseline.path, runs[j].path, j == i + 1,
+                                        tuple(c for c in checks if c.failed), compared))
+    return verdicts
+
+
+def format_study(verdicts: Sequence[PairVerdict]) -> str:
+    lines = []
+    for v in verdicts:
+        named = ", ".join(f"{c.cell} {c.check} {c.ratio:.2f}x" if c.ratio is not None else f"{c.cell} {c.check}"
+                          for c in v.failed) or "-"
+        lines.append(f"{v.baseline.name} -> {v.current.name}{' (consecutive)' if v.consecutive else ''}: "
+                     f"{'FALSE ALARM' if v.failed else 'pass'}: {named}")
+    for label, chosen in (("consecutive pairs", [v for v in verdicts if v.consecutive]), ("all pairs", verdicts)):
+        alarms = sum(1 for v in chosen if v.failed)
+        checks = sum(v.latency_checks for v in chosen)
+        failed_checks = sum(len(v.failed) for v in chosen)
+        lines.append(f"{label}: {alarms} of {len(chosen)} pairs raised a false alarm "
+                     f"({alarms / len(chosen):.0%}); {failed_checks} of {checks} latency comparisons failed")
+    return "\n".join(lines)
+
+
 # --- Suggesting thresholds from a committed run ---
 
 

@@ -95,9 +95,15 @@ class RecipeTrainer(DetectionTrainer):
         self.add_callback("on_train_epoch_end", RecipeTrainer._on_epoch_end)
         self.add_callback("on_fit_epoch_end", RecipeTrainer._on_fit_epoch_end)
 
+    def train(self):
+        """ultralytics' training loop; ``amp="bf16"`` autocasts to bfloat16 on the CPU too (shims 4),
+        until quantization-aware training starts (see ``_on_epoch_start``)."""
+        with shims.cpu_bf16_autocast():
+            return super().train()
+
     # --- model -------------------------------------------------------------------------------------
     def get_model(self, cfg=None, weights=None, verbose=False):
-        model = DetectionModel(self.model_cfg, nc=self.data["nc"], ch=3, verbose=False)
+        model = _TrainingDetectionModel(self.model_cfg, nc=self.data["nc"], ch=3, verbose=False)
         model = self.set_model_names_for_load(model) if hasattr(self, "set_model_names_for_load") else model
         if self.parent_recipe is not None:
             from sparseml.pytorch.optim import ScheduledModifierManager
@@ -151,6 +157,11 @@ class RecipeTrainer(DetectionTrainer):
     def _on_epoch_start(self):
         if self.parent_recipe is not None:
             self._inherited_qat_schedule()
+        if self.qat_active() and self.args.amp == "bf16":
+            # Fake-quantized training runs in float32: the observers must see the float32 ranges the
+            # exported graph is quantized from, not bfloat16-rounded ones.
+            self.args.amp = False
+            self.amp = False
         if self.qat_active():
             # An EMA of fake-quant observers is meaningless: train and validate the live model.
             self.ema.enabled = False
@@ -215,3 +226,38 @@ class RecipeTrainer(DetectionTrainer):
     def finish(self) -> None:
         if self.manager is not None:
             self.manager.finalize(self.model)
+
+
+class _Float32Loss:
+    """The detection loss in float32 even where the forward pass ran under bfloat16 autocast.
+
+    Box regression (DFL, CIoU) on bfloat16's 8-bit mantissa rounds 160 px coordinates to ~1 px.
+    """
+
+    def __init__(self, criterion):
+        self.criterion = criterion
+
+    def __getattr__(self, name):
+        if name == "criterion":  # not set yet (unpickling): no recursion
+            raise AttributeError(name)
+        return getattr(self.criterion, name)
+
+    def __call__(self, preds, batch):
+        def to_float(x):
+            if torch.is_tensor(x):
+                return x.float()
+            if isinstance(x, dict):
+                return {k: to_float(v) for k, v in x.items()}
+            if isinstance(x, (list, tuple)):
+                return type(x)(to_float(v) for v in x)
+            return x
+
+        with torch.autocast("cpu", enabled=False):
+            return self.criterion(to_float(preds), batch)
+
+
+class _TrainingDetectionModel(DetectionModel):
+    """ultralytics' DetectionModel whose loss always runs in float32 (see :class:`_Float32Loss`)."""
+
+    def init_criterion(self):
+        return _Float32Loss(super().init_criterion())

@@ -2,7 +2,8 @@
 
 Prints one row per check per cell (measured, limit, ratio, verdict) and a summary line naming every
 failing cell. Exit 0: every check passed; 1: a check failed; 2: an input could not be read.
-``--suggest RUN.json`` prints a thresholds file with floors derived from that run instead.
+``--suggest RUN.json`` prints a thresholds file with floors derived from that run instead;
+``--study RUN.json ...`` gates every pair of runs made on unchanged code (the false-alarm rate).
 """
 
 from __future__ import annotations
@@ -28,6 +29,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       help="run file to check (pytest --benchmark-only --benchmark-json output)")
     what.add_argument("--suggest", metavar="RUN.json", type=Path,
                       help="print a thresholds file with floors derived from this run, and exit")
+    what.add_argument("--study", metavar="RUN.json", type=Path, nargs="+",
+                      help="runs of unchanged code, in the order made: gate every pair (earlier as "
+                           "baseline) and report the false-alarm rate; exit 1 if any pair failed")
     parser.add_argument("--baseline", metavar="RUN.json", type=Path,
                         help="earlier run on the same machine to compare latency against")
     parser.add_argument("--thresholds", metavar="TOML", type=Path, default=None,
@@ -50,6 +54,11 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_OK
 
     thresholds = gate.load_thresholds(thresholds_path)
+    if args.study is not None:
+        verdicts = gate.study([load_run(path) for path in args.study], thresholds)
+        print(f"thresholds: {thresholds.path}")
+        print(gate.format_study(verdicts))
+        return EXIT_FAILED if any(v.failed for v in verdicts) else EXIT_OK
     current = load_run(args.current)
     baseline = load_run(args.baseline) if args.baseline is not None else None
     checks = gate.evaluate(current, baseline, thresholds)
@@ -62,6 +71,7 @@ def run(args: argparse.Namespace) -> int:
     print(gate.format_table(checks))
     print()
     print("ratio: measured / floor for speedup and map50 (below 1 fails); current / baseline p50 for latency "
-          "(fails above the factor only if the slowdown also exceeds the runs' noise: half of each IQR, added)")
+          "(fails above the factor only if the slowdown also exceeds the runs' noise: every current session "
+          "slower than every baseline session, and more than half of each run's IQR, added)")
     print(gate.summary(checks))
     return EXIT_FAILED if any(c.failed for c in checks) else EXIT_OK
