@@ -81,7 +81,8 @@ PROFILES = {
         export_imgsz=(64,),
         dataset=MappingProxyType({"train": 32, "val": 8, "imgsz": 64}),
         batch=8,
-        trainer=MappingProxyType({"val": False, "warmup_epochs": 0, "close_mosaic": 0, "patience": 0}),
+        trainer=MappingProxyType({"val": False, "warmup_epochs": 0, "close_mosaic": 0, "patience": 0,
+                                  "amp": "bf16"}),
     ),
     "full": Profile(
         name="full",
@@ -176,7 +177,8 @@ CATALOGUE: dict[str, VariantSpec] = {
             # A new domain needs a larger step than QAT polishing: at lr 0.0002 x 4 epochs the smoke
             # transfer reached mAP@0.5 0.13 (measured); the classes' appearance is all new.
             train_args=_ro({"smoke": _TRANSFER, "full": _TRANSFER}),
-            recipe_variables=_ro({"tiny": {"num_epochs": 2}, "smoke": {"num_epochs": 6},
+            recipe_variables=_ro({"tiny": {"num_epochs": 3, "qat_epochs": 2},
+                                  "smoke": {"num_epochs": 10, "qat_epochs": 3},
                                   "full": {"num_epochs": 50}}),
         ),
         VariantSpec(

@@ -91,6 +91,12 @@ class RecipeTrainer(DetectionTrainer):
                                                               recipe_variables=self.recipe_variables)
             # The trainer's epoch count must equal the recipe's before anything is scheduled.
             self.epochs = self.args.epochs = int(math.ceil(self.manager.max_epochs))
+        # Sparse transfer (a quantized parent): the last `qat_epochs` epochs train fake-quantized, the
+        # ones before in float (fake-quant and observers off), as the QAT recipes schedule it.
+        self.inherited_qat_epochs = None
+        if self.parent_recipe is not None:
+            value = _recipe_variable(self.recipe_text, self.recipe_variables, "qat_epochs")
+            self.inherited_qat_epochs = self.epochs if value is None else max(1, min(int(value), self.epochs))
         self.add_callback("on_train_epoch_start", RecipeTrainer._on_epoch_start)
         self.add_callback("on_train_epoch_end", RecipeTrainer._on_epoch_end)
         self.add_callback("on_fit_epoch_end", RecipeTrainer._on_fit_epoch_end)
@@ -150,7 +156,7 @@ class RecipeTrainer(DetectionTrainer):
     def qat_active(self, epoch: float | None = None) -> bool:
         epoch = self.epoch if epoch is None else epoch
         if self.parent_recipe is not None:
-            return True
+            return epoch >= self.epochs - self.inherited_qat_epochs
         return bool(self.manager is not None and self.manager.quantization_modifiers
                     and self.manager.qat_active(epoch=epoch))
 
@@ -168,16 +174,19 @@ class RecipeTrainer(DetectionTrainer):
             self.ema.ema = self.model
 
     def _inherited_qat_schedule(self):
-        """QAT inherited from the parent: observers learn the new domain's ranges, then freeze.
+        """QAT inherited from the parent: float epochs first, then fake-quant with observers, frozen last.
 
-        The parent's recipe froze observers and BN statistics for its last epoch; a transfer run
-        re-enables them and freezes them again for its own last epoch, as the QAT recipes do.
+        Before the last ``qat_epochs`` epochs fake-quantization and observers are off (the model trains
+        in float, bfloat16 where the profile asks for it); then the observers learn the new domain's
+        ranges; for the last epoch observers and batch-norm statistics freeze, as the QAT recipes do.
         """
-        from torch.ao.quantization import disable_observer, enable_observer
+        from torch.ao.quantization import disable_fake_quant, disable_observer, enable_fake_quant, enable_observer
         from torch.ao.nn.intrinsic.qat import freeze_bn_stats, update_bn_stats
 
         last = self.epoch >= self.epochs - 1
-        self.model.apply(disable_observer if last else enable_observer)
+        in_qat = self.qat_active()
+        self.model.apply(enable_fake_quant if in_qat else disable_fake_quant)
+        self.model.apply(enable_observer if in_qat and not last else disable_observer)
         self.model.apply(freeze_bn_stats if last else update_bn_stats)
 
     def _on_epoch_end(self):
@@ -226,6 +235,21 @@ class RecipeTrainer(DetectionTrainer):
     def finish(self) -> None:
         if self.manager is not None:
             self.manager.finalize(self.model)
+
+
+def _recipe_variable(recipe_text: str | None, variables: dict, name: str):
+    """A top-level recipe variable: the profile's override, else the recipe file's value, else None."""
+    import yaml
+
+    if name in variables:
+        return variables[name]
+
+    class _Loader(yaml.SafeLoader):
+        pass
+
+    _Loader.add_multi_constructor("!", lambda loader, suffix, node: None)  # modifiers: not needed here
+    data = yaml.load(recipe_text or "", Loader=_Loader) or {}
+    return data.get(name) if isinstance(data, dict) else None
 
 
 class _Float32Loss:
