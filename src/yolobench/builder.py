@@ -33,7 +33,7 @@ from yolobench.store import (FORM_DEEPSPARSE, FORM_FP32, FORM_QDQ, MODEL_CFG_NAM
 
 offline.apply()
 
-BUILDER_VERSION = 1  # bump when a change here changes what an artifact contains
+BUILDER_VERSION = 2  # bump when a change here changes what an artifact contains
 DATASET_SEED = 0
 Progress = Callable[[str], None]
 
