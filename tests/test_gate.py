@@ -424,3 +424,14 @@ def test_study_needs_two_runs(tmp_path, base, capsys):
 
 def sessions_samples(*centers_ms: float) -> Latency:
     return sessions_at(*centers_ms)
+
+
+def test_fewer_threads_on_the_same_cpu_is_compared_and_named(tmp_path, capsys):
+    """DeepSparse limited to 1 core where the baseline had 2: a regression, not an incomparable run."""
+    baseline = write(tmp_path, "baseline", cell("pruned_quant-deepsparse", sessions_at(4.0, 4.1, 4.05), threads=2))
+    current = write(tmp_path, "current", cell("pruned_quant-deepsparse", sessions_at(7.0, 7.2, 7.1), threads=1))
+    code, out, _ = gate_cli(capsys, "--current", current, "--baseline", baseline,
+                            "--thresholds", thresholds(tmp_path))
+    assert code == EXIT_FAILED
+    assert "FAIL" in row(out, "pruned_quant-deepsparse", "latency p50")
+    assert "threads 2 -> 1" in row(out, "pruned_quant-deepsparse", "latency p50")

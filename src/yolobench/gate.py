@@ -5,7 +5,7 @@ A cell fails the gate when
       come from the same run on the same machine);
   (b) its median latency got worse than the baseline's by more than ``latency_factor`` AND by more than
       the noise of the two runs (see :func:`compare_latency`); only when both runs measured the cell on
-      the same CPU model with the same threads, image size and batch;
+      the same CPU model with the same image size and batch (a change of threads is compared, and named);
   (c) it is in the baseline, or has floors in the thresholds, but is missing from the current run;
   (d) its ``map50`` is below its ``map50_floor``.
 A check without a floor (or without a comparable baseline) is reported as such, never invented.
@@ -244,7 +244,9 @@ def _not_comparable(baseline_run: Run, baseline: Cell, current_run: Run, current
     base_cpu, cur_cpu = _cpu(baseline_run, baseline), _cpu(current_run, current)
     if base_cpu and cur_cpu and base_cpu != cur_cpu:
         return f"different CPU ({base_cpu!r} vs {cur_cpu!r})"
-    for attribute in ("threads", "imgsz", "batch"):
+    # Threads are not here on purpose: fewer threads on the same CPU is a configuration change a user
+    # makes (or a container limit), and the latency it costs is a regression the gate must report.
+    for attribute in ("imgsz", "batch"):
         before, now = getattr(baseline, attribute), getattr(current, attribute)
         if before != now:
             return f"different {attribute} ({before} vs {now})"
@@ -274,6 +276,8 @@ def _latency_check(name: str, current_run: Run, current: Cell, baseline_run: Run
         verdict, note = OK, detail
     if current.latency.stopped_early:
         note += "; stopped early (few samples)"
+    if baseline.threads != current.threads:
+        note += f"; threads {baseline.threads} -> {current.threads}"
     return Check(name, CHECK_LATENCY, measured, limit, result.ratio, verdict, note)
 
 
