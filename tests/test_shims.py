@@ -108,3 +108,17 @@ def test_cpu_bf16_autocast_lets_the_trainer_autocast_on_cpu():
         with trainer_module.autocast(False, device="cpu"):  # other requests: ultralytics' own function
             assert conv(torch.rand(1, 3, 8, 8)).dtype == torch.float32
     assert trainer_module.autocast is original  # scoped: restored afterwards
+
+
+# Quiet by default: sparseml's own import resets its root logger to INFO --------------------------
+def test_sparseml_conversion_logs_stay_quiet_after_sparseml_is_imported():
+    import logging
+
+    from yolobench import offline
+
+    offline.apply()
+    import sparseml.exporters.transforms.onnx_transform  # noqa: F401 (its import re-sets "sparseml" to INFO)
+    import sparseml.log  # noqa: F401
+
+    logger = logging.getLogger("sparseml.exporters.transforms.onnx_transform")
+    assert logger.getEffectiveLevel() >= logging.WARNING

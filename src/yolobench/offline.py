@@ -62,8 +62,11 @@ def apply() -> None:
     os.environ.setdefault("NM_TEST_MODE", "1")
     os.environ.setdefault("NM_TEST_LOG_DIR", str(Path(os.environ.get(
         "YOLOBENCH_HOME", Path.home() / ".cache" / "yolobench")) / "logs" / "sparseml"))
-    # sparseml's ONNX conversion logs every transform at INFO: keep only warnings and errors.
-    logging.getLogger("sparseml").setLevel(logging.WARNING)
+    # sparseml's ONNX conversion logs every transform at INFO: keep only warnings and errors. Its own
+    # import (sparseml/log.py) sets the "sparseml" logger back to INFO, so the levels go on the child
+    # loggers it never touches.
+    for name in ("sparseml", "sparseml.exporters", "sparseml.pytorch", "sparseml.onnx"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     # sparseml imports pkg_resources at import time; the deprecation warning is noise for users.
     warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)
     _applied = True
