@@ -71,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     print(gate.format_table(checks))
     print()
     print("ratio: measured / floor for speedup and map50 (below 1 fails); current / baseline p50 for latency "
-          "(fails above the factor only if the slowdown also exceeds the runs' noise: every current session "
-          "slower than every baseline session, and more than half of each run's IQR, added)")
+          "of the fastest of 3 sessions (fails above the factor only if the slowdown also exceeds the runs' "
+          "noise: both runs' session spreads added, at least half of each IQR)")
     print(gate.summary(checks))
     return EXIT_FAILED if any(c.failed for c in checks) else EXIT_OK
