@@ -373,8 +373,12 @@ def test_a_run_without_cells_is_rejected(tmp_path):
 
 
 def test_committed_thresholds_file_is_valid():
+    import re
+
     limits = gate.load_thresholds(REPO_THRESHOLDS)
-    assert limits.latency_factor >= 1.0 and "provisional" in limits.source
+    assert limits.latency_factor >= 1.0 and limits.engine_latency_factor >= 1.0
+    cited = re.findall(r"results/[\w./-]+", limits.source)
+    assert cited and all((REPO_THRESHOLDS.parents[1] / path.rstrip(".,)")).exists() for path in cited), cited
     for name, cell_limits in limits.cells.items():
         assert cell_limits.source.strip(), name
 
@@ -421,8 +425,10 @@ def test_study_gates_every_pair_and_counts_false_alarms(tmp_path, capsys):
     assert "run0.json -> run1.json (consecutive): pass" in out
     assert [line for line in lines if line.startswith("run2.json -> run3.json")][0].startswith(
         "run2.json -> run3.json (consecutive): FALSE ALARM: pruned_quant-deepsparse latency p50 1.5")
-    assert "consecutive pairs: 1 of 3 pairs raised a false alarm (33%); 1 of 6 latency comparisons failed" in out
-    assert "all pairs: 3 of 6 pairs raised a false alarm (50%); 3 of 12 latency comparisons failed" in out
+    assert ("consecutive pairs: 1 of 3 pairs raised a false alarm (33%); 1 of 6 cell latency comparisons failed; "
+            "0 other checks failed") in out
+    assert ("all pairs: 3 of 6 pairs raised a false alarm (50%); 3 of 12 cell latency comparisons failed; "
+            "0 other checks failed") in out
 
 
 def test_study_needs_two_runs(tmp_path, base, capsys):
@@ -443,3 +449,32 @@ def test_fewer_threads_on_the_same_cpu_is_compared_and_named(tmp_path, capsys):
     assert code == EXIT_FAILED
     assert "FAIL" in row(out, "pruned_quant-deepsparse", "latency p50")
     assert "threads 2 -> 1" in row(out, "pruned_quant-deepsparse", "latency p50")
+
+
+# --- the engine check ---
+
+ENGINE_THRESHOLDS = '[defaults]\nlatency_factor = 1.75\nengine_latency_factor = 1.25\nsource = "test"\n'
+DS_CELLS = ("dense-deepsparse", "pruned-deepsparse", "pruned_quant-deepsparse", "oneshot-deepsparse")
+
+
+def test_every_cell_of_an_engine_slower_fails_the_engine_check(tmp_path, capsys):
+    """DeepSparse limited to 1 core: each cell 1.4x (under the per-cell 1.75), all of them together."""
+    path = tmp_path / "t.toml"
+    path.write_text(ENGINE_THRESHOLDS)
+    base = write(tmp_path, "base", *[cell(n, sessions_at(4.0, 4.1, 4.05)) for n in DS_CELLS])
+    cur = write(tmp_path, "cur", *[cell(n, sessions_at(5.6, 5.7, 5.65), threads=1) for n in DS_CELLS])
+    code, out, _ = gate_cli(capsys, "--current", cur, "--baseline", base, "--thresholds", path)
+    assert code == EXIT_FAILED
+    assert "FAIL" in row(out, "deepsparse (all cells)", "engine latency")
+    assert "FAIL" not in row(out, "pruned-deepsparse", "latency p50")  # 1.4x alone is within the cell factor
+
+
+def test_one_noisy_cell_does_not_fail_the_engine_check(tmp_path, capsys):
+    path = tmp_path / "t.toml"
+    path.write_text(ENGINE_THRESHOLDS)
+    base = write(tmp_path, "base", *[cell(n, sessions_at(4.0, 4.1, 4.05)) for n in DS_CELLS])
+    cur = write(tmp_path, "cur", *[cell(n, sessions_at(6.4, 6.5, 6.45) if n == "pruned-deepsparse"
+                                        else sessions_at(4.0, 4.1, 4.05)) for n in DS_CELLS])
+    code, out, _ = gate_cli(capsys, "--current", cur, "--baseline", base, "--thresholds", path)
+    assert code == EXIT_OK
+    assert "ok" in row(out, "deepsparse (all cells)", "engine latency")

@@ -25,7 +25,7 @@ from typing import Any, Sequence
 
 from yolobench.errors import UserError
 from yolobench.runfile import REFERENCE_CELL, Cell, Run
-from yolobench.timer import Latency, iqr
+from yolobench.timer import Latency, iqr, percentile
 
 # Default allowed slowdown before a latency change can count: the same ONNX compiled twice by
 # DeepSparse differed by up to ~15% (FINDINGS #9) and a shared 2-core VM drifts by several percent
@@ -40,11 +40,20 @@ SPEEDUP_SAFETY_MARGIN = 0.7
 # images); losing more than a tenth of it is a real accuracy regression.
 MAP50_SAFETY_MARGIN = 0.9
 
+# The engine check: the median, over an engine's cells, of the per-cell latency ratio. On the 2-core VM
+# single cells of unchanged code moved up to 1.69x between runs (a whole run's sessions in one slow
+# mode: results/gate/2026-11-28-noise-study-factor-1.25.txt), but never most cells of one engine at
+# once; a change in an engine's version, threads or settings moves all of its cells. Needs
+# ENGINE_MIN_CELLS comparable cells (a median of two is one of them).
+DEFAULT_ENGINE_LATENCY_FACTOR = 1.25
+ENGINE_MIN_CELLS = 3
+
 CHECK_PRESENT = "present"
 CHECK_LATENCY = "latency p50"
 CHECK_SPEEDUP = "speedup"
 CHECK_MAP50 = "map50"
-_CHECK_ORDER = (CHECK_PRESENT, CHECK_LATENCY, CHECK_SPEEDUP, CHECK_MAP50)
+CHECK_ENGINE = "engine latency"
+_CHECK_ORDER = (CHECK_PRESENT, CHECK_LATENCY, CHECK_SPEEDUP, CHECK_MAP50, CHECK_ENGINE)
 
 OK = "ok"
 FAIL = "FAIL"
@@ -154,6 +163,11 @@ class Thresholds:
     latency_factor: float
     source: str
     cells: dict[str, CellThresholds]
+    engine_latency_factor: float = None  # type: ignore[assignment]  # set in __post_init__
+
+    def __post_init__(self):
+        if self.engine_latency_factor is None:
+            object.__setattr__(self, "engine_latency_factor", DEFAULT_ENGINE_LATENCY_FACTOR)
 
     def for_cell(self, name: str) -> CellThresholds:
         return self.cells.get(name, CellThresholds())
@@ -166,10 +180,11 @@ class Thresholds:
 # key -> (lowest allowed, highest allowed, lowest inclusive)
 _NUMBER_KEYS = {
     "latency_factor": (1.0, math.inf, False),
+    "engine_latency_factor": (1.0, math.inf, False),
     "speedup_floor": (0.0, math.inf, False),
     "map50_floor": (0.0, 1.0, True),
 }
-_DEFAULT_KEYS = ("latency_factor", "source")
+_DEFAULT_KEYS = ("latency_factor", "engine_latency_factor", "source")
 _CELL_KEYS = ("speedup_floor", "map50_floor", "latency_factor", "source")
 
 
@@ -223,7 +238,8 @@ def load_thresholds(path: str | Path) -> Thresholds:
     for name, table in raw_cells.items():
         numbers, cell_source = _table_numbers(table, _CELL_KEYS, f"{path}: [cells.\"{name}\"]")
         cells[name] = CellThresholds(source=cell_source, **numbers)
-    return Thresholds(path=path, latency_factor=defaults["latency_factor"], source=source, cells=cells)
+    return Thresholds(path=path, latency_factor=defaults["latency_factor"], source=source, cells=cells,
+                      engine_latency_factor=defaults.get("engine_latency_factor", DEFAULT_ENGINE_LATENCY_FACTOR))
 
 
 # --- Evaluation ---
@@ -332,8 +348,27 @@ def evaluate(current: Run, baseline: Run | None, thresholds: Thresholds) -> list
                                    ".2f", speedup_missing))
         checks.append(_floor_check(name, CHECK_MAP50, cell.map50, limits.map50_floor, ".3f",
                                    "no map50 recorded for this cell"))
+    checks.extend(_engine_checks(current, checks, thresholds.engine_latency_factor))
     checks.sort(key=lambda c: (c.cell, _CHECK_ORDER.index(c.check)))
     return checks
+
+
+def _engine_checks(current: Run, checks: Sequence[Check], factor: float) -> list[Check]:
+    """Per engine: the median of its cells' latency ratios vs the baseline (see DEFAULT_ENGINE_LATENCY_FACTOR)."""
+    ratios: dict[str, list[float]] = {}
+    for c in checks:
+        if c.check == CHECK_LATENCY and c.ratio is not None:
+            ratios.setdefault(current.cells[c.cell].engine, []).append(c.ratio)
+    out = []
+    for engine, values in sorted(ratios.items()):
+        if len(values) < ENGINE_MIN_CELLS:
+            continue
+        median = percentile(values, 50.0)
+        verdict = FAIL if median > factor else OK
+        note = f"median of {len(values)} cells' ratios; worst {max(values):.2f}x"
+        out.append(Check(f"{engine} (all cells)", CHECK_ENGINE, f"{median:.2f}x", f"<= {factor:g}x", median,
+                         verdict, note))
+    return out
 
 
 _COLUMNS = ("cell", "check", "measured", "limit", "ratio", "verdict", "note")
@@ -412,9 +447,11 @@ def format_study(verdicts: Sequence[PairVerdict]) -> str:
     for label, chosen in (("consecutive pairs", [v for v in verdicts if v.consecutive]), ("all pairs", verdicts)):
         alarms = sum(1 for v in chosen if v.failed)
         checks = sum(v.latency_checks for v in chosen)
-        failed_checks = sum(len(v.failed) for v in chosen)
+        failed_latency = sum(1 for v in chosen for c in v.failed if c.check == CHECK_LATENCY)
+        failed_other = sum(1 for v in chosen for c in v.failed if c.check != CHECK_LATENCY)
         lines.append(f"{label}: {alarms} of {len(chosen)} pairs raised a false alarm "
-                     f"({alarms / len(chosen):.0%}); {failed_checks} of {checks} latency comparisons failed")
+                     f"({alarms / len(chosen):.0%}); {failed_latency} of {checks} cell latency comparisons "
+                     f"failed; {failed_other} other checks failed")
     return "\n".join(lines)
 
 
