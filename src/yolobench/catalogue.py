@@ -74,7 +74,8 @@ PROFILES = {
         # val=False: ultralytics still validates the final epoch, which is the one we keep.
         # amp="bf16": float epochs autocast to bfloat16 on the CPU (shims 4; the loss stays float32,
         # QAT epochs run in float32). A yolov5s epoch at 160 px: 20 s in float32, 13 s in bfloat16; dense
-        # x 28 epochs reached mAP@0.5 0.61 in float32 and 0.75 this way (one run each, measured here).
+        # x 28 epochs reached mAP@0.5 0.61 in float32 and 0.75 this way (one run each:
+        # results/trials/2026-11-28-dense-training-trials.md).
         trainer=MappingProxyType({"val": False, "warmup_epochs": 0, "close_mosaic": 2, "patience": 0,
                                   "amp": "bf16"}),
     ),
