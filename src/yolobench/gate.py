@@ -83,11 +83,9 @@ def run_noise_ms(baseline: Latency, current: Latency) -> float:
       differed by 1.29x on a cell whose IQRs summed to 0.4 ms.
     """
     within = (iqr(baseline.samples_ms) + iqr(current.samples_ms)) / 2.0
-    sessions = _sessions(baseline, current)
-    if sessions is None:
+    if _sessions(baseline, current) is None:
         return within
-    base, cur = sessions
-    return max(within, (max(base) - min(base)) + (max(cur) - min(cur)))
+    return max(within, baseline.session_spread_ms + current.session_spread_ms)
 
 
 @dataclass(frozen=True)
@@ -163,11 +161,7 @@ class Thresholds:
     latency_factor: float
     source: str
     cells: dict[str, CellThresholds]
-    engine_latency_factor: float = None  # type: ignore[assignment]  # set in __post_init__
-
-    def __post_init__(self):
-        if self.engine_latency_factor is None:
-            object.__setattr__(self, "engine_latency_factor", DEFAULT_ENGINE_LATENCY_FACTOR)
+    engine_latency_factor: float = DEFAULT_ENGINE_LATENCY_FACTOR
 
     def for_cell(self, name: str) -> CellThresholds:
         return self.cells.get(name, CellThresholds())

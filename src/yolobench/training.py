@@ -241,14 +241,11 @@ def _recipe_variable(recipe_text: str | None, variables: dict, name: str):
     """A top-level recipe variable: the profile's override, else the recipe file's value, else None."""
     import yaml
 
+    from yolobench.builder import _RecipeLoader  # the builder's own SparseML-tag-tolerant loader
+
     if name in variables:
         return variables[name]
-
-    class _Loader(yaml.SafeLoader):
-        pass
-
-    _Loader.add_multi_constructor("!", lambda loader, suffix, node: None)  # modifiers: not needed here
-    data = yaml.load(recipe_text or "", Loader=_Loader) or {}
+    data = yaml.load(recipe_text or "", Loader=_RecipeLoader) or {}
     return data.get(name) if isinstance(data, dict) else None
 
 
@@ -276,7 +273,8 @@ class _Float32Loss:
                 return type(x)(to_float(v) for v in x)
             return x
 
-        with torch.autocast("cpu", enabled=False):
+        device = batch["img"].device.type if torch.is_tensor(batch.get("img")) else "cpu"
+        with torch.autocast(device, enabled=False):
             return self.criterion(to_float(preds), batch)
 
 
