@@ -1,9 +1,15 @@
 """pytest-benchmark side of the benchmark matrix: options, the engine axis, the reference cell.
 
 - ``--engines a,b`` (default all four) parametrizes ``engine_name``; ``variant_name`` comes from
-  ``fixtures/variants.py`` (``--variants``), so a cell's id is ``<variant>-<engine>``, e.g.
-  ``test_latency[pruned_quant-deepsparse]``. Cells run engine by engine in ``--engines`` order (the
-  reference cell first of all), variants in catalogue order.
+  ``fixtures/variants.py`` (``--variants``), so a cell is ``<variant>-<engine>``, e.g.
+  ``pruned_quant-deepsparse``.
+- ``--sessions N`` (default ``timer.SESSIONS``) parametrizes ``session_index``: each cell is timed in N
+  independently loaded sessions, one test each, ``test_latency[pruned_quant-deepsparse-s2]``. The
+  matrix runs in N passes: pass k times session k of every cell (the reference cell first, then engine
+  by engine in ``--engines`` order, variants in catalogue order), so a slow phase of the machine
+  lands on one session of many cells instead of every session of one (``timer.SESSIONS`` says why).
+  The run file holds one benchmark per session; ``runfile.load_run`` joins them per cell.
+  With ``--benchmark-disable`` (check that cells run, time nothing) only pass 1 is kept.
 - ``--threads N`` (default: every usable core), recorded in every cell.
 - ``reference_cell``: dense on ONNX Runtime, measured once per session; its own test runs first.
 - A plain ``pytest`` (paths from ``testpaths``) without ``--benchmark-only`` deselects the cells: the
@@ -34,6 +40,10 @@ def pytest_addoption(parser):
         group.addoption("--engines", default=None,
                         help="comma-separated engines to benchmark, in this order (default: "
                              "torch,onnxruntime,deepsparse,openvino)")
+    if not _defined(parser, "--sessions"):
+        group.addoption("--sessions", type=int, default=None,
+                        help="independently loaded sessions per cell, run in passes over the matrix "
+                             "(default: yolobench.timer.SESSIONS)")
     if not _defined(parser, "--threads"):
         group.addoption("--threads", type=int, default=None,
                         help="threads per engine session (default: every usable core); recorded per cell")
@@ -49,11 +59,25 @@ def engine_names(config) -> list[str]:
         raise pytest.UsageError(f"--engines: {err}") from None
 
 
-@pytest.hookimpl(trylast=True)  # after fixtures/variants.py parametrized variant_name: ids read variant-engine
+def session_count(config) -> int:
+    from yolobench import timer
+
+    sessions = config.getoption("--sessions")
+    if sessions is None:
+        return timer.SESSIONS
+    if sessions < 1:
+        raise pytest.UsageError(f"--sessions must be at least 1, got {sessions}")
+    return sessions
+
+
+@pytest.hookimpl(trylast=True)  # after fixtures/variants.py parametrized variant_name: ids read variant-engine-sK
 def pytest_generate_tests(metafunc):
     if "engine_name" in metafunc.fixturenames:
         names = engine_names(metafunc.config)
         metafunc.parametrize("engine_name", names, ids=names, scope="session")
+    if "session_index" in metafunc.fixturenames:
+        indices = list(range(1, session_count(metafunc.config) + 1))
+        metafunc.parametrize("session_index", indices, ids=[f"s{k}" for k in indices])
 
 
 def _is_cell(item) -> bool:
@@ -67,8 +91,9 @@ def _implicit_run(config) -> bool:
 
 
 def cell_order(config):
-    """Sort key of a cell: engine-major in ``--engines`` order (so ``--engines deepsparse,...`` times every
-    DeepSparse cell first), then catalogue order; the reference cell before all (speedups need it)."""
+    """Sort key of a cell's session: pass by pass (session k of every cell before session k+1 of any);
+    within a pass engine-major in ``--engines`` order (so ``--engines deepsparse,...`` times every
+    DeepSparse cell first), then catalogue order; the reference cell first in each pass (speedups need it)."""
     from yolobench import bench, catalogue
 
     engines = engine_names(config)
@@ -77,7 +102,8 @@ def cell_order(config):
     def key(item):
         variant, engine = item.callspec.params["variant_name"], item.callspec.params["engine_name"]
         first = 0 if (variant, engine) == reference else 1
-        return (first, engines.index(engine), catalogue.VARIANT_NAMES.index(variant))
+        return (item.callspec.params.get("session_index", 1), first, engines.index(engine),
+                catalogue.VARIANT_NAMES.index(variant))
 
     return key
 
@@ -90,10 +116,20 @@ def pytest_collection_modifyitems(config, items):
             config.hook.pytest_deselected(items=cells)
             items[:] = [item for item in items if not _is_cell(item)]
         return
+    # --benchmark-disable (pytest-benchmark's own rule): one load per cell checks that it runs
+    if config.getoption("benchmark_disable", False) and not config.getoption("benchmark_enable", False):
+        later = [item for item in items if _is_cell(item) and item.callspec.params.get("session_index", 1) > 1]
+        if later:
+            config.hook.pytest_deselected(items=later)
+            items[:] = [item for item in items if item not in later]
     slots = [n for n, item in enumerate(items) if _is_cell(item)]
     ordered = sorted((items[n] for n in slots), key=cell_order(config))
     for n, item in zip(slots, ordered):
         items[n] = item
+
+
+def pytest_configure(config):
+    session_count(config)  # a bad --sessions is a usage error (exit 4) before collection
 
 
 def pytest_report_header(config):
@@ -113,15 +149,21 @@ def bench_threads(pytestconfig) -> int:
 
 
 @pytest.fixture(scope="session")
-def reference_cell(variant, build_config, bench_threads):
-    """Dense on ONNX Runtime, measured once per session (by its own test, or here when it is not selected)."""
+def bench_sessions(pytestconfig) -> int:
+    return session_count(pytestconfig)
+
+
+@pytest.fixture(scope="session")
+def reference_cell(variant, build_config, bench_threads, bench_sessions):
+    """Dense on ONNX Runtime: session k measured once per pytest session, by its own test in pass k, or
+    here when it is not selected."""
     from yolobench import bench
 
     variant_name, engine_name = bench.REFERENCE_CELL
 
-    def measure():
-        latency, _ = bench.measure_cell(variant(variant_name), engine_name, threads=bench_threads,
-                                        imgsz=build_config.imgsz)
+    def measure(index: int):
+        latency, _ = bench.measure_session(variant(variant_name), engine_name, index=index, sessions=bench_sessions,
+                                           threads=bench_threads, imgsz=build_config.imgsz)
         return latency
 
     return bench.ReferenceCell(measure)

@@ -3,11 +3,13 @@
     pytest benchmarks --benchmark-only --benchmark-json results/runs/NAME.json   # the run file
     pytest benchmarks --benchmark-only -k pruned_quant --engines deepsparse      # one slice
 
-Each cell (id ``<variant>-<engine>``) is timed by the protocol of ``yolobench.timer`` through
-``yolobench.bench`` (pytest-benchmark records the timed rounds) and carries its context in
-``extra_info`` (``runfile.cell_extra_info``): FPS, p50/p90/p99, ``speedup_vs_reference`` against dense
-on ONNX Runtime measured in the same session (1.0 for that cell itself), engine and version, threads,
-image size, CPU, sparsity, mAP, model size, export form and DeepSparse's ``fraction_of_supported_ops``.
+Each cell (``<variant>-<engine>``) is timed in ``--sessions`` independently loaded sessions, one test
+each (id ``<variant>-<engine>-s<k>``), in passes over the matrix (``benchmarks/conftest.py``), by the
+protocol of ``yolobench.timer`` through ``yolobench.bench`` (pytest-benchmark records the timed rounds).
+Each carries its context in ``extra_info`` (``runfile.cell_extra_info``): FPS, p50/p90/p99,
+``speedup_vs_reference`` against the same session of dense on ONNX Runtime in this run (1.0 for that
+cell itself), engine and version, threads, image size, CPU, sparsity, mAP, model size, export form and
+DeepSparse's ``fraction_of_supported_ops``. ``runfile.load_run`` joins a cell's sessions.
 An engine that cannot run a cell here is skipped with its reason.
 """
 
@@ -21,8 +23,9 @@ from yolobench import bench, engines, runfile
 from yolobench.engines import EngineUnsupported
 
 
-def test_latency(benchmark, variant, variant_name, engine_name, build_config, bench_threads, reference_cell):
-    """Latency of one variant on one engine, with its speedup over the reference cell."""
+def test_latency(benchmark, variant, variant_name, engine_name, session_index, build_config, bench_threads,
+                 bench_sessions, reference_cell):
+    """Latency of one variant on one engine (one of its sessions), with its speedup over the reference cell."""
     is_reference = (variant_name, engine_name) == bench.REFERENCE_CELL
     ok, reason = engines.get(engine_name).available()
     if not ok:  # before building anything
@@ -37,16 +40,19 @@ def test_latency(benchmark, variant, variant_name, engine_name, build_config, be
         assert session.run(images).shape[0] == images.shape[0]
         return
 
-    reference_latency = None if is_reference else reference_cell.latency()  # measured before this cell
+    # the reference's session of this pass, measured before this cell
+    reference_latency = None if is_reference else reference_cell.latency(session_index)
     try:
-        latency, context = bench.measure_cell(artifact, engine_name, threads=bench_threads, imgsz=build_config.imgsz,
-                                              timing=bench.pedantic_timing(benchmark))
+        latency, context = bench.measure_session(artifact, engine_name, index=session_index, sessions=bench_sessions,
+                                                 threads=bench_threads, imgsz=build_config.imgsz,
+                                                 timing=bench.pedantic_timing(benchmark))
     except EngineUnsupported as err:
         pytest.skip(f"{engine_name} cannot run {variant_name}: {err.reason}")
     if is_reference:
-        reference_cell.record(latency)
+        reference_cell.record(session_index, latency)
         reference_latency = latency
     elif reference_latency is None:
         warnings.warn(f"{runfile.cell_name(variant_name, engine_name)}: no speedup_vs_reference: "
                       f"{reference_cell.reason}", stacklevel=1)
-    benchmark.extra_info.update(bench.cell_extra_info(latency, context, artifact, reference_latency))
+    benchmark.extra_info.update(bench.cell_extra_info(latency, context, artifact, reference_latency,
+                                                      session_index=session_index, sessions=bench_sessions))

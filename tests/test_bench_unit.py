@@ -148,36 +148,39 @@ class FakeBenchmark:
         self.stats = SimpleNamespace(iterations=iterations, stats=SimpleNamespace(data=data))
 
 
-def test_pedantic_timing_sizes_rounds_from_calibration_and_reads_pytest_benchmarks_samples(monkeypatch):
+def test_pedantic_timing_sizes_one_sessions_rounds_from_calibration_and_reads_pytest_benchmarks_samples(
+        monkeypatch):
     calibrations = []
 
     def fake_measure(fn, **kwargs):
         calibrations.append(kwargs)
-        return latency(10.0, 10.0, 55.0)  # 25 ms on average (the rounds total n x mean): MIN_ITERS rounds
+        return latency(40.0, 40.0, 70.0)  # 50 ms on average (the rounds total n x mean)
 
     monkeypatch.setattr(timer, "measure", fake_measure)
-    warmed = []
-    monkeypatch.setattr(timer, "warm_up", lambda fn, **kwargs: warmed.append(fn))
     benchmark = FakeBenchmark([0.004, 0.006])
-    calls, opened = [], []
+    calls = []
 
-    def open_session():
-        index = len(opened)
-        opened.append(index)
-        return lambda: calls.append(index)
-
-    result = bench.pedantic_timing(benchmark)(open_session, 3)
+    result = bench.pedantic_timing(benchmark)(lambda: calls.append(1), 2, 3)
 
     # the protocol's warm-up minimums (the defaults) + CALIBRATION_ITERS timed calls, nothing else
     assert calibrations == [{"min_iters": bench.CALIBRATION_ITERS, "min_seconds": bench.CALIBRATION_SECONDS}]
-    assert benchmark.calls == [{"rounds": 200, "warmup_rounds": 0, "iterations": 1}]
-    # three sessions, opened one after the other, each timed for its block of rounds; the 2nd and 3rd
-    # warmed up by the protocol in pytest-benchmark's untimed setup
-    assert opened == [0, 1, 2] and len(warmed) == 2
-    assert calls == [0] * 67 + [1] * 67 + [2] * 66
-    assert result.session_sizes == (67, 67, 66)
-    assert result.n == 200 and result.samples_ms[:2] == (4.0, 6.0)  # seconds -> milliseconds
-    assert result.p50_ms == pytest.approx(5.0, abs=EXACT) and not result.stopped_early
+    # session 2 of 3: its share of MIN_ITERS (200 -> 67, 67, 66), since 5 s / 3 of 50 ms calls is fewer
+    assert benchmark.calls == [{"rounds": 67, "warmup_rounds": 0, "iterations": 1}]
+    assert len(calls) == 67
+    assert result.n == 67 and result.samples_ms[:2] == (4.0, 6.0)  # seconds -> milliseconds
+    assert result.p50_ms == pytest.approx(4.0, abs=EXACT) and not result.stopped_early  # 34 of 67 at 4 ms
+    assert bench.pedantic_timing(FakeBenchmark([0.001]))(lambda: None, 3, 3).n == 66  # the last share
+
+
+def test_a_session_budget_is_its_share_of_the_protocol_and_the_shares_add_up():
+    budgets = [timer.session_budget(k, 3) for k in (1, 2, 3)]
+    assert [b["min_iters"] for b in budgets] == [67, 67, 66]
+    assert sum(b["min_iters"] for b in budgets) == timer.MIN_ITERS
+    assert all(b["min_seconds"] * 3 == pytest.approx(timer.MIN_SECONDS, abs=EXACT) for b in budgets)
+    assert all(b["max_seconds"] * 3 == pytest.approx(timer.MAX_SECONDS, abs=EXACT) for b in budgets)
+    for bad in (0, 4):
+        with pytest.raises(ValueError, match=f"session index {bad} is not in 1..3"):
+            timer.session_budget(bad, 3)
 
 
 def test_latency_from_benchmark_needs_one_call_per_round():
@@ -251,20 +254,22 @@ def test_an_unavailable_engine_raises_engine_unsupported_with_its_reason(fake_en
     assert fake_engines["openvino"].loads == []  # nothing was loaded
 
 
-def test_measure_cell_loads_with_all_usable_cores_by_default_and_records_the_session(fake_engines, monkeypatch):
+def test_measure_session_loads_with_all_usable_cores_by_default_and_records_the_session(fake_engines, monkeypatch):
     session = FakeSession(form="deepsparse", fraction=0.5, threads=bench.default_threads())
     fake_engines["deepsparse"] = FakeEngine("deepsparse", session=session)
     artifact = fake_artifact()
-    def timing(open_session, sessions):
-        for _ in range(sessions):
-            fn = open_session()
-            fn(), fn()
+    seen = []
+
+    def timing(call, index, sessions):
+        seen.append((index, sessions))
+        call(), call()
         return latency(2.0, 4.0)
 
-    result, ctx = bench.measure_cell(artifact, "deepsparse", timing=timing, sessions=3)
-    # one load per session, each with every usable core
-    assert fake_engines["deepsparse"].loads == [(artifact, 1, bench.default_threads(), 64)] * 3
-    assert session.calls == 6 and result.p50_ms == pytest.approx(3.0, abs=EXACT)
+    result, ctx = bench.measure_session(artifact, "deepsparse", index=2, sessions=3, timing=timing)
+    # one load of its own, with every usable core
+    assert fake_engines["deepsparse"].loads == [(artifact, 1, bench.default_threads(), 64)]
+    assert seen == [(2, 3)] and session.calls == 2 and result.p50_ms == pytest.approx(3.0, abs=EXACT)
+    assert result.session_sizes == (2,)  # one session, saying so
     assert (ctx.cell, ctx.form, ctx.fraction_of_supported_ops, ctx.threads) == (
         "pruned_quant-deepsparse", "deepsparse", 0.5, bench.default_threads())
     assert ctx.model_size_bytes == 1234  # no model file: the artifact's weights
@@ -273,16 +278,17 @@ def test_measure_cell_loads_with_all_usable_cores_by_default_and_records_the_ses
 
 class FakeReferenceCell:
     def __init__(self, value=None, reason=None):
-        self.value, self.reason, self.recorded = value, reason, []
+        self.value, self.reason, self.recorded, self.asked = value, reason, [], []
 
-    def latency(self):
+    def latency(self, index):
+        self.asked.append(index)
         return self.value
 
-    def record(self, value):
-        self.recorded.append(value)
+    def record(self, index, value):
+        self.recorded.append((index, value))
 
 
-def run_cell_test(variant_name, engine_name, benchmark, reference_cell, artifact=None):
+def run_cell_test(variant_name, engine_name, benchmark, reference_cell, artifact=None, session_index=1):
     from benchmarks import test_latency as matrix
 
     built = []
@@ -292,7 +298,7 @@ def run_cell_test(variant_name, engine_name, benchmark, reference_cell, artifact
         return artifact or fake_artifact(name)
 
     config = SimpleNamespace(imgsz=64)
-    matrix.test_latency(benchmark, variant, variant_name, engine_name, config, 2, reference_cell)
+    matrix.test_latency(benchmark, variant, variant_name, engine_name, session_index, config, 2, 3, reference_cell)
     return built
 
 
@@ -309,16 +315,19 @@ def test_the_benchmark_test_skips_a_cell_the_engine_cannot_load(fake_engines):
 
 
 def test_the_benchmark_test_fills_extra_info_with_the_speedup_over_the_session_reference(fake_engines, monkeypatch):
-    monkeypatch.setattr(timer, "measure", lambda fn, **kwargs: latency(25.0))  # sizes 200 rounds
+    monkeypatch.setattr(timer, "measure", lambda fn, **kwargs: latency(50.0))  # rounds sized by MIN_ITERS
     monkeypatch.setattr(timer, "warm_up", lambda fn, **kwargs: 0)
     fake_engines["deepsparse"] = FakeEngine("deepsparse", session=FakeSession(form="deepsparse", fraction=1.0))
     benchmark = FakeBenchmark([0.002, 0.002, 0.004])  # p50 2 ms
-    built = run_cell_test("pruned_quant", "deepsparse", benchmark, FakeReferenceCell(latency(8.0, 8.0)))
-    assert built == ["pruned_quant"]
-    assert benchmark.extra_info["cell"] == "pruned_quant-deepsparse"
-    assert benchmark.extra_info["speedup_vs_reference"] == pytest.approx(8.0 / 2.0, abs=EXACT)
-    assert benchmark.extra_info["samples_ms"] == [2.0, 2.0, 4.0] * 66 + [2.0, 2.0]  # pytest-benchmark's rounds
-    assert benchmark.extra_info["session_sizes"] == [67, 67, 66]  # timer.SESSIONS independent loads
+    reference = FakeReferenceCell(latency(8.0, 8.0))
+    built = run_cell_test("pruned_quant", "deepsparse", benchmark, reference, session_index=3)
+    assert built == ["pruned_quant"] and reference.asked == [3]  # the reference's session of the same pass
+    info = benchmark.extra_info
+    assert info["cell"] == "pruned_quant-deepsparse" and (info["session_index"], info["sessions"]) == (3, 3)
+    assert info["speedup_vs_reference"] == pytest.approx(8.0 / 2.0, abs=EXACT)
+    assert info["reference_p50_ms"] == pytest.approx(8.0, abs=EXACT)
+    assert info["samples_ms"] == [2.0, 2.0, 4.0] * 22  # pytest-benchmark's rounds: session 3's 66 of 200
+    assert info["session_sizes"] == [66]
 
 
 def test_the_reference_cell_test_records_its_latency_for_the_session(fake_engines, monkeypatch):
@@ -328,25 +337,28 @@ def test_the_reference_cell_test_records_its_latency_for_the_session(fake_engine
     reference = FakeReferenceCell()
     benchmark = FakeBenchmark([0.010])
     run_cell_test("dense", "onnxruntime", benchmark, reference)
-    assert len(reference.recorded) == 1 and reference.recorded[0].p50_ms == pytest.approx(10.0, abs=EXACT)
+    (index, recorded), = reference.recorded
+    assert index == 1 and recorded.p50_ms == pytest.approx(10.0, abs=EXACT)
     assert benchmark.extra_info["speedup_vs_reference"] == 1.0
 
 
-def test_reference_cell_is_measured_once_and_reports_why_it_could_not_be():
+def test_reference_cell_measures_each_session_once_and_reports_why_it_could_not_be():
     measured = []
-    reference = bench.ReferenceCell(lambda: measured.append(1) or latency(5.0))
-    assert reference.latency().p50_ms == 5.0 and reference.latency().p50_ms == 5.0
-    assert measured == [1] and reference.measured_by == "the session fixture"
+    reference = bench.ReferenceCell(lambda k: measured.append(k) or latency(5.0 + k))
+    assert reference.latency(1).p50_ms == 6.0 and reference.latency(1).p50_ms == 6.0
+    assert reference.latency(2).p50_ms == 7.0
+    assert measured == [1, 2] and reference.measured_by == {1: "the session fixture", 2: "the session fixture"}
 
-    own = bench.ReferenceCell(lambda: pytest.fail("measured twice"))
-    own.record(latency(6.0))
-    assert own.latency().p50_ms == 6.0 and own.measured_by == "its own test"
+    own = bench.ReferenceCell(lambda k: pytest.fail("measured twice"))
+    own.record(1, latency(6.0))
+    own.record(1, latency(9.0))  # the first record of a session stands
+    assert own.latency(1).p50_ms == 6.0 and own.measured_by == {1: "its own test"}
 
-    def unsupported():
+    def unsupported(index):
         raise EngineUnsupported("onnxruntime cannot be imported: ImportError")
 
     missing = bench.ReferenceCell(unsupported)
-    assert missing.latency() is None and missing.latency() is None
+    assert missing.latency(1) is None and missing.latency(2) is None
     assert "dense-onnxruntime cannot run here: onnxruntime cannot be imported" in missing.reason
 
 
@@ -434,16 +446,23 @@ def collect(*args):
 def test_collected_ids_are_variant_engine_with_the_reference_first_then_engine_by_engine():
     code, ids, out = collect("benchmarks", "--variants=pruned_quant,dense", "--engines=deepsparse,onnxruntime")
     assert code == 0, out
-    assert [i.split("[")[1].rstrip("]") for i in ids] == [
-        "dense-onnxruntime", "dense-deepsparse", "pruned_quant-deepsparse", "pruned_quant-onnxruntime"]
+    one_pass = ["dense-onnxruntime", "dense-deepsparse", "pruned_quant-deepsparse", "pruned_quant-onnxruntime"]
+    # pass by pass: session k of every cell before session k+1 of any
+    assert [i.split("[")[1].rstrip("]") for i in ids] == [f"{cell}-s{k}" for k in (1, 2, 3) for cell in one_pass]
+    code, ids, out = collect("benchmarks", "--variants=dense", "--engines=onnxruntime", "--sessions=2")
+    assert code == 0 and [i.split("[")[1].rstrip("]") for i in ids] == ["dense-onnxruntime-s1", "dense-onnxruntime-s2"]
+    code, ids, out = collect("benchmarks", "--variants=dense", "--engines=onnxruntime", "--benchmark-disable")
+    assert code == 0 and len(ids) == 1 and "2 deselected" in out, out  # checking that a cell runs needs one load
+    code, _, out = collect("benchmarks", "--sessions=0")
+    assert code == 4 and "--sessions must be at least 1" in out, out
 
 
 def test_a_plain_pytest_run_deselects_the_benchmark_cells():
     code, ids, out = collect("-o", "testpaths=benchmarks", "--variants=dense", "--engines=onnxruntime")
-    assert code == 5 and ids == [] and "1 deselected" in out, out
+    assert code == 5 and ids == [] and "3 deselected" in out, out
     code, ids, out = collect("-o", "testpaths=benchmarks", "--benchmark-only", "--variants=dense",
                              "--engines=onnxruntime")
-    assert code == 0 and len(ids) == 1, out
+    assert code == 0 and len(ids) == 3, out
 
 
 def test_an_unknown_engine_is_a_usage_error():
@@ -538,7 +557,7 @@ def test_yolobench_bench_rejects_unknown_names_before_running(monkeypatch, capsy
 def test_a_tiny_benchmark_run_writes_a_run_file_the_gate_accepts(tiny_home, tmp_path):
     out = tmp_path / "run.json"
     command = [sys.executable, "-m", "yolobench", "bench", "--profile", "tiny", "--variants", "dense",
-               "--engines", "onnxruntime", "--out", str(out)]
+               "--engines", "onnxruntime", "--out", str(out)]  # one cell: its 3 sessions in a row
     done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=1200)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     run = runfile.load_run(out)
@@ -546,7 +565,7 @@ def test_a_tiny_benchmark_run_writes_a_run_file_the_gate_accepts(tiny_home, tmp_
     assert cell.speedup_vs_reference == 1.0 and cell.threads == bench.default_threads() and cell.imgsz == 64
     assert cell.latency.n >= timer.MIN_ITERS
     document = json.loads(out.read_text())
-    stats_samples = [s * 1000.0 for s in document["benchmarks"][0]["stats"]["data"]]
+    stats_samples = [s * 1000.0 for entry in document["benchmarks"] for s in entry["stats"]["data"]]
     assert stats_samples == pytest.approx(list(cell.latency.samples_ms), abs=10 ** -timer.SAMPLE_DECIMALS)
     assert cell.latency.session_sizes and len(cell.latency.session_sizes) == timer.SESSIONS
     # The committed thresholds hold the smoke profile's mAP floors for every cell; this tiny one-cell run

@@ -1,17 +1,19 @@
 """One benchmark cell (variant x engine), measured one way for pytest-benchmark and for asv.
 
-``measure_cell(artifact, engine_name, threads=, imgsz=)`` loads the engine's session on the artifact
-(the engine picks the export form it is fast on), feeds it one fixed, real input (the first validation
-image of the artifact's dataset, letterboxed: the same bytes on every run) and times it by the protocol
-of :mod:`yolobench.timer`. It returns the :class:`~yolobench.timer.Latency` and the :class:`CellContext`
-every number must carry (engine version, form, threads, DeepSparse's ``fraction_of_supported_ops``...).
+``measure_session(artifact, engine_name, index=k, sessions=n, threads=, imgsz=)`` loads the engine's
+session on the artifact (the engine picks the export form it is fast on), feeds it one fixed, real
+input (the first validation image of the artifact's dataset, letterboxed: the same bytes on every run)
+and times it for session k's share of the protocol of :mod:`yolobench.timer`. It returns the
+:class:`~yolobench.timer.Latency` and the :class:`CellContext` every number must carry (engine version,
+form, threads, DeepSparse's ``fraction_of_supported_ops``...).
 
-Who times: ``timing`` is a function ``(open_session, sessions) -> Latency``; each cell is timed over
-``timer.SESSIONS`` independently loaded sessions (the run-to-run noise the gate needs). The reference
-cell measured by the session fixture uses ``timer.measure_sessions`` itself; the pytest-benchmark tests
-use :func:`pedantic_timing`, which warms up by the protocol's rule and then lets pytest-benchmark time a
-protocol-sized number of rounds, so the samples in the run file's ``stats`` and in its ``extra_info``
-are one and the same measurement. asv times one session it loaded in its ``setup`` (:func:`time_session`).
+A cell is ``timer.SESSIONS`` such independently loaded sessions, and the benchmark matrix runs session k
+of every cell before session k+1 of any (why: ``timer.SESSIONS``); ``runfile.load_run`` joins a cell's
+sessions back into one cell. Who times: ``timing`` is a function ``(call, index, sessions) -> Latency``.
+By default :func:`yolobench.timer.measure`; the pytest-benchmark tests use :func:`pedantic_timing`,
+which warms up by the protocol's rule and then lets pytest-benchmark time a protocol-sized number of
+rounds, so the samples in the run file's ``stats`` and in its ``extra_info`` are one and the same
+measurement. asv times one session it loaded in its ``setup`` (:func:`time_session`).
 
 An engine that cannot run here, or cannot take this artifact, raises
 :class:`~yolobench.engines.EngineUnsupported` with its reason: pytest turns it into a skip, asv into
@@ -24,7 +26,6 @@ Must not: build variants (callers pass artifacts), judge numbers (the gate does)
 from __future__ import annotations
 
 import gc
-import itertools
 import json
 import math
 import os
@@ -56,8 +57,8 @@ assert runfile.REFERENCE_CELL == runfile.cell_name(*REFERENCE_CELL), "bench and 
 CALIBRATION_ITERS = 5
 CALIBRATION_SECONDS = 0.5
 
-# timing(open_session, sessions) -> Latency; open_session() loads the cell anew, returns its one call.
-Timing = Callable[[Callable[[], Callable[[], object]], int], Latency]
+# timing(call, index, sessions) -> Latency of session `index` (1-based) of `sessions`; call() is one batch.
+Timing = Callable[[Callable[[], object], int, int], Latency]
 
 
 def default_threads() -> int:
@@ -262,27 +263,28 @@ def open_cell(artifact: Any, engine_name: str, *, threads: int | None = None, im
     return session, images, context
 
 
-def measure_cell(artifact: Any, engine_name: str, *, threads: int | None = None, imgsz: int | None = None,
-                 batch: int = 1, timing: Timing | None = None,
-                 sessions: int = timer.SESSIONS) -> tuple[Latency, CellContext]:
-    """Latency of one cell by the protocol, over ``sessions`` independently loaded sessions, and its context.
+def measure_session(artifact: Any, engine_name: str, *, index: int = 1, sessions: int = timer.SESSIONS,
+                    threads: int | None = None, imgsz: int | None = None, batch: int = 1,
+                    timing: Timing | None = None) -> tuple[Latency, CellContext]:
+    """Session ``index`` (1-based) of ``sessions`` of one cell: loaded anew, timed for its share of the
+    protocol (:func:`yolobench.timer.session_budget`); returns its Latency and the cell's context.
 
-    ``timing(open_session, sessions)`` times it (default :func:`yolobench.timer.measure_sessions`);
-    ``open_session()`` loads the cell anew and returns its one-call function.
+    ``timing(call, index, sessions)`` times it (default :func:`yolobench.timer.measure`).
     """
+    timer.session_budget(index, sessions)  # ValueError for an index outside 1..sessions, before loading
     session, images, context = open_cell(artifact, engine_name, threads=threads, imgsz=imgsz, batch=batch)
     context = replace(context, load_average=load_average())
-    ready = [session]  # the first session is the one just opened (and checked)
+    run = session.run
     del session
 
-    def open_session() -> Callable[[], object]:
-        fresh = ready.pop() if ready else open_cell(artifact, engine_name, threads=context.threads,
-                                                    imgsz=context.imgsz, batch=batch)[0]
-        run = fresh.run
-        return lambda: run(images)
+    def call() -> object:
+        return run(images)
 
-    timing = timing or (lambda opener, n: timer.measure_sessions(opener, sessions=n))
-    return timing(open_session, sessions), context
+    timing = timing or (lambda fn, k, n: timer.measure(fn, **timer.session_budget(k, n)))
+    latency = timing(call, index, sessions)
+    if not latency.session_sizes:  # one session: say so, so that the entry describes itself
+        latency = replace(latency, session_sizes=(latency.n,))
+    return latency, context
 
 
 def load_average() -> float | None:
@@ -331,40 +333,24 @@ def latency_from_benchmark(stats: Any, *, stopped_early: bool = False, session_s
 
 
 def pedantic_timing(benchmark: Any) -> Timing:
-    """A ``timing`` that records into pytest-benchmark's ``benchmark`` fixture (one ``pedantic`` call).
+    """A ``timing`` that records one session into pytest-benchmark's ``benchmark`` fixture (one ``pedantic`` call).
 
-    The first session's protocol warm-up plus the calibration calls size the rounds
-    (:func:`protocol_rounds` of their mean), split into near-equal blocks, one per session; at each
-    block's start pytest-benchmark's untimed ``setup`` releases the previous session, opens the next and
-    warms it up by the protocol. The returned Latency is built from pytest-benchmark's own samples.
+    The protocol's warm-up plus the calibration calls size the rounds (:func:`protocol_rounds` of their
+    mean, for this session's :func:`~yolobench.timer.session_budget`); pytest-benchmark then times them.
+    The returned Latency is built from pytest-benchmark's own samples.
     """
 
-    def timing(open_session: Callable[[], Callable[[], object]], sessions: int) -> Latency:
-        current = open_session()
-        estimate = timer.measure(current, min_iters=CALIBRATION_ITERS, min_seconds=CALIBRATION_SECONDS)
-        plan = protocol_rounds(estimate.mean_ms)
-        sizes = timer.session_shares(plan.rounds, min(sessions, plan.rounds))
-        starts = set(itertools.accumulate(sizes[:-1]))
-        state = {"round": 0, "fn": current}
-        del current
-
-        def setup() -> None:
-            if state["round"] in starts:
-                state["fn"] = None
-                gc.collect()
-                state["fn"] = open_session()
-                timer.warm_up(state["fn"])
-            if state["round"] == 0 or state["round"] in starts:
-                gc.collect()  # as timer.measure: warm-up garbage is collected before the timed calls
-            state["round"] += 1
-
-        benchmark.pedantic(lambda: state["fn"](), setup=setup, rounds=plan.rounds, warmup_rounds=0, iterations=1)
-        state["fn"] = None
+    def timing(call: Callable[[], object], index: int, sessions: int) -> Latency:
+        budget = timer.session_budget(index, sessions)
+        estimate = timer.measure(call, min_iters=CALIBRATION_ITERS, min_seconds=CALIBRATION_SECONDS)
+        plan = protocol_rounds(estimate.mean_ms, **budget)
+        gc.collect()  # as timer.measure: warm-up garbage is collected before the timed calls
+        benchmark.pedantic(call, rounds=plan.rounds, warmup_rounds=0, iterations=1)
         if plan.stopped_early:
-            warnings.warn(f"{plan.rounds} rounds of ~{estimate.mean_ms:.0f} ms fill max_seconds={timer.MAX_SECONDS:g} "
-                          f"before {timer.MIN_ITERS} samples; percentiles are less stable", timer.MeasurementWarning,
-                          stacklevel=2)
-        return latency_from_benchmark(benchmark.stats, stopped_early=plan.stopped_early, session_sizes=sizes)
+            warnings.warn(f"{plan.rounds} rounds of ~{estimate.mean_ms:.0f} ms fill this session's "
+                          f"max_seconds={budget['max_seconds']:g} before {budget['min_iters']} samples; "
+                          "percentiles are less stable", timer.MeasurementWarning, stacklevel=2)
+        return latency_from_benchmark(benchmark.stats, stopped_early=plan.stopped_early)
 
     return timing
 
@@ -373,30 +359,31 @@ def pedantic_timing(benchmark: Any) -> Timing:
 
 
 class ReferenceCell:
-    """The reference cell's latency, measured at most once per session.
+    """The reference cell's sessions, each measured at most once per pytest session.
 
-    Either its own benchmark test records it (:meth:`record`; the tests run it first), or the first
-    cell that needs it measures it through ``measure`` (when the reference is not selected). If it
-    cannot run here, ``latency()`` is None and ``reason`` says why: speedups are then null, never guessed.
+    Session k of the reference is recorded by its own benchmark test (:meth:`record`; the matrix runs
+    it first in pass k), or measured through ``measure(k)`` by the first cell of pass k that needs it
+    (when the reference is not selected). If it cannot run here, ``latency(k)`` is None and ``reason``
+    says why: speedups are then null, never guessed.
     """
 
-    def __init__(self, measure: Callable[[], Latency]):
+    def __init__(self, measure: Callable[[int], Latency]):
         self._measure = measure
-        self._latency: Latency | None = None
+        self._latency: dict[int, Latency] = {}
         self.reason: str | None = None
-        self.measured_by: str | None = None  # "its own test" or "the session fixture"
+        self.measured_by: dict[int, str] = {}  # "its own test" or "the session fixture", per session
 
-    def record(self, latency: Latency) -> None:
-        if self._latency is None:
-            self._latency, self.measured_by = latency, "its own test"
+    def record(self, index: int, latency: Latency) -> None:
+        if index not in self._latency:
+            self._latency[index], self.measured_by[index] = latency, "its own test"
 
-    def latency(self) -> Latency | None:
-        if self._latency is None and self.reason is None:
+    def latency(self, index: int) -> Latency | None:
+        if index not in self._latency and self.reason is None:
             try:
-                self._latency, self.measured_by = self._measure(), "the session fixture"
+                self._latency[index], self.measured_by[index] = self._measure(index), "the session fixture"
             except EngineUnsupported as err:
                 self.reason = f"reference cell {runfile.REFERENCE_CELL} cannot run here: {err.reason}"
-        return self._latency
+        return self._latency.get(index)
 
 
 # --- What a cell records ---
@@ -410,16 +397,18 @@ def artifact_summary(artifact: Any) -> dict[str, Any]:
             "map50_95": metrics.get("map50_95")}
 
 
-def cell_extra_info(latency: Latency, context: CellContext, artifact: Any,
-                    reference_latency: Latency | None) -> dict[str, Any]:
-    """The run-file ``extra_info`` of one cell (``runfile.cell_extra_info`` plus where it came from)."""
+def cell_extra_info(latency: Latency, context: CellContext, artifact: Any, reference_latency: Latency | None,
+                    *, session_index: int | None = None, sessions: int | None = None) -> dict[str, Any]:
+    """The run-file ``extra_info`` of one cell, or of session ``session_index`` of ``sessions`` of it
+    (``runfile.cell_extra_info`` plus where it came from)."""
     summary = artifact_summary(artifact)
     info = runfile.cell_extra_info(
         latency, variant=context.variant, engine=context.engine, engine_version=context.engine_version,
         threads=context.threads, imgsz=context.imgsz, batch=context.batch, reference_latency=reference_latency,
         sparsity=summary["sparsity"], map50=summary["map50"], map50_95=summary["map50_95"],
         model_size_bytes=context.model_size_bytes, form=context.form,
-        fraction_of_supported_ops=context.fraction_of_supported_ops)
+        fraction_of_supported_ops=context.fraction_of_supported_ops, session_index=session_index,
+        sessions=sessions)
     meta = getattr(artifact, "meta", None) or {}
     info.update({
         "artifact_key": getattr(artifact, "key", None),

@@ -6,6 +6,15 @@ puts its context and numbers in its ``extra_info`` (built by :func:`cell_extra_i
 implementation shared by the benchmark tests and asv); pytest-benchmark's own ``stats`` are ignored.
 Benchmarks without ``extra_info.cell`` (micro-benchmarks of pre/post-processing, say) are not cells.
 
+A cell is measured in ``sessions`` independently loaded sessions, and the matrix writes one benchmark
+per session (``test_latency[pruned_quant-deepsparse-s2]``, ``extra_info.session_index`` 2): session k of
+every cell runs before session k+1 of any (``yolobench.timer.SESSIONS`` says why). ``load_run`` joins a
+cell's sessions into one :class:`Cell` (samples in session order, statistics recomputed from them) and
+its ``speedup_vs_reference`` becomes the ratio of fastest-session medians: the reference's fastest
+session over the cell's (each session entry records the reference session it was compared with as
+``reference_p50_ms``). Run files with one benchmark per cell (written before 2026-11-28's third
+session) load as they are.
+
 ``load_run`` validates everything the gate and the report read, and raises :class:`UserError` naming
 the file, the benchmark and the field for anything wrong. Must not: measure, judge or print.
 """
@@ -49,6 +58,23 @@ def cell_name(variant: str, engine: str) -> str:
 def speedup(reference: Latency, latency: Latency) -> float:
     """How many times faster than the reference: ratio of medians (robust to a few stalls)."""
     return reference.p50_ms / latency.p50_ms
+
+
+def speedup_of_fastest(latency: Latency, reference_p50s_ms: list[float]) -> float | None:
+    """The reference's fastest session median over this cell's fastest session median (None without a
+    reference): a slow phase of the machine that hit some sessions of either moves neither minimum."""
+    if not reference_p50s_ms:
+        return None
+    return min(reference_p50s_ms) / min(latency.session_p50s_ms() or (latency.p50_ms,))
+
+
+# extra_info keys that belong to one session of a cell and differ between its sessions.
+SESSION_KEYS = ("session_index", "sessions", "reference_p50_ms", "samples_ms", "latency_ms", "fps",
+                "stopped_early", "session_sizes", "session_p50_ms", "speedup_vs_reference", "load_average",
+                "session")
+# What must be the same in every session of one cell (else they measured different things).
+CELL_IDENTITY_KEYS = ("variant", "engine", "engine_version", "threads", "imgsz", "batch", "cpu_model", "form",
+                      "sparsity", "map50", "model_size_bytes", "artifact_key", "reference_cell")
 
 
 @dataclass(frozen=True)
@@ -109,13 +135,20 @@ def cell_extra_info(
     form: str | None = None,
     fraction_of_supported_ops: float | None = None,
     cpu_model: str | None = None,
+    session_index: int | None = None,
+    sessions: int | None = None,
 ) -> dict:
-    """The ``extra_info`` of one cell: pass it to ``benchmark.extra_info.update(...)``.
+    """The ``extra_info`` of one cell, or of session ``session_index`` of ``sessions`` of it: pass it to
+    ``benchmark.extra_info.update(...)``.
 
-    ``reference_latency`` is the reference cell's latency measured in the same run (pass the cell's own
-    latency for the reference cell itself); without it ``speedup_vs_reference`` is null.
-    ``cpu_model`` defaults to this machine's.
+    ``reference_latency`` is the reference cell's latency measured in the same run (for a session: the
+    reference's session of the same index; pass the cell's own latency for the reference cell itself);
+    without it ``speedup_vs_reference`` is null. ``cpu_model`` defaults to this machine's.
     """
+    if (session_index is None) != (sessions is None):
+        raise ValueError("session_index and sessions go together")
+    if sessions is not None and not 1 <= session_index <= sessions:
+        raise ValueError(f"session_index {session_index} is not in 1..{sessions}")
     if engine in ENGINES_WITH_FALLBACK and fraction_of_supported_ops is None:
         raise ValueError(f"{engine} cells must record fraction_of_supported_ops: below 1.0 part of the "
                          "graph runs in a fallback and the speed means something else")
@@ -144,6 +177,10 @@ def cell_extra_info(
     }
     if engine in ENGINES_WITH_FALLBACK:
         info["fraction_of_supported_ops"] = fraction_of_supported_ops
+    if sessions is not None:
+        info["session_index"] = session_index
+        info["sessions"] = sessions
+        info["reference_p50_ms"] = reference_latency.p50_ms if reference_latency else None
     return info
 
 
@@ -152,7 +189,8 @@ def run_document(extra_infos: list[dict], *, machine: dict | None = None, commit
     """A pytest-benchmark-shaped run document holding these cells (for tools and tests)."""
     benchmarks = []
     for info in extra_infos:
-        name = f"{test_name}[{info.get('cell')}]"
+        suffix = f"-s{info['session_index']}" if "session_index" in info else ""  # the matrix's ids
+        name = f"{test_name}[{info.get('cell')}{suffix}]"
         benchmarks.append({"group": None, "name": name, "fullname": f"benchmarks/{name}",
                            "params": None, "param": info.get("cell"), "extra_info": info,
                            "options": {}, "stats": {}})
@@ -302,6 +340,57 @@ def _load_cell(entry: Mapping[str, Any], where: str) -> Cell:
     )
 
 
+def _join_sessions(name: str, entries: list[tuple[dict, str, str]]) -> tuple[dict, str, list[str]]:
+    """One cell's session entries -> one whole-cell ``extra_info`` (validated again by ``_load_cell``)."""
+    first_where = entries[0][1]
+    by_index: dict[int, tuple[dict, str, str]] = {}
+    for extra, where, label in entries:
+        f = _Fields(extra, f"{where} (cell {name})")
+        index, total = f.integer("session_index"), f.integer("sessions")
+        if index > total:
+            raise f.fail(f"session_index {index} is above sessions {total}")
+        if index in by_index:
+            raise f.fail(f"session {index} of cell '{name}' appears twice (also in {by_index[index][2]})")
+        by_index[index] = (extra, where, label)
+    ordered = [by_index[k] for k in sorted(by_index)]
+    base, base_where, _ = ordered[0]
+    for extra, where, _ in ordered[1:]:
+        if extra.get("sessions") != base.get("sessions"):
+            raise UserError(f"{where} (cell {name}): 'sessions' is {extra.get('sessions')!r} here but "
+                            f"{base.get('sessions')!r} in {base_where}")
+        for key in CELL_IDENTITY_KEYS:
+            if extra.get(key) != base.get(key):
+                raise UserError(f"{where} (cell {name}): '{key}' is {extra.get(key)!r} in this session but "
+                                f"{base.get(key)!r} in {base_where}; a cell's sessions must measure the same thing")
+    session_latencies = []
+    for extra, where, _ in ordered:
+        sizes = extra.get("session_sizes") or [len(extra["samples_ms"])]
+        if len(sizes) != 1:
+            raise UserError(f"{where} (cell {name}): a session entry holds one session, got session_sizes {sizes}")
+        session_latencies.append(Latency.from_samples(extra["samples_ms"], stopped_early=bool(extra.get("stopped_early"))))
+    pooled = Latency.pooled(session_latencies)
+    if name == base.get("reference_cell"):  # the reference's sessions are the reference (exactly 1.0)
+        references = list(Latency.pooled(session_latencies).session_p50s_ms())
+    else:
+        references = [float(e["reference_p50_ms"]) for e, _, _ in ordered if _is_number(e.get("reference_p50_ms"))]
+    merged = {key: value for key, value in base.items() if key not in SESSION_KEYS}
+    merged.update({
+        "latency_ms": pooled.stats_ms(),
+        "samples_ms": list(pooled.samples_ms),
+        "fps": pooled.fps,
+        "stopped_early": pooled.stopped_early,
+        "session_sizes": list(pooled.session_sizes),
+        "session_p50_ms": list(pooled.session_p50s_ms()),
+        # Fastest session of the reference over fastest session of the cell: both robust to a slow phase.
+        "speedup_vs_reference": speedup_of_fastest(pooled, references),
+        "sessions": base.get("sessions"),
+        "session_indices": sorted(by_index),
+        "load_average": [e.get("load_average") for e, _, _ in ordered],
+        "session": [e.get("session") for e, _, _ in ordered],
+    })
+    return merged, f"{first_where} and its other sessions", [label for _, _, label in ordered]
+
+
 def load_run(path: str | os.PathLike) -> Run:
     """Read and validate a run file; :class:`UserError` names the file and what is wrong."""
     path = Path(path)
@@ -319,6 +408,7 @@ def load_run(path: str | os.PathLike) -> Run:
         raise top.fail("'machine_info' and 'commit_info' must be objects")
 
     cells: dict[str, Cell] = {}
+    parts: dict[str, list[tuple[dict, str, str]]] = {}  # cell -> its session entries (extra, where, label)
     for index, bench in enumerate(benchmarks):
         if not isinstance(bench, dict):
             raise top.fail(f"benchmarks[{index}] must be an object")
@@ -330,10 +420,22 @@ def load_run(path: str | os.PathLike) -> Run:
         if "cell" not in extra:
             continue  # not a matrix cell
         cell = _load_cell(extra, where)
+        if "session_index" in extra:
+            if cell.name in cells:
+                raise UserError(f"{where}: cell '{cell.name}' has both a whole-cell entry "
+                                f"({cells[cell.name].benchmark}) and session entries")
+            parts.setdefault(cell.name, []).append((extra, where, str(label)))
+            continue
+        if cell.name in parts:
+            raise UserError(f"{where}: cell '{cell.name}' has both a whole-cell entry and session entries "
+                            f"({parts[cell.name][0][2]})")
         if cell.name in cells:
             raise UserError(f"{where}: cell '{cell.name}' appears twice (also in {cells[cell.name].benchmark}); "
                             "cell names must be unique within a run")
         cells[cell.name] = replace(cell, benchmark=str(label))
+    for name, entries in parts.items():
+        merged, where, labels = _join_sessions(name, entries)
+        cells[name] = replace(_load_cell(merged, where), benchmark=", ".join(labels))
     if not cells:
         raise UserError(f"{path}: no benchmark cells (no benchmarks[].extra_info.cell); was it written by "
                         "`pytest --benchmark-only --benchmark-json=...` over the benchmark matrix?")

@@ -43,13 +43,19 @@ MIN_SECONDS = 5.0
 # and marked ``stopped_early`` rather than stalling CI; its percentiles are then less stable.
 MAX_SECONDS = 120.0
 
-# Each cell is timed in SESSIONS independent sessions, one after the other: loaded (compiled) anew,
-# warmed up anew, each timed for its share of MIN_ITERS and MIN_SECONDS, samples pooled. Why: what
-# differs between two runs is mostly not in one session's spread. The same ONNX compiled twice by
+# Each cell is timed in SESSIONS independent sessions: loaded (compiled) anew, warmed up anew, each
+# timed for its share of MIN_ITERS, MIN_SECONDS and MAX_SECONDS (session_budget), samples pooled. Why:
+# what differs between two runs is mostly not in one session's spread. The same ONNX compiled twice by
 # DeepSparse ran up to ~15% apart (FINDINGS 9), and two runs of unchanged code on this VM moved single
 # cells by 1.25-1.29x (results/gate/2026-11-28-smoke-a-vs-b.txt) while each run's IQR was 0.4-1.6 ms.
 # The spread of the sessions' medians shows that variation inside one run; the gate uses it as noise.
 # Three: the fewest for which one odd session is visible as the odd one out.
+# The benchmark matrix runs session k of every cell before session k+1 of any (benchmarks/conftest.py):
+# this VM has slow phases lasting seconds to minutes in which ONNX Runtime's int8 graphs run ~1.65x
+# slower (15.5 vs 26 ms, two modes, nothing between). With a cell's sessions back to back, one such
+# phase covered all three and the gate saw a 1.75x "regression" of unchanged code
+# (results/gate/2026-11-28-main-job-fresh-clone.txt); spread over the whole run, one phase hits one
+# session of many cells, and the gate reads each cell's fastest session.
 SESSIONS = 3
 
 # Samples are stored in run files rounded to 0.1 microsecond: far below any latency that matters
@@ -209,14 +215,25 @@ def measure_sessions(
     ``min_iters``, ``min_seconds`` and ``max_seconds``.
     """
     results = []
-    for share in session_shares(min_iters, sessions):
+    for index in range(1, sessions + 1):
         fn = open_session()
-        results.append(measure(fn, min_iters=share, min_seconds=min_seconds / sessions,
-                               max_seconds=max_seconds / sessions, warmup_min_iters=warmup_min_iters,
+        budget = session_budget(index, sessions, min_iters=min_iters, min_seconds=min_seconds,
+                                max_seconds=max_seconds)
+        results.append(measure(fn, **budget, warmup_min_iters=warmup_min_iters,
                                warmup_min_seconds=warmup_min_seconds, clock=clock))
         del fn
         gc.collect()
     return Latency.pooled(results)
+
+
+def session_budget(index: int, sessions: int = SESSIONS, *, min_iters: int = MIN_ITERS,
+                   min_seconds: float = MIN_SECONDS, max_seconds: float = MAX_SECONDS) -> dict:
+    """Session ``index`` (1-based) of ``sessions``: its share of the protocol's minimums and maximum,
+    as keyword arguments of :func:`measure` (the shares of all sessions add up to the protocol's)."""
+    if not 1 <= index <= sessions:
+        raise ValueError(f"session index {index} is not in 1..{sessions}")
+    return {"min_iters": session_shares(min_iters, sessions)[index - 1],
+            "min_seconds": min_seconds / sessions, "max_seconds": max_seconds / sessions}
 
 
 def measure(

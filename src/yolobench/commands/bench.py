@@ -36,6 +36,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", default=None, help="your YOLO-format data.yaml (default: the built-in dataset)")
     parser.add_argument("--imgsz", type=int, default=None, help="export size to run at (default: the profile's first)")
     parser.add_argument("--threads", type=int, default=None, help="threads per engine (default: every usable core)")
+    parser.add_argument("--sessions", type=int, default=None,
+                        help="independently loaded sessions per cell, run in passes over the matrix (default: 3)")
     parser.add_argument("--store", default=None, help="artifact store folder (default: ~/.cache/yolobench/store)")
     parser.add_argument("-k", dest="keyword", default=None, help="pytest -k expression, e.g. pruned_quant")
     parser.add_argument("--out", type=Path, default=None,
@@ -49,7 +51,7 @@ def pytest_command(args: argparse.Namespace, out: Path) -> list[str]:
     """The pytest command line this run executes."""
     command = [sys.executable, "-m", "pytest", "benchmarks", "--benchmark-only", f"--benchmark-json={out}",
                f"--profile={args.profile}"]
-    for option in ("variants", "engines", "data", "imgsz", "threads", "store"):
+    for option in ("variants", "engines", "data", "imgsz", "threads", "sessions", "store"):
         value = getattr(args, option)
         if value is not None and option in ("data", "store"):
             value = Path(value).expanduser().resolve()  # pytest runs in the repository root, not here
