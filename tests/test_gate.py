@@ -402,6 +402,16 @@ def test_suggest_writes_floors_from_a_run(tmp_path, capsys):
     assert gate.load_thresholds(tmp_path / "suggested.toml").cells["pruned_quant-deepsparse"].speedup_floor == 1.75
 
 
+def test_suggest_keeps_the_factors_of_the_thresholds_it_replaces(tmp_path, capsys):
+    run = write(tmp_path, "committed", cell("pruned-openvino", tight(4.0), speedup=2.0))
+    rules = tmp_path / "thresholds.toml"
+    rules.write_text('[defaults]\nlatency_factor = 1.75\nengine_latency_factor = 1.3\nsource = "a study"\n')
+    code, out, _ = gate_cli(capsys, "--suggest", run, "--thresholds", rules)
+    defaults = tomllib.loads(out)["defaults"]
+    assert code == EXIT_OK and (defaults["latency_factor"], defaults["engine_latency_factor"]) == (1.75, 1.3)
+    assert defaults["source"] == "a study"
+
+
 def test_suggest_survives_an_emptied_thresholds_file(tmp_path, capsys):
     run = write(tmp_path, "committed", cell("pruned-openvino", tight(4.0), speedup=2.0))
     emptied = tmp_path / "thresholds.toml"

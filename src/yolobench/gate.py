@@ -472,6 +472,7 @@ def suggest_thresholds(run: Run, thresholds: Thresholds | None = None) -> str:
     factor_source = thresholds.source if thresholds else (
         "built-in DEFAULT_LATENCY_FACTOR (src/yolobench/gate.py): above the ~15% compile-to-compile spread "
         "of DeepSparse and the run-to-run drift of a shared VM")
+    engine_factor = thresholds.engine_latency_factor if thresholds else DEFAULT_ENGINE_LATENCY_FACTOR
     lines = [
         "# Gate thresholds for `yolobench gate`; the decision rule is in src/yolobench/gate.py.",
         f"# Suggested by `yolobench gate --suggest` from {origin}: floor = measured x margin, rounded down",
@@ -480,6 +481,7 @@ def suggest_thresholds(run: Run, thresholds: Thresholds | None = None) -> str:
         "",
         "[defaults]",
         f"latency_factor = {factor:g}",
+        f"engine_latency_factor = {engine_factor:g}",  # carried over with latency_factor (one source for both)
         f"source = {_toml_string(factor_source)}",
     ]
     for name, cell in sorted(run.cells.items()):
