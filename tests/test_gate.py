@@ -392,14 +392,14 @@ def test_suggest_writes_floors_from_a_run(tmp_path, capsys):
     assert code == EXIT_OK
     suggested = tomllib.loads(out)
     pq = suggested["cells"]["pruned_quant-deepsparse"]
-    assert pq["speedup_floor"] == 1.75  # 2.5 x 0.7
+    assert pq["speedup_floor"] == 1.42  # 2.5 x 0.57, rounded down
     assert pq["map50_floor"] == 0.342  # 0.38 x 0.9
     assert "committed.json" in pq["source"]
     oneshot = suggested["cells"]["oneshot-openvino"]
-    assert oneshot["speedup_floor"] == 1.12 and "map50_floor" not in oneshot  # 1.6 x 0.7, rounded down
+    assert oneshot["speedup_floor"] == 0.91 and "map50_floor" not in oneshot  # 1.6 x 0.57, rounded down
     assert "speedup_floor" not in suggested["cells"][REFERENCE_CELL]  # 1.0 by definition
     (tmp_path / "suggested.toml").write_text(out)
-    assert gate.load_thresholds(tmp_path / "suggested.toml").cells["pruned_quant-deepsparse"].speedup_floor == 1.75
+    assert gate.load_thresholds(tmp_path / "suggested.toml").cells["pruned_quant-deepsparse"].speedup_floor == 1.42
 
 
 def test_suggest_keeps_the_factors_of_the_thresholds_it_replaces(tmp_path, capsys):
