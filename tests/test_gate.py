@@ -439,6 +439,9 @@ def test_study_gates_every_pair_and_counts_false_alarms(tmp_path, capsys):
             "0 other checks failed") in out
     assert ("all pairs: 3 of 6 pairs raised a false alarm (50%); 3 of 12 cell latency comparisons failed; "
             "0 other checks failed") in out
+    # how close each pair came: run0 -> run1 is quiet (fastest sessions equal), run2 -> run3 is the 1.5x cell
+    assert "run0.json -> run1.json (consecutive): pass: - [worst cell 1.00x (" in out
+    assert "margins over all pairs: [worst cell 1.50x (pruned_quant-deepsparse)" in out
 
 
 def test_study_needs_two_runs(tmp_path, base, capsys):
