@@ -1,0 +1,48 @@
+"""The users' CI workflow (.github/workflows/benchmarks.yml) uploads what the main job writes.
+
+The workflow cannot run here (no GitHub runner), so its one project-specific promise is checked
+statically: the artifact paths it uploads match the files `tox -e deepsparse` and asv write.
+"""
+
+from __future__ import annotations
+
+import configparser
+import fnmatch
+import re
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+PROFILE = "smoke"  # tox.ini's default YOLOBENCH_PROFILE
+
+
+def upload_paths() -> list[str]:
+    workflow = yaml.safe_load((REPO / ".github" / "workflows" / "benchmarks.yml").read_text())
+    steps = [step for job in workflow["jobs"].values() for step in job["steps"]]
+    uploads = [step for step in steps if str(step.get("uses", "")).startswith("actions/upload-artifact")]
+    assert uploads, "the workflow uploads nothing"
+    return [line.strip() for step in uploads for line in step["with"]["path"].splitlines() if line.strip()]
+
+
+def main_job_outputs() -> list[str]:
+    tox = configparser.ConfigParser(interpolation=None)
+    tox.read(REPO / "tox.ini")
+    commands = tox["testenv:deepsparse"]["commands"]
+    found = re.findall(r"--out \{tox_root\}/(\S+)", commands)
+    assert found, "tox -e deepsparse names no --out"
+    return [path.replace("{env:YOLOBENCH_PROFILE}", PROFILE) for path in found]
+
+
+def test_the_workflow_uploads_the_run_file_and_the_report_the_main_job_writes():
+    globs = upload_paths()
+    for written in main_job_outputs():  # results/runs/latest-smoke.json, results/report-smoke
+        assert any(fnmatch.fnmatch(written, g.rstrip("/")) for g in globs), (written, globs)
+
+
+def test_the_workflow_uploads_the_asv_html_that_asv_publish_writes():
+    # asv.conf.json is asv's JSON with // comments, so the key is read by pattern, not by json.loads
+    match = re.search(r'^\s*"html_dir"\s*:\s*"([^"]+)"', (REPO / "asv.conf.json").read_text(), re.MULTILINE)
+    assert match, "asv.conf.json names no html_dir"
+    html_dir = match.group(1)
+    assert any(g.rstrip("/") == html_dir.rstrip("/") for g in upload_paths()), (html_dir, upload_paths())
