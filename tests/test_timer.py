@@ -220,17 +220,15 @@ def test_session_sizes_must_add_up_to_the_samples():
         Latency.from_samples([1.0, 2.0], session_sizes=[2, 0])
 
 
-def test_measure_sessions_opens_each_session_anew_and_shares_the_protocol():
+def test_sessions_measured_by_their_budgets_pool_into_one_latency_that_keeps_them_apart():
     clock = FakeClock()
-    models = []
-
-    def open_session():
-        models.append(FakeModel(clock, lambda index: STEP_S * (len(models))))  # session k runs k x slower
-        return models[-1]
-
-    latency = timer.measure_sessions(open_session, sessions=3, min_iters=9, min_seconds=0.0,
-                                     warmup_min_iters=2, warmup_min_seconds=0.0, clock=clock)
-    assert len(models) == 3 and [m.calls for m in models] == [5, 5, 5]  # 2 warm-up + 3 timed each
+    sessions = []
+    for index in (1, 2, 3):  # what the matrix does across its passes: a fresh model per session
+        model = FakeModel(clock, lambda i, k=index: STEP_S * k)  # session k runs k x slower
+        budget = timer.session_budget(index, 3, min_iters=9, min_seconds=0.0)
+        sessions.append(timer.measure(model, **budget, warmup_min_iters=2, warmup_min_seconds=0.0, clock=clock))
+        assert model.calls == 5  # 2 warm-up + its 3 of the 9 timed calls
+    latency = timer.Latency.pooled(sessions)
     assert latency.session_sizes == (3, 3, 3)
     assert latency.session_p50s_ms() == (250.0, 500.0, 750.0)
     assert latency.to_dict()["session_sizes"] == [3, 3, 3]

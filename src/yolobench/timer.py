@@ -197,35 +197,6 @@ def session_shares(total: int, sessions: int) -> list[int]:
     return [base + (1 if i < extra else 0) for i in range(sessions)]
 
 
-def measure_sessions(
-    open_session: Callable[[], Callable[[], object]],
-    *,
-    sessions: int = SESSIONS,
-    min_iters: int = MIN_ITERS,
-    min_seconds: float = MIN_SECONDS,
-    max_seconds: float = MAX_SECONDS,
-    warmup_min_iters: int = WARMUP_MIN_ITERS,
-    warmup_min_seconds: float = WARMUP_MIN_SECONDS,
-    clock: Callable[[], float] = time.perf_counter,
-) -> Latency:
-    """Time ``sessions`` independent sessions one after the other and pool them.
-
-    ``open_session()`` loads a fresh session and returns its one-call function; the previous one is
-    released before the next is opened. Each is warmed up by the protocol and timed for its share of
-    ``min_iters``, ``min_seconds`` and ``max_seconds``.
-    """
-    results = []
-    for index in range(1, sessions + 1):
-        fn = open_session()
-        budget = session_budget(index, sessions, min_iters=min_iters, min_seconds=min_seconds,
-                                max_seconds=max_seconds)
-        results.append(measure(fn, **budget, warmup_min_iters=warmup_min_iters,
-                               warmup_min_seconds=warmup_min_seconds, clock=clock))
-        del fn
-        gc.collect()
-    return Latency.pooled(results)
-
-
 def session_budget(index: int, sessions: int = SESSIONS, *, min_iters: int = MIN_ITERS,
                    min_seconds: float = MIN_SECONDS, max_seconds: float = MAX_SECONDS) -> dict:
     """Session ``index`` (1-based) of ``sessions``: its share of the protocol's minimums and maximum,
