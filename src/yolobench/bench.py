@@ -13,7 +13,7 @@ sessions back into one cell. Who times: ``timing`` is a function ``(call, index,
 By default :func:`yolobench.timer.measure`; the pytest-benchmark tests use :func:`pedantic_timing`,
 which warms up by the protocol's rule and then lets pytest-benchmark time a protocol-sized number of
 rounds, so the samples in the run file's ``stats`` and in its ``extra_info`` are one and the same
-measurement. asv times one session it loaded in its ``setup`` (:func:`time_session`).
+measurement. asv's track times ``timer.SESSIONS`` sessions back to back with the default timing.
 
 An engine that cannot run here, or cannot take this artifact, raises
 :class:`~yolobench.engines.EngineUnsupported` with its reason: pytest turns it into a skip, asv into
@@ -293,12 +293,6 @@ def load_average() -> float | None:
         return round(os.getloadavg()[0], 2)
     except (OSError, AttributeError):
         return None
-
-
-def time_session(session: engines.Session, images: np.ndarray, timing: Timing = timer.measure) -> Latency:
-    """Latency of ``session.run(images)`` (one batch per call) by the protocol."""
-    run = session.run
-    return timing(lambda: run(images))
 
 
 # --- pytest-benchmark as the timer ---
