@@ -32,7 +32,7 @@ import numpy as np
 
 from yolobench import catalogue, paths
 from yolobench.errors import UserError
-from yolobench.runfile import REFERENCE_CELL, Cell, Run, cell_name, load_run
+from yolobench.runfile import REFERENCE_CELL, Cell, Run, cell_name, load_run, speedup_of_fastest
 
 TORCH_BASELINE_CELL = cell_name(catalogue.REFERENCE_VARIANT, "torch")  # the blog's "PyTorch dense" baseline
 DENSE_VARIANT = catalogue.REFERENCE_VARIANT
@@ -122,17 +122,12 @@ def dense_cell_for(run: Run, cell: Cell) -> Cell | None:
     return None
 
 
-def _fastest_p50s(cell) -> list[float]:
-    """The stored session medians of a cell; its stored p50 when the run file recorded no sessions."""
-    return [float(x) for x in cell.extra.get("session_p50_ms") or []] or [_stored_latency(cell, "p50")]
-
-
-def _speedup_over(baseline, cell) -> float | None:
-    """baseline's fastest session median / the cell's (the rule of ``speedup_vs_reference``)."""
+def _speedup_over(baseline: Cell | None, cell: Cell) -> float | None:
+    """baseline's fastest session median / the cell's (``runfile.speedup_of_fastest``, the rule of
+    ``speedup_vs_reference``); each cell's p50 where a run file recorded no sessions."""
     if baseline is None:
         return None
-    fastest = min(_fastest_p50s(cell))
-    return min(_fastest_p50s(baseline)) / fastest if fastest > 0 else None
+    return speedup_of_fastest(cell.latency, list(baseline.latency.session_p50s_ms() or (baseline.latency.p50_ms,)))
 
 
 def build_rows(run: Run) -> list[Row]:

@@ -340,21 +340,24 @@ def _load_cell(entry: Mapping[str, Any], where: str) -> Cell:
     )
 
 
-def _join_sessions(name: str, entries: list[tuple[dict, str, str]]) -> tuple[dict, str, list[str]]:
-    """One cell's session entries -> one whole-cell ``extra_info`` (validated again by ``_load_cell``)."""
+def _join_sessions(name: str, entries: list[tuple[dict, str, str, Cell]]) -> tuple[dict, str, list[str]]:
+    """One cell's session entries (each already loaded by ``_load_cell``) -> one whole-cell ``extra_info``
+    (validated again by ``_load_cell``)."""
     first_where = entries[0][1]
-    by_index: dict[int, tuple[dict, str, str]] = {}
-    for extra, where, label in entries:
+    by_index: dict[int, tuple[dict, str, str, Cell]] = {}
+    for extra, where, label, cell in entries:
         f = _Fields(extra, f"{where} (cell {name})")
         index, total = f.integer("session_index"), f.integer("sessions")
         if index > total:
             raise f.fail(f"session_index {index} is above sessions {total}")
         if index in by_index:
             raise f.fail(f"session {index} of cell '{name}' appears twice (also in {by_index[index][2]})")
-        by_index[index] = (extra, where, label)
+        if len(cell.latency.session_sizes) > 1:
+            raise f.fail(f"a session entry holds one session, got session_sizes {list(cell.latency.session_sizes)}")
+        by_index[index] = (extra, where, label, cell)
     ordered = [by_index[k] for k in sorted(by_index)]
-    base, base_where, _ = ordered[0]
-    for extra, where, _ in ordered[1:]:
+    base, base_where, _, _ = ordered[0]
+    for extra, where, _, _ in ordered[1:]:
         if extra.get("sessions") != base.get("sessions"):
             raise UserError(f"{where} (cell {name}): 'sessions' is {extra.get('sessions')!r} here but "
                             f"{base.get('sessions')!r} in {base_where}")
@@ -362,17 +365,13 @@ def _join_sessions(name: str, entries: list[tuple[dict, str, str]]) -> tuple[dic
             if extra.get(key) != base.get(key):
                 raise UserError(f"{where} (cell {name}): '{key}' is {extra.get(key)!r} in this session but "
                                 f"{base.get(key)!r} in {base_where}; a cell's sessions must measure the same thing")
-    session_latencies = []
-    for extra, where, _ in ordered:
-        sizes = extra.get("session_sizes") or [len(extra["samples_ms"])]
-        if len(sizes) != 1:
-            raise UserError(f"{where} (cell {name}): a session entry holds one session, got session_sizes {sizes}")
-        session_latencies.append(Latency.from_samples(extra["samples_ms"], stopped_early=bool(extra.get("stopped_early"))))
-    pooled = Latency.pooled(session_latencies)
-    if name == base.get("reference_cell"):  # the reference's sessions are the reference (exactly 1.0)
-        references = list(Latency.pooled(session_latencies).session_p50s_ms())
+    pooled = Latency.pooled([cell.latency for _, _, _, cell in ordered])
+    if name == base.get("reference_cell"):
+        # The reference's own sessions, from its stored samples: its recorded reference_p50_ms is the
+        # median before samples were rounded to SAMPLE_DECIMALS, which would give 0.9999996, not 1.0.
+        references = list(pooled.session_p50s_ms())
     else:
-        references = [float(e["reference_p50_ms"]) for e, _, _ in ordered if _is_number(e.get("reference_p50_ms"))]
+        references = [float(e["reference_p50_ms"]) for e, _, _, _ in ordered if _is_number(e.get("reference_p50_ms"))]
     merged = {key: value for key, value in base.items() if key not in SESSION_KEYS}
     merged.update({
         "latency_ms": pooled.stats_ms(),
@@ -385,10 +384,10 @@ def _join_sessions(name: str, entries: list[tuple[dict, str, str]]) -> tuple[dic
         "speedup_vs_reference": speedup_of_fastest(pooled, references),
         "sessions": base.get("sessions"),
         "session_indices": sorted(by_index),
-        "load_average": [e.get("load_average") for e, _, _ in ordered],
-        "session": [e.get("session") for e, _, _ in ordered],
+        "load_average": [e.get("load_average") for e, _, _, _ in ordered],
+        "session": [e.get("session") for e, _, _, _ in ordered],
     })
-    return merged, f"{first_where} and its other sessions", [label for _, _, label in ordered]
+    return merged, f"{first_where} and its other sessions", [label for _, _, label, _ in ordered]
 
 
 def load_run(path: str | os.PathLike) -> Run:
@@ -408,7 +407,7 @@ def load_run(path: str | os.PathLike) -> Run:
         raise top.fail("'machine_info' and 'commit_info' must be objects")
 
     cells: dict[str, Cell] = {}
-    parts: dict[str, list[tuple[dict, str, str]]] = {}  # cell -> its session entries (extra, where, label)
+    parts: dict[str, list[tuple[dict, str, str, Cell]]] = {}  # cell -> its session entries
     for index, bench in enumerate(benchmarks):
         if not isinstance(bench, dict):
             raise top.fail(f"benchmarks[{index}] must be an object")
@@ -424,7 +423,7 @@ def load_run(path: str | os.PathLike) -> Run:
             if cell.name in cells:
                 raise UserError(f"{where}: cell '{cell.name}' has both a whole-cell entry "
                                 f"({cells[cell.name].benchmark}) and session entries")
-            parts.setdefault(cell.name, []).append((extra, where, str(label)))
+            parts.setdefault(cell.name, []).append((extra, where, str(label), cell))
             continue
         if cell.name in parts:
             raise UserError(f"{where}: cell '{cell.name}' has both a whole-cell entry and session entries "

@@ -52,8 +52,8 @@ MAX_SECONDS = 120.0
 # Three: the fewest for which one odd session is visible as the odd one out.
 # The benchmark matrix runs session k of every cell before session k+1 of any (benchmarks/conftest.py):
 # this VM has slow phases lasting seconds to minutes in which ONNX Runtime's int8 graphs run ~1.65x
-# slower (15.5 vs 26 ms, two modes, nothing between). With a cell's sessions back to back, one such
-# phase covered all three and the gate saw a 1.75x "regression" of unchanged code
+# slower (15.5 vs 26 ms, two modes; results/trials/2026-11-28-ort-slow-mode.md). With a cell's
+# sessions back to back, one such phase covered all three and the gate saw a 1.75x "regression" of unchanged code
 # (results/gate/2026-11-28-main-job-fresh-clone.txt); spread over the whole run, one phase hits one
 # session of many cells, and the gate reads each cell's fastest session.
 SESSIONS = 3
