@@ -383,10 +383,14 @@ class ReferenceCell:
 # --- What a cell records ---
 
 
-def artifact_summary(artifact: Any) -> dict[str, Any]:
-    """Sparsity and accuracy of the artifact, from its meta.json (the PyTorch model's mAP at build time)."""
+def artifact_summary(artifact: Any, imgsz: int | None = None) -> dict[str, Any]:
+    """Sparsity and accuracy of the artifact, from its meta.json (the PyTorch model's mAP at build time,
+    at ``imgsz`` where the builder measured each export size)."""
     meta = getattr(artifact, "meta", None) or {}
     metrics = meta.get("metrics") or {}
+    by_size = meta.get("metrics_by_imgsz")
+    if imgsz is not None and by_size is not None:
+        metrics = by_size.get(str(imgsz)) or {}
     return {"sparsity": (meta.get("sparsity") or {}).get("overall"), "map50": metrics.get("map50"),
             "map50_95": metrics.get("map50_95")}
 
@@ -395,7 +399,7 @@ def cell_extra_info(latency: Latency, context: CellContext, artifact: Any, refer
                     *, session_index: int | None = None, sessions: int | None = None) -> dict[str, Any]:
     """The run-file ``extra_info`` of one cell, or of session ``session_index`` of ``sessions`` of it
     (``runfile.cell_extra_info`` plus where it came from)."""
-    summary = artifact_summary(artifact)
+    summary = artifact_summary(artifact, context.imgsz)
     info = runfile.cell_extra_info(
         latency, variant=context.variant, engine=context.engine, engine_version=context.engine_version,
         threads=context.threads, imgsz=context.imgsz, batch=context.batch, reference_latency=reference_latency,
@@ -426,4 +430,4 @@ def session_map(session: engines.Session, artifact: Any, imgsz: int) -> dict[str
     """mAP of an open session on the artifact's validation split (the builder recreates a missing built-in one)."""
     from yolobench.evaluate import evaluate  # noqa: PLC0415
 
-    return evaluate(session.run, artifact.meta["dataset"]["data_yaml"], imgsz)
+    return evaluate(session.run, artifact.eval_data_yaml(imgsz), imgsz)

@@ -18,6 +18,9 @@ directory for the artifact's key). Must not: write anywhere but the store's work
 from __future__ import annotations
 
 import hashlib
+import math
+import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -37,6 +40,40 @@ BUILDER_VERSION = 2  # bump when a change here changes what an artifact contains
 DATASET_SEED = 0
 Progress = Callable[[str], None]
 
+# One option lengthens every schedule (a GPU, more cores): epochs of from-scratch training and every
+# epoch variable of a recipe are multiplied by it, so a variant's phases keep their proportions.
+EPOCH_SCALE_ENV = "YOLOBENCH_EPOCH_SCALE"
+_EPOCH_VARIABLE = re.compile(r"^(?:num_epochs|qat_epochs|\w+_epoch)$")
+
+
+def epoch_scale() -> float:
+    """The schedule multiplier from ``YOLOBENCH_EPOCH_SCALE`` (default 1: the catalogue's schedules)."""
+    text = os.environ.get(EPOCH_SCALE_ENV, "").strip()
+    if not text:
+        return 1.0
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not math.isfinite(value) or value <= 0:
+        raise UserError(f"{EPOCH_SCALE_ENV}={text!r}: give a positive number (2 doubles every training "
+                        "schedule; 1 or unset keeps the catalogue's)")
+    return value
+
+
+def _scaled_epochs(value, scale: float):
+    if scale == 1.0 or value <= 0:  # epoch 0 (start at once) stays 0
+        return value
+    return max(1, int(round(value * scale)))
+
+
+def train_args(spec: VariantSpec, profile: str) -> dict:
+    """The variant's trainer arguments for the profile, epochs scaled by :func:`epoch_scale`."""
+    args = spec.args_for(profile)
+    if "epochs" in args:
+        args["epochs"] = _scaled_epochs(args["epochs"], epoch_scale())
+    return args
+
 
 # --- inputs -------------------------------------------------------------------------------------------
 def recipe_path(spec: VariantSpec) -> Path | None:
@@ -54,6 +91,13 @@ def load_recipe(spec: VariantSpec, profile: str) -> tuple[str | None, dict]:
         raise UserError(f"recipe {path} for variant {spec.name!r} cannot be read ({err.strerror}); "
                         f"restore it from git") from None
     variables = spec.variables_for(profile)
+    scale = epoch_scale()
+    if scale != 1.0:
+        doc = yaml.load(text, Loader=_RecipeLoader)
+        for name, value in (doc.items() if isinstance(doc, dict) else ()):
+            value = variables.get(name, value)
+            if _EPOCH_VARIABLE.match(str(name)) and isinstance(value, (int, float)) and not isinstance(value, bool):
+                variables[name] = _scaled_epochs(value, scale)
     validate_recipe(path, text, variables)
     return text, variables
 
@@ -101,6 +145,29 @@ def dataset_for(spec: VariantSpec, profile: Profile, data: str | Path | None) ->
     return builtin_dataset(spec.domain, seed=DATASET_SEED, **dict(profile.dataset))
 
 
+def eval_sets(spec: VariantSpec, profile: Profile, data: str | Path | None) -> dict[int, Path]:
+    """data.yaml whose validation split judges the variant at each export size.
+
+    The built-in data is rendered at every export size (the same scenes: each image's content is
+    decided by its index, not its size), because a user runs the model on images of that size; a model
+    trained at 320 px and judged on 320-px images letterboxed up to 640 would hide what 640-px detail
+    does to it. A user's dataset is judged as it is, letterboxed to each size.
+    """
+    train_set = dataset_for(spec, profile, data)
+    if spec.domain == "target" and data is not None:
+        return {imgsz: train_set for imgsz in profile.export_imgsz}
+    from yolobench.data import builtin_dataset
+
+    sets = {}
+    for imgsz in profile.export_imgsz:
+        if imgsz == profile.dataset["imgsz"]:
+            sets[imgsz] = train_set
+        else:  # one training image is the smallest set the generator makes; only the validation split is read
+            sets[imgsz] = builtin_dataset(spec.domain, seed=DATASET_SEED, train=1, val=profile.dataset["val"],
+                                          imgsz=imgsz)
+    return sets
+
+
 def library_versions() -> dict:
     import importlib.metadata as md
 
@@ -132,7 +199,7 @@ def variant_key(name: str, profile: str, data: str | Path | None, *, _cache: dic
         "builder": BUILDER_VERSION,
         "spec": {k: v for k, v in _plain(spec).items()
                  if k not in ("description", "train_args", "recipe_variables")},
-        "train_args": spec.args_for(profile),
+        "train_args": train_args(spec, profile),
         "recipe": hashlib.sha256(recipe_text.encode()).hexdigest() if recipe_text else None,
         "recipe_variables": variables,
         "model": model_text,
@@ -141,6 +208,8 @@ def variant_key(name: str, profile: str, data: str | Path | None, *, _cache: dic
         "profile": {k: v for k, v in _plain(prof).items() if k != "description"},
         "versions": library_versions(),
     }
+    if epoch_scale() != 1.0:  # absent at 1, so the catalogue's own artifacts keep their keys
+        parts["epoch_scale"] = epoch_scale()
     if spec.quantized and "Hardswish" in model_text:
         from yolobench.modelio import HARDSWISH_EXPORT_REVISION
 
@@ -235,8 +304,13 @@ def _build_one(name: str, key: str, profile_name: str, data, parent: Artifact | 
     _check_onnx(out)
     deepsparse_support = _deepsparse_compiles(out, forms, profile.export_imgsz)
 
-    say(f"[{name}] measuring mAP on the validation split")
-    metrics = {**measure_accuracy(model, data_yaml, profile.export_imgsz[0]), **metrics}
+    eval_data = eval_sets(spec, profile, data)
+    by_size = {}
+    for imgsz, eval_yaml in eval_data.items():
+        say(f"[{name}] measuring mAP at {imgsz} px on {eval_yaml}")
+        by_size[str(imgsz)] = measure_accuracy(model, eval_yaml, imgsz)
+    # `metrics` is the primary export size's (the first); every size's is in `metrics_by_imgsz`
+    metrics = {**by_size[str(profile.export_imgsz[0])], **metrics}
     sparsity = modelio.sparsity_report(model)
     target = variables.get(spec.sparsity_target) if spec.sparsity_target else None
     if spec.sparsity_target and target is None and recipe_text:
@@ -250,7 +324,8 @@ def _build_one(name: str, key: str, profile_name: str, data, parent: Artifact | 
                    "variables": variables, "text": recipe_text} if recipe_text else None,
         "model": spec.model,
         "dataset": {"data_yaml": str(data_yaml), "hash": info.content_hash, "domain": spec.domain,
-                    "names": names, "train_images": info.train_images, "val_images": info.val_images},
+                    "names": names, "train_images": info.train_images, "val_images": info.val_images,
+                    "eval_data_yaml": {str(k): str(v) for k, v in eval_data.items()}},
         "quantized": spec.quantized,
         "forms": forms,
         "export_imgsz": list(profile.export_imgsz),
@@ -261,6 +336,8 @@ def _build_one(name: str, key: str, profile_name: str, data, parent: Artifact | 
         "parameters": modelio.parameter_count(model),
         "deepsparse_fraction_of_supported_ops": deepsparse_support,
         "metrics": metrics,
+        "metrics_by_imgsz": by_size,
+        "epoch_scale": epoch_scale(),
         "build_seconds": round(time.time() - started, 1),
         "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
@@ -302,7 +379,7 @@ def _train(spec, profile, parent, cfg, recipe_text, variables, data_yaml, work, 
         if blob.get("recipe") and _has_quant(blob["recipe"]):
             parent_recipe = (blob["recipe"], blob.get("recipe_variables") or {})
     args = dict(profile.trainer)
-    args.update(spec.args_for(profile.name))
+    args.update(train_args(spec, profile.name))
     overrides = dict(
         data=str(data_yaml), imgsz=profile.train_imgsz, batch=profile.batch, workers=0,
         device=_device(), project=str(work), name="train", exist_ok=True, verbose=False, seed=0,

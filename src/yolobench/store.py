@@ -96,6 +96,21 @@ class Artifact:
             raise FileNotFoundError(f"{self.name} has no {form} ONNX at {imgsz} px (forms: {self.forms()})")
         return path
 
+    def eval_data_yaml(self, imgsz: int | None = None) -> str:
+        """data.yaml whose validation split judges this artifact at ``imgsz`` (rendered at that size for
+        the built-in data; artifacts built before per-size sets existed have one set for every size)."""
+        imgsz = self.imgsz if imgsz is None else int(imgsz)
+        dataset = self.meta.get("dataset") or {}
+        return (dataset.get("eval_data_yaml") or {}).get(str(imgsz)) or dataset["data_yaml"]
+
+    def metrics_at(self, imgsz: int | None = None) -> dict:
+        """The builder's accuracy at ``imgsz`` ({} where it was not measured at that size)."""
+        imgsz = self.imgsz if imgsz is None else int(imgsz)
+        by_size = self.meta.get("metrics_by_imgsz")
+        if by_size is None:  # built before per-size metrics: one measurement, at the primary size
+            return dict(self.meta.get("metrics") or {}) if imgsz == self.imgsz else {}
+        return dict(by_size.get(str(imgsz)) or {})
+
     def load_torch(self):
         """The trained model in eval mode, returning the raw head output (B, 4+nc, N)."""
         from yolobench.modelio import load_artifact_model  # torch-heavy, imported on demand
