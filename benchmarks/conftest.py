@@ -1,17 +1,20 @@
 """pytest-benchmark side of the benchmark matrix: options, the engine axis, the reference cell.
 
 - ``--engines a,b`` (default all four) parametrizes ``engine_name``; ``variant_name`` comes from
-  ``fixtures/variants.py`` (``--variants``), so a cell is ``<variant>-<engine>``, e.g.
-  ``pruned_quant-deepsparse``.
+  ``fixtures/variants.py`` (``--variants``); ``cell_imgsz`` is every export size of the profile (or
+  ``--imgsz N``), so a cell is ``<variant>-<engine>-<imgsz>``, e.g. ``pruned_quant-deepsparse-640``.
+  Cells an engine says it does not time (``bench.untimed_reason``: PyTorch's fake-quantized INT8) are
+  skipped with that reason.
 - ``--sessions N`` (default ``timer.SESSIONS``) parametrizes ``session_index``: each cell is timed in N
-  independently loaded sessions, one test each, ``test_latency[pruned_quant-deepsparse-s2]``. The
-  matrix runs in N passes: pass k times session k of every cell (the reference cell first, then engine
-  by engine in ``--engines`` order, variants in catalogue order), so a slow phase of the machine
+  independently loaded sessions, one test each, ``test_latency[pruned_quant-deepsparse-640-s2]``. The
+  matrix runs in N passes: pass k times session k of every cell (size by size in the profile's order;
+  at each size the reference cell first, then engine by engine in ``--engines`` order, variants in
+  catalogue order), so a slow phase of the machine
   lands on one session of many cells instead of every session of one (``timer.SESSIONS`` says why).
   The run file holds one benchmark per session; ``runfile.load_run`` joins them per cell.
   With ``--benchmark-disable`` (check that cells run, time nothing) only pass 1 is kept.
 - ``--threads N`` (default: every usable core), recorded in every cell.
-- ``reference_cell``: dense on ONNX Runtime, measured once per session; its own test runs first.
+- ``reference_cell``: dense on ONNX Runtime at each size, measured once per session; its own test runs first.
 - A plain ``pytest`` (paths from ``testpaths``) without ``--benchmark-only`` deselects the cells: the
   matrix builds every variant and times 32 cells, which is not a unit-test run. Naming the folder
   (``pytest benchmarks``) or ``--benchmark-only`` runs them. Without a path on the command line write
@@ -75,6 +78,11 @@ def pytest_generate_tests(metafunc):
     if "engine_name" in metafunc.fixturenames:
         names = engine_names(metafunc.config)
         metafunc.parametrize("engine_name", names, ids=names, scope="session")
+    if "cell_imgsz" in metafunc.fixturenames:
+        from fixtures.variants import _config
+
+        sizes = list(_config(metafunc.config).sizes)
+        metafunc.parametrize("cell_imgsz", sizes, ids=[str(z) for z in sizes], scope="session")
     if "session_index" in metafunc.fixturenames:
         indices = list(range(1, session_count(metafunc.config) + 1))
         metafunc.parametrize("session_index", indices, ids=[f"s{k}" for k in indices])
@@ -92,18 +100,22 @@ def _implicit_run(config) -> bool:
 
 def cell_order(config):
     """Sort key of a cell's session: pass by pass (session k of every cell before session k+1 of any);
-    within a pass engine-major in ``--engines`` order (so ``--engines deepsparse,...`` times every
-    DeepSparse cell first), then catalogue order; the reference cell first in each pass (speedups need it)."""
+    within a pass size by size in the profile's order, then engine-major in ``--engines`` order (so
+    ``--engines deepsparse,...`` times every DeepSparse cell first), then catalogue order; at each size
+    the reference cell first in each pass (speedups need it)."""
+    from fixtures.variants import _config
     from yolobench import bench, catalogue
 
     engines = engine_names(config)
+    sizes = list(_config(config).sizes)
     reference = bench.REFERENCE_CELL
 
     def key(item):
-        variant, engine = item.callspec.params["variant_name"], item.callspec.params["engine_name"]
+        params = item.callspec.params
+        variant, engine = params["variant_name"], params["engine_name"]
         first = 0 if (variant, engine) == reference else 1
-        return (item.callspec.params.get("session_index", 1), first, engines.index(engine),
-                catalogue.VARIANT_NAMES.index(variant))
+        return (params.get("session_index", 1), sizes.index(params.get("cell_imgsz", sizes[0])), first,
+                engines.index(engine), catalogue.VARIANT_NAMES.index(variant))
 
     return key
 
@@ -155,15 +167,15 @@ def bench_sessions(pytestconfig) -> int:
 
 @pytest.fixture(scope="session")
 def reference_cell(variant, build_config, bench_threads, bench_sessions):
-    """Dense on ONNX Runtime: session k measured once per pytest session, by its own test in pass k, or
-    here when it is not selected."""
+    """Dense on ONNX Runtime at each size: session k measured once per pytest session, by its own test in
+    pass k, or here when it is not selected."""
     from yolobench import bench
 
     variant_name, engine_name = bench.REFERENCE_CELL
 
-    def measure(index: int):
+    def measure(imgsz: int, index: int):
         latency, _ = bench.measure_session(variant(variant_name), engine_name, index=index, sessions=bench_sessions,
-                                           threads=bench_threads, imgsz=build_config.imgsz)
+                                           threads=bench_threads, imgsz=imgsz)
         return latency
 
     return bench.ReferenceCell(measure)

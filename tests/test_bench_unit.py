@@ -50,6 +50,8 @@ class FakeSession:
 
 
 class FakeEngine:
+    untimed_quantized = None  # times every cell, as ONNX engines do
+
     def __init__(self, name, available=(True, ""), session=None, load_error=None):
         self.name = name
         self._available = available
@@ -94,10 +96,22 @@ def latency(*samples):
 # --- the matrix's names ---
 
 
-def test_cell_ids_are_variant_dash_engine_in_variant_major_order():
-    assert bench.cell_ids(["dense", "pruned_quant"], ["deepsparse", "onnxruntime"]) == [
-        "dense-deepsparse", "dense-onnxruntime", "pruned_quant-deepsparse", "pruned_quant-onnxruntime"]
-    assert runfile.cell_name(*bench.REFERENCE_CELL) == runfile.REFERENCE_CELL == "dense-onnxruntime"
+def test_cell_ids_are_variant_engine_size_in_size_then_variant_major_order():
+    assert bench.cell_ids(["dense", "pruned_quant"], ["deepsparse", "onnxruntime"], [640, 416]) == [
+        "dense-deepsparse-640", "dense-onnxruntime-640", "pruned_quant-deepsparse-640", "pruned_quant-onnxruntime-640",
+        "dense-deepsparse-416", "dense-onnxruntime-416", "pruned_quant-deepsparse-416", "pruned_quant-onnxruntime-416"]
+    assert runfile.cell_name(*bench.REFERENCE_CELL, 640) == runfile.reference_cell_name(640) == "dense-onnxruntime-640"
+    assert runfile.split_cell_name("v5n_hardswish_pq-deepsparse-416") == ("v5n_hardswish_pq", "deepsparse", 416)
+    with pytest.raises(UserError, match="not <variant>-<engine>-<imgsz>"):
+        runfile.split_cell_name("pruned_quant-deepsparse")
+
+
+def test_torch_fake_quantized_cells_are_not_timed_and_say_why():
+    assert "fake-quantization" in bench.untimed_reason("pruned_quant", "torch")
+    assert bench.untimed_reason("dense", "torch") is None  # a float model in PyTorch is what users run
+    assert all(bench.untimed_reason("pruned_quant", e) is None for e in ("onnxruntime", "deepsparse", "openvino"))
+    assert bench.timed_cell_ids(["dense", "oneshot"], ["torch", "deepsparse"], [160]) == [
+        "dense-torch-160", "dense-deepsparse-160", "oneshot-deepsparse-160"]
 
 
 def test_parse_engines_keeps_the_given_order_and_rejects_unknown_names():
@@ -205,14 +219,14 @@ def test_speedup_is_the_ratio_of_the_reference_median_to_the_cell_median():
     cell = latency(3.0, 4.0, 5.0)  # p50 4
     info = bench.cell_extra_info(cell, context(), fake_artifact(), reference)
     assert info["speedup_vs_reference"] == pytest.approx(12.0 / 4.0, abs=EXACT)
-    assert info["reference_cell"] == "dense-onnxruntime"
+    assert info["reference_cell"] == "dense-onnxruntime-64"
 
 
 def test_the_reference_cell_reports_a_speedup_of_one():
     reference = latency(10.0, 12.0, 100.0)
     info = bench.cell_extra_info(reference, context("dense", "onnxruntime", None, "fp32"),
                                  fake_artifact("dense"), reference)
-    assert info["cell"] == "dense-onnxruntime" and info["speedup_vs_reference"] == 1.0
+    assert info["cell"] == "dense-onnxruntime-64" and info["speedup_vs_reference"] == 1.0
 
 
 def test_cell_extra_info_carries_the_context_of_the_number():
@@ -236,10 +250,10 @@ def test_a_run_of_bench_cells_loads_and_passes_the_gate(tmp_path):
              bench.cell_extra_info(latency(3.0, 4.0, 5.0), context(), fake_artifact(), reference)]
     path = runfile.write_run(tmp_path / "run.json", runfile.run_document(cells))
     run = runfile.load_run(path)
-    assert run.cells["pruned_quant-deepsparse"].speedup_vs_reference == pytest.approx(11.0 / 4.0, abs=EXACT)
+    assert run.cells["pruned_quant-deepsparse-64"].speedup_vs_reference == pytest.approx(11.0 / 4.0, abs=EXACT)
     thresholds = tmp_path / "thresholds.toml"
     thresholds.write_text('[defaults]\nlatency_factor = 1.25\nsource = "test"\n'
-                          '[cells."pruned_quant-deepsparse"]\nspeedup_floor = 2.0\nsource = "test"\n')
+                          '[cells."pruned_quant-deepsparse-64"]\nspeedup_floor = 2.0\nsource = "test"\n')
     checks = gate.evaluate(run, None, gate.load_thresholds(thresholds))
     assert not any(c.failed for c in checks)
 
@@ -271,21 +285,24 @@ def test_measure_session_loads_with_all_usable_cores_by_default_and_records_the_
     assert seen == [(2, 3)] and session.calls == 2 and result.p50_ms == pytest.approx(3.0, abs=EXACT)
     assert result.session_sizes == (2,)  # one session, saying so
     assert (ctx.cell, ctx.form, ctx.fraction_of_supported_ops, ctx.threads) == (
-        "pruned_quant-deepsparse", "deepsparse", 0.5, bench.default_threads())
+        "pruned_quant-deepsparse-64", "deepsparse", 0.5, bench.default_threads())
     assert ctx.model_size_bytes == 1234  # no model file: the artifact's weights
     assert ctx.load_average is None or ctx.load_average >= 0.0  # recorded where the OS has one
 
 
 class FakeReferenceCell:
     def __init__(self, value=None, reason=None):
-        self.value, self.reason, self.recorded, self.asked = value, reason, [], []
+        self.value, self._reason, self.recorded, self.asked = value, reason, [], []
 
-    def latency(self, index):
-        self.asked.append(index)
+    def reason(self, imgsz):
+        return self._reason
+
+    def latency(self, imgsz, index):
+        self.asked.append((imgsz, index))
         return self.value
 
-    def record(self, index, value):
-        self.recorded.append((index, value))
+    def record(self, imgsz, index, value):
+        self.recorded.append((imgsz, index, value))
 
 
 def run_cell_test(variant_name, engine_name, benchmark, reference_cell, artifact=None, session_index=1):
@@ -297,8 +314,7 @@ def run_cell_test(variant_name, engine_name, benchmark, reference_cell, artifact
         built.append(name)
         return artifact or fake_artifact(name)
 
-    config = SimpleNamespace(imgsz=64)
-    matrix.test_latency(benchmark, variant, variant_name, engine_name, session_index, config, 2, 3, reference_cell)
+    matrix.test_latency(benchmark, variant, variant_name, engine_name, 64, session_index, 2, 3, reference_cell)
     return built
 
 
@@ -321,9 +337,9 @@ def test_the_benchmark_test_fills_extra_info_with_the_speedup_over_the_session_r
     benchmark = FakeBenchmark([0.002, 0.002, 0.004])  # p50 2 ms
     reference = FakeReferenceCell(latency(8.0, 8.0))
     built = run_cell_test("pruned_quant", "deepsparse", benchmark, reference, session_index=3)
-    assert built == ["pruned_quant"] and reference.asked == [3]  # the reference's session of the same pass
+    assert built == ["pruned_quant"] and reference.asked == [(64, 3)]  # the reference's session of the same pass
     info = benchmark.extra_info
-    assert info["cell"] == "pruned_quant-deepsparse" and (info["session_index"], info["sessions"]) == (3, 3)
+    assert info["cell"] == "pruned_quant-deepsparse-64" and (info["session_index"], info["sessions"]) == (3, 3)
     assert info["speedup_vs_reference"] == pytest.approx(8.0 / 2.0, abs=EXACT)
     assert info["reference_p50_ms"] == pytest.approx(8.0, abs=EXACT)
     assert info["samples_ms"] == [2.0, 2.0, 4.0] * 22  # pytest-benchmark's rounds: session 3's 66 of 200
@@ -337,29 +353,31 @@ def test_the_reference_cell_test_records_its_latency_for_the_session(fake_engine
     reference = FakeReferenceCell()
     benchmark = FakeBenchmark([0.010])
     run_cell_test("dense", "onnxruntime", benchmark, reference)
-    (index, recorded), = reference.recorded
-    assert index == 1 and recorded.p50_ms == pytest.approx(10.0, abs=EXACT)
+    (imgsz, index, recorded), = reference.recorded
+    assert (imgsz, index) == (64, 1) and recorded.p50_ms == pytest.approx(10.0, abs=EXACT)
     assert benchmark.extra_info["speedup_vs_reference"] == 1.0
 
 
 def test_reference_cell_measures_each_session_once_and_reports_why_it_could_not_be():
     measured = []
-    reference = bench.ReferenceCell(lambda k: measured.append(k) or latency(5.0 + k))
-    assert reference.latency(1).p50_ms == 6.0 and reference.latency(1).p50_ms == 6.0
-    assert reference.latency(2).p50_ms == 7.0
-    assert measured == [1, 2] and reference.measured_by == {1: "the session fixture", 2: "the session fixture"}
+    reference = bench.ReferenceCell(lambda z, k: measured.append((z, k)) or latency(5.0 + k + z / 100))
+    assert reference.latency(160, 1).p50_ms == 7.6 and reference.latency(160, 1).p50_ms == 7.6
+    assert reference.latency(160, 2).p50_ms == 8.6
+    assert reference.latency(320, 1).p50_ms == 9.2  # each size has its own reference
+    assert measured == [(160, 1), (160, 2), (320, 1)]
+    assert set(reference.measured_by.values()) == {"the session fixture"}
 
-    own = bench.ReferenceCell(lambda k: pytest.fail("measured twice"))
-    own.record(1, latency(6.0))
-    own.record(1, latency(9.0))  # the first record of a session stands
-    assert own.latency(1).p50_ms == 6.0 and own.measured_by == {1: "its own test"}
+    own = bench.ReferenceCell(lambda z, k: pytest.fail("measured twice"))
+    own.record(160, 1, latency(6.0))
+    own.record(160, 1, latency(9.0))  # the first record of a session stands
+    assert own.latency(160, 1).p50_ms == 6.0 and own.measured_by == {(160, 1): "its own test"}
 
-    def unsupported(index):
+    def unsupported(imgsz, index):
         raise EngineUnsupported("onnxruntime cannot be imported: ImportError")
 
     missing = bench.ReferenceCell(unsupported)
-    assert missing.latency(1) is None and missing.latency(2) is None
-    assert "dense-onnxruntime cannot run here: onnxruntime cannot be imported" in missing.reason
+    assert missing.latency(160, 1) is None and missing.latency(160, 2) is None
+    assert "dense-onnxruntime-160 cannot run here: onnxruntime cannot be imported" in missing.reason(160)
 
 
 # --- the child-process preflight ---
@@ -443,14 +461,15 @@ def collect(*args):
     return done.returncode, [line for line in done.stdout.splitlines() if "::" in line], done.stdout + done.stderr
 
 
-def test_collected_ids_are_variant_engine_with_the_reference_first_then_engine_by_engine():
+def test_collected_ids_are_variant_engine_size_with_the_reference_first_then_engine_by_engine():
     code, ids, out = collect("benchmarks", "--variants=pruned_quant,dense", "--engines=deepsparse,onnxruntime")
     assert code == 0, out
-    one_pass = ["dense-onnxruntime", "dense-deepsparse", "pruned_quant-deepsparse", "pruned_quant-onnxruntime"]
+    one_pass = ["dense-onnxruntime-64", "dense-deepsparse-64", "pruned_quant-deepsparse-64",
+                "pruned_quant-onnxruntime-64"]
     # pass by pass: session k of every cell before session k+1 of any
     assert [i.split("[")[1].rstrip("]") for i in ids] == [f"{cell}-s{k}" for k in (1, 2, 3) for cell in one_pass]
     code, ids, out = collect("benchmarks", "--variants=dense", "--engines=onnxruntime", "--sessions=2")
-    assert code == 0 and [i.split("[")[1].rstrip("]") for i in ids] == ["dense-onnxruntime-s1", "dense-onnxruntime-s2"]
+    assert code == 0 and [i.split("[")[1].rstrip("]") for i in ids] == ["dense-onnxruntime-64-s1", "dense-onnxruntime-64-s2"]
     code, ids, out = collect("benchmarks", "--variants=dense", "--engines=onnxruntime", "--benchmark-disable")
     assert code == 0 and len(ids) == 1 and "2 deselected" in out, out  # checking that a cell runs needs one load
     code, _, out = collect("benchmarks", "--sessions=0")
@@ -571,7 +590,7 @@ def test_a_tiny_benchmark_run_writes_a_run_file_the_gate_accepts(tiny_home, tmp_
     done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=1200)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     run = runfile.load_run(out)
-    cell = run.cells["dense-onnxruntime"]
+    cell = run.cells["dense-onnxruntime-64"]
     assert cell.speedup_vs_reference == 1.0 and cell.threads == bench.default_threads() and cell.imgsz == 64
     assert cell.latency.n >= timer.MIN_ITERS
     document = json.loads(out.read_text())

@@ -13,7 +13,7 @@ from _tiny_yolo import IMGSZ, tiny_yolo
 from yolobench import engines
 from yolobench.engines.base import EngineUnsupported, inspect_onnx
 from yolobench.errors import UserError
-from yolobench.parity import POLICY, compare_detections, compare_raw
+from yolobench.parity import POLICY, DetectionPolicy, compare_detections, compare_raw, same_graph_policy
 from yolobench.processing import default_images, load_images, postprocess, preprocess
 
 THREADS = 1  # the machine's two cores are shared: one thread per engine is enough for parity
@@ -32,8 +32,8 @@ def batch():
     return images, infos
 
 
-def load_or_skip(name, model, **kwargs):
-    engine = engines.get(name)
+def load_or_skip(name, model, pinned_fp32=False, **kwargs):
+    engine = engines.get_pinned_fp32(name) if pinned_fp32 else engines.get(name)
     try:
         return engine.load(model, threads=THREADS, **kwargs)
     except EngineUnsupported as err:
@@ -61,8 +61,9 @@ def test_unknown_engine_is_a_user_error():
 
 @pytest.mark.parametrize("name", engines.ONNX_ENGINE_NAMES)
 def test_onnx_engine_matches_reference_raw_outputs(name, tiny, batch, reference_raw):
-    """One FP32 graph on every ONNX engine: raw head outputs within the same_graph_fp32 policy."""
-    session = load_or_skip(name, tiny.onnx)
+    """One FP32 graph on every ONNX engine computing in FP32: raw head outputs within the same_graph_fp32 policy."""
+    session = load_or_skip(name, tiny.onnx, pinned_fp32=True)
+    assert session.reduced_precision is None
     raw = run_each(session, batch[0])
     assert raw.shape == reference_raw.shape == (2, 84, 525)
     result = compare_raw(raw, reference_raw, POLICY.same_graph_fp32, imgsz=IMGSZ)
@@ -92,11 +93,100 @@ def test_deepsparse_records_fraction_of_supported_ops(tiny):
     assert session.describe()["num_cores"] == THREADS
 
 
-def test_openvino_runs_fp32_graphs_in_f32(tiny):
+@pytest.mark.parametrize("name", engines.ONNX_ENGINE_NAMES)
+def test_onnx_engine_at_its_default_agrees_under_the_policy_its_precision_picks(name, tiny, batch, reference_raw):
+    """As timed (the user's defaults): raw tensors where the engine computes in FP32, detections where in bf16."""
+    session = load_or_skip(name, tiny.onnx)
+    raw = run_each(session, batch[0])
+    policy = same_graph_policy("fp32", session.reduced_precision, None)
+    if session.reduced_precision is None:
+        assert policy is POLICY.same_graph_fp32 and compare_raw(raw, reference_raw, policy, imgsz=IMGSZ).ok
+    else:
+        assert policy is POLICY.bf16 and not compare_raw(raw, reference_raw, POLICY.same_graph_fp32, imgsz=IMGSZ).ok
+        images, infos = batch
+        dets = compare_detections(postprocess(reference_raw, infos), postprocess(raw, infos), policy)
+        assert dets.n_ref > 0 and dets.ok, str(dets)
+
+
+def openvino_default_precision():
+    ov = pytest.importorskip("openvino")
+    return ov.Core().get_property("CPU", "INFERENCE_PRECISION_HINT").get_type_name()
+
+
+def test_openvino_runs_at_its_own_default_precision_and_reports_it(tiny):
+    """Not pinned: the precision a user gets (bf16 on CPUs that have it), read back from the compiled model."""
     session = load_or_skip("openvino", tiny.onnx)
     info = session.describe()
-    assert info["inference_precision_hint"] == "f32"  # not the bf16 default of CPUs that have it
+    expected = openvino_default_precision()
+    assert info["inference_precision_hint"] == expected and info["inference_precision_source"] == "openvino default"
+    assert session.reduced_precision == (expected if expected in ("bf16", "f16") else None)
     assert info["inference_num_threads"] == str(THREADS) and info["performance_hint"] == "LATENCY"
+
+
+def test_openvino_pinned_to_f32_runs_and_reports_f32(tiny):
+    session = load_or_skip("openvino", tiny.onnx, pinned_fp32=True)
+    info = session.describe()
+    assert (info["inference_precision_hint"], info["inference_precision_source"]) == ("f32", "pinned")
+    assert session.reduced_precision is None
+    assert info["inference_num_threads"] == str(THREADS) and info["performance_hint"] == "LATENCY"
+
+
+def test_openvino_default_config_does_not_pin_precision_and_pinning_does():
+    from yolobench.engines.openvino_engine import OpenVinoEngine
+
+    default = engines.get("openvino")
+    assert default.precision is None
+    assert default.compile_config(3) == {"INFERENCE_NUM_THREADS": 3, "PERFORMANCE_HINT": "LATENCY"}
+    for pinned in (OpenVinoEngine(precision="f32"), engines.get_pinned_fp32("openvino"),
+                   engines.get_setting("openvino-f32")):
+        assert pinned.compile_config(3) == {"INFERENCE_NUM_THREADS": 3, "PERFORMANCE_HINT": "LATENCY",
+                                            "INFERENCE_PRECISION_HINT": "f32"}
+    assert engines.get_setting("openvino").precision is None
+    assert engines.get_pinned_fp32("onnxruntime").name == "onnxruntime"  # FP32 as it is: nothing to pin
+    with pytest.raises(UserError, match="openvino precision must be one of f32, bf16, f16"):
+        OpenVinoEngine(precision="fp32")
+
+
+class FakeOvType:
+    def __init__(self, name):
+        self.name = name
+
+    def get_type_name(self):
+        return self.name
+
+
+class FakeCompiled:
+    """A compiled model look-alike reporting the given properties (what OpenVINO's compiled model reads back)."""
+
+    def __init__(self, **properties):
+        self.properties = properties
+
+    def create_infer_request(self):
+        return None
+
+    def get_property(self, key):
+        return self.properties[key]
+
+
+@pytest.mark.parametrize("effective, pinned, reduced, source", [
+    (FakeOvType("bf16"), None, "bf16", "openvino default"),
+    (FakeOvType("f32"), None, None, "openvino default"),
+    (FakeOvType("f32"), "f32", None, "pinned"),
+])
+def test_openvino_session_reports_the_compiled_models_precision(effective, pinned, reduced, source):
+    """The effective precision is the compiled model's, not what was asked for (nothing asked: the default)."""
+    from yolobench.engines.base import Geometry
+    from yolobench.engines.openvino_engine import OpenVinoSession
+
+    compiled = FakeCompiled(INFERENCE_PRECISION_HINT=effective, PERFORMANCE_HINT="LATENCY")
+    session = OpenVinoSession(compiled, pinned_precision=pinned, engine="openvino", engine_version="x", form="fp32",
+                              model_path=None, threads=1, geometry=Geometry(1, (IMGSZ, IMGSZ)))
+    info = session.describe()
+    assert (info["inference_precision_hint"], info["inference_precision_source"]) == (effective.name, source)
+    assert session.reduced_precision == reduced
+    assert same_graph_policy("fp32", session.reduced_precision) is (
+        POLICY.bf16 if reduced else POLICY.same_graph_fp32)
+    assert isinstance(same_graph_policy("qdq", session.reduced_precision), DetectionPolicy) == bool(reduced)
 
 
 def test_torch_is_not_applicable_to_a_bare_onnx(tiny):
@@ -230,6 +320,6 @@ def test_dynamic_model_needs_an_image_size(dynamic_onnx):
 
 @pytest.mark.parametrize("name", engines.ONNX_ENGINE_NAMES)
 def test_dynamic_model_runs_at_the_given_size(name, dynamic_onnx, batch, reference_raw):
-    session = load_or_skip(name, dynamic_onnx, imgsz=IMGSZ)
+    session = load_or_skip(name, dynamic_onnx, pinned_fp32=True, imgsz=IMGSZ)  # the reshape, checked in FP32
     result = compare_raw(run_each(session, batch[0]), reference_raw, POLICY.same_graph_fp32, imgsz=IMGSZ)
     assert result.ok, f"{name} (dynamic input) vs {REFERENCE} (static): {result}"

@@ -16,10 +16,11 @@ from hypothesis import strategies as st
 
 from yolobench import cli, gate
 from yolobench.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, UserError
-from yolobench.runfile import REFERENCE_CELL, cell_extra_info, load_run, run_document, write_run
+from yolobench.runfile import cell_extra_info, load_run, reference_cell_name, run_document, split_cell_name, write_run
 from yolobench.timer import Latency
 
 DATA = Path(__file__).parent / "data" / "gate"
+REFERENCE_CELL = reference_cell_name(416)
 REPO_THRESHOLDS = Path(__file__).resolve().parents[1] / "results" / "thresholds.toml"
 CPU = "AMD EPYC test"
 N = 200  # samples per cell, as the protocol's MIN_ITERS
@@ -37,8 +38,9 @@ def spread(low_ms: float, high_ms: float) -> list[float]:
 
 
 def cell(name: str, samples: list[float], *, speedup: float | None = None, map50: float | None = None,
-         cpu: str = CPU, threads: int = 2, imgsz: int = 416) -> dict:
-    variant, engine = name.rsplit("-", 1)
+         cpu: str = CPU, threads: int = 2, imgsz: int | None = None) -> dict:
+    variant, engine, sized = split_cell_name(name)
+    imgsz = sized if imgsz is None else imgsz
     latency = samples if isinstance(samples, Latency) else Latency.from_samples(samples)
     info = cell_extra_info(
         latency, variant=variant, engine=engine, engine_version="1.0", threads=threads,
@@ -153,37 +155,37 @@ def test_a_slowdown_within_the_factor_never_fails(samples, scale):
 def base(tmp_path):
     return write(tmp_path, "baseline",
                  cell(REFERENCE_CELL, tight(10.0), speedup=1.0, map50=0.40),
-                 cell("pruned_quant-deepsparse", tight(4.0), speedup=2.5, map50=0.38))
+                 cell("pruned_quant-deepsparse-416", tight(4.0), speedup=2.5, map50=0.38))
 
 
 def test_latency_regression_fails_naming_the_cell(tmp_path, base, capsys):
     current = write(tmp_path, "current",
                     cell(REFERENCE_CELL, tight(10.0), speedup=1.25, map50=0.40),
-                    cell("pruned_quant-deepsparse", tight(8.0), speedup=1.25, map50=0.38))
+                    cell("pruned_quant-deepsparse-416", tight(8.0), speedup=1.25, map50=0.38))
     code, out, _ = gate_cli(capsys, "--current", current, "--baseline", base, "--thresholds", thresholds(tmp_path))
     assert code == EXIT_FAILED
-    assert "FAIL" in row(out, "pruned_quant-deepsparse", "latency p50")
+    assert "FAIL" in row(out, "pruned_quant-deepsparse-416", "latency p50")
     assert "FAIL" not in row(out, REFERENCE_CELL, "latency p50")
-    assert "FAILED" in out.splitlines()[-1] and "pruned_quant-deepsparse" in out.splitlines()[-1]
+    assert "FAILED" in out.splitlines()[-1] and "pruned_quant-deepsparse-416" in out.splitlines()[-1]
 
 
 def test_improvement_passes(tmp_path, base, capsys):
     current = write(tmp_path, "current",
                     cell(REFERENCE_CELL, tight(10.0), speedup=1.0, map50=0.40),
-                    cell("pruned_quant-deepsparse", tight(2.0), speedup=5.0, map50=0.38))
+                    cell("pruned_quant-deepsparse-416", tight(2.0), speedup=5.0, map50=0.38))
     code, out, _ = gate_cli(capsys, "--current", current, "--baseline", base, "--thresholds", thresholds(tmp_path))
     assert code == EXIT_OK
-    assert " ok " in row(out, "pruned_quant-deepsparse", "latency p50")
+    assert " ok " in row(out, "pruned_quant-deepsparse-416", "latency p50")
     assert "gate: passed" in out
 
 
 def test_noisy_slowdown_within_noise_passes(tmp_path, capsys):
-    baseline = write(tmp_path, "baseline", cell("pruned-deepsparse", spread(5.0, 15.0)))
-    current = write(tmp_path, "current", cell("pruned-deepsparse", spread(6.5, 19.5)))  # 1.3x mean and p50
+    baseline = write(tmp_path, "baseline", cell("pruned-deepsparse-416", spread(5.0, 15.0)))
+    current = write(tmp_path, "current", cell("pruned-deepsparse-416", spread(6.5, 19.5)))  # 1.3x mean and p50
     code, out, _ = gate_cli(capsys, "--current", current, "--baseline", baseline,
                             "--thresholds", thresholds(tmp_path))
     assert code == EXIT_OK
-    line = row(out, "pruned-deepsparse", "latency p50")
+    line = row(out, "pruned-deepsparse-416", "latency p50")
     assert "within noise" in line and "1.30" in line
 
 
@@ -191,77 +193,77 @@ def test_missing_cell_fails_naming_it(tmp_path, base, capsys):
     current = write(tmp_path, "current", cell(REFERENCE_CELL, tight(10.0), speedup=1.0, map50=0.40))
     code, out, _ = gate_cli(capsys, "--current", current, "--baseline", base, "--thresholds", thresholds(tmp_path))
     assert code == EXIT_FAILED
-    line = row(out, "pruned_quant-deepsparse", "present")
+    line = row(out, "pruned_quant-deepsparse-416", "present")
     assert "missing" in line and "FAIL" in line
-    assert "pruned_quant-deepsparse (present)" in out.splitlines()[-1]
+    assert "pruned_quant-deepsparse-416 (present)" in out.splitlines()[-1]
 
 
 def test_cell_with_floors_missing_without_baseline_fails(tmp_path, capsys):
     current = write(tmp_path, "current", cell(REFERENCE_CELL, tight(10.0), speedup=1.0))
-    limits = thresholds(tmp_path, '[cells."pruned-openvino"]\nspeedup_floor = 1.1\nsource = "test"\n')
+    limits = thresholds(tmp_path, '[cells."pruned-openvino-416"]\nspeedup_floor = 1.1\nsource = "test"\n')
     code, out, _ = gate_cli(capsys, "--current", current, "--thresholds", limits)
     assert code == EXIT_FAILED
-    assert "has floors in thresholds" in row(out, "pruned-openvino", "present")
+    assert "has floors in thresholds" in row(out, "pruned-openvino-416", "present")
 
 
 def test_map50_below_floor_fails_naming_the_cell(tmp_path, capsys):
     current = write(tmp_path, "current",
                     cell(REFERENCE_CELL, tight(10.0), speedup=1.0, map50=0.40),
-                    cell("oneshot-openvino", tight(6.0), speedup=1.6, map50=0.21))
-    limits = thresholds(tmp_path, '[cells."oneshot-openvino"]\nmap50_floor = 0.35\nsource = "test"\n')
+                    cell("oneshot-openvino-416", tight(6.0), speedup=1.6, map50=0.21))
+    limits = thresholds(tmp_path, '[cells."oneshot-openvino-416"]\nmap50_floor = 0.35\nsource = "test"\n')
     code, out, _ = gate_cli(capsys, "--current", current, "--thresholds", limits)
     assert code == EXIT_FAILED
-    line = row(out, "oneshot-openvino", "map50")
+    line = row(out, "oneshot-openvino-416", "map50")
     assert "FAIL" in line and "0.210" in line and ">= 0.350" in line
-    assert "oneshot-openvino (map50)" in out.splitlines()[-1]
+    assert "oneshot-openvino-416 (map50)" in out.splitlines()[-1]
     assert "no floor" in row(out, REFERENCE_CELL, "map50")
 
 
 def test_speedup_below_floor_fails_naming_the_cell(tmp_path, capsys):
     current = write(tmp_path, "current",
                     cell(REFERENCE_CELL, tight(10.0), speedup=1.0),
-                    cell("pruned_quant-deepsparse", tight(7.0), speedup=1.43))
-    limits = thresholds(tmp_path, '[cells."pruned_quant-deepsparse"]\nspeedup_floor = 2.0\nsource = "test"\n')
+                    cell("pruned_quant-deepsparse-416", tight(7.0), speedup=1.43))
+    limits = thresholds(tmp_path, '[cells."pruned_quant-deepsparse-416"]\nspeedup_floor = 2.0\nsource = "test"\n')
     code, out, _ = gate_cli(capsys, "--current", current, "--thresholds", limits)
     assert code == EXIT_FAILED
-    line = row(out, "pruned_quant-deepsparse", "speedup")
+    line = row(out, "pruned_quant-deepsparse-416", "speedup")
     assert "FAIL" in line and "1.43" in line and ">= 2.00" in line and "0.71" in line  # ratio 1.43 / 2.0
-    assert "pruned_quant-deepsparse (speedup)" in out.splitlines()[-1]
+    assert "pruned_quant-deepsparse-416 (speedup)" in out.splitlines()[-1]
 
 
 def test_speedup_not_recorded_fails_when_a_floor_exists(tmp_path, capsys):
-    current = write(tmp_path, "current", cell("pruned_quant-deepsparse", tight(4.0), speedup=None))
-    limits = thresholds(tmp_path, '[cells."pruned_quant-deepsparse"]\nspeedup_floor = 2.0\nsource = "test"\n')
+    current = write(tmp_path, "current", cell("pruned_quant-deepsparse-416", tight(4.0), speedup=None))
+    limits = thresholds(tmp_path, '[cells."pruned_quant-deepsparse-416"]\nspeedup_floor = 2.0\nsource = "test"\n')
     code, out, _ = gate_cli(capsys, "--current", current, "--thresholds", limits)
     assert code == EXIT_FAILED
-    assert "reference cell" in row(out, "pruned_quant-deepsparse", "speedup")
+    assert "reference cell" in row(out, "pruned_quant-deepsparse-416", "speedup")
 
 
 def test_cells_without_floors_are_reported_not_invented(tmp_path, capsys):
-    current = write(tmp_path, "current", cell("pruned-deepsparse", tight(5.0), speedup=2.0, map50=0.3))
+    current = write(tmp_path, "current", cell("pruned-deepsparse-416", tight(5.0), speedup=2.0, map50=0.3))
     code, out, _ = gate_cli(capsys, "--current", current, "--thresholds", thresholds(tmp_path))
     assert code == EXIT_OK
-    assert "no floor" in row(out, "pruned-deepsparse", "speedup")
-    assert "no floor" in row(out, "pruned-deepsparse", "map50")
-    assert "no baseline" in row(out, "pruned-deepsparse", "latency p50")
+    assert "no floor" in row(out, "pruned-deepsparse-416", "speedup")
+    assert "no floor" in row(out, "pruned-deepsparse-416", "map50")
+    assert "no baseline" in row(out, "pruned-deepsparse-416", "latency p50")
 
 
 def test_latency_on_another_cpu_is_not_compared(tmp_path, capsys):
-    baseline = write(tmp_path, "baseline", cell("pruned-deepsparse", tight(5.0), cpu="Intel i9-11900"))
-    current = write(tmp_path, "current", cell("pruned-deepsparse", tight(15.0)))
+    baseline = write(tmp_path, "baseline", cell("pruned-deepsparse-416", tight(5.0), cpu="Intel i9-11900"))
+    current = write(tmp_path, "current", cell("pruned-deepsparse-416", tight(15.0)))
     code, out, _ = gate_cli(capsys, "--current", current, "--baseline", baseline,
                             "--thresholds", thresholds(tmp_path))
     assert code == EXIT_OK
-    assert "different CPU" in row(out, "pruned-deepsparse", "latency p50")
+    assert "different CPU" in row(out, "pruned-deepsparse-416", "latency p50")
 
 
 def test_per_cell_latency_factor_overrides_the_default(tmp_path, capsys):
-    baseline = write(tmp_path, "baseline", cell("pruned-openvino", tight(10.0)))
-    current = write(tmp_path, "current", cell("pruned-openvino", tight(14.0)))
-    limits = thresholds(tmp_path, '[cells."pruned-openvino"]\nlatency_factor = 1.5\nsource = "test"\n')
+    baseline = write(tmp_path, "baseline", cell("pruned-openvino-416", tight(10.0)))
+    current = write(tmp_path, "current", cell("pruned-openvino-416", tight(14.0)))
+    limits = thresholds(tmp_path, '[cells."pruned-openvino-416"]\nlatency_factor = 1.5\nsource = "test"\n')
     code, out, _ = gate_cli(capsys, "--current", current, "--baseline", baseline, "--thresholds", limits)
     assert code == EXIT_OK
-    assert "(1.5x" in row(out, "pruned-openvino", "latency p50")
+    assert "(1.5x" in row(out, "pruned-openvino-416", "latency p50")
 
 
 # --- unreadable input: exit 2, one line, no traceback ---
@@ -271,9 +273,9 @@ def bad_input(tmp_path: Path) -> dict[str, tuple[list, str]]:
     good = write(tmp_path, "good", cell(REFERENCE_CELL, tight(10.0), speedup=1.0))
     bad_toml = tmp_path / "bad.toml"
     bad_toml.write_text("[defaults\nlatency_factor = 1.25\n")
-    unsourced = thresholds(tmp_path, '[cells."pruned-openvino"]\nspeedup_floor = 1.1\n')
+    unsourced = thresholds(tmp_path, '[cells."pruned-openvino-416"]\nspeedup_floor = 1.1\n')
     misspelt = tmp_path / "misspelt.toml"
-    misspelt.write_text(THRESHOLDS_HEADER + '[cells."pruned-openvino"]\nspeedup_flor = 1.1\nsource = "x"\n')
+    misspelt.write_text(THRESHOLDS_HEADER + '[cells."pruned-openvino-416"]\nspeedup_flor = 1.1\nsource = "x"\n')
     return {
         "missing run": (["--current", tmp_path / "nope.json"], "nope.json"),
         "truncated JSON": (["--current", DATA / "truncated.json"], "not valid JSON"),
@@ -302,8 +304,8 @@ def test_unreadable_input_exits_2_with_one_line(tmp_path, capsys, case):
 
 def test_pytest_benchmark_output_loads():
     run = load_run(DATA / "pytest_benchmark_run.json")
-    assert set(run.cells) == {REFERENCE_CELL, "pruned_quant-deepsparse"}
-    pq = run.cells["pruned_quant-deepsparse"]
+    assert set(run.cells) == {REFERENCE_CELL, "pruned_quant-deepsparse-416"}
+    pq = run.cells["pruned_quant-deepsparse-416"]
     assert (pq.variant, pq.engine, pq.threads, pq.imgsz, pq.batch) == ("pruned_quant", "deepsparse", 2, 416, 1)
     assert pq.fraction_of_supported_ops == 1.0 and pq.map50 == 0.398
     assert pq.latency.n == 20 and pq.speedup_vs_reference == pytest.approx(10.2 / 4.1)
@@ -315,9 +317,9 @@ def test_cell_extra_info_round_trips_through_a_run_file(tmp_path):
     info = cell_extra_info(latency, variant="pruned", engine="openvino", engine_version="2026.4.1", threads=2,
                            imgsz=416, reference_latency=Latency.from_samples([6.1, 6.2]), map50=0.3,
                            cpu_model=CPU)
-    assert info["cell"] == "pruned-openvino" and info["reference_cell"] == REFERENCE_CELL
+    assert info["cell"] == "pruned-openvino-416" and info["reference_cell"] == REFERENCE_CELL
     assert "fraction_of_supported_ops" not in info  # only engines with a fallback record it
-    loaded = load_run(write(tmp_path, "run", info)).cells["pruned-openvino"]
+    loaded = load_run(write(tmp_path, "run", info)).cells["pruned-openvino-416"]
     assert loaded.latency.p50_ms == pytest.approx(latency.p50_ms, abs=1e-4)  # samples stored to 0.1 us
     assert loaded.speedup_vs_reference == pytest.approx(6.15 / latency.p50_ms)
     assert loaded.cpu_model == CPU and loaded.map50 == 0.3
@@ -386,24 +388,24 @@ def test_committed_thresholds_file_is_valid():
 def test_suggest_writes_floors_from_a_run(tmp_path, capsys):
     run = write(tmp_path, "committed",
                 cell(REFERENCE_CELL, tight(10.0), speedup=1.0, map50=0.40),
-                cell("pruned_quant-deepsparse", tight(4.0), speedup=2.5, map50=0.38),
-                cell("oneshot-openvino", tight(6.0), speedup=1.6))
+                cell("pruned_quant-deepsparse-416", tight(4.0), speedup=2.5, map50=0.38),
+                cell("oneshot-openvino-416", tight(6.0), speedup=1.6))
     code, out, _ = gate_cli(capsys, "--suggest", run, "--thresholds", thresholds(tmp_path))
     assert code == EXIT_OK
     suggested = tomllib.loads(out)
-    pq = suggested["cells"]["pruned_quant-deepsparse"]
+    pq = suggested["cells"]["pruned_quant-deepsparse-416"]
     assert pq["speedup_floor"] == 1.42  # 2.5 x 0.57, rounded down
     assert pq["map50_floor"] == 0.342  # 0.38 x 0.9
     assert "committed.json" in pq["source"]
-    oneshot = suggested["cells"]["oneshot-openvino"]
+    oneshot = suggested["cells"]["oneshot-openvino-416"]
     assert oneshot["speedup_floor"] == 0.91 and "map50_floor" not in oneshot  # 1.6 x 0.57, rounded down
     assert "speedup_floor" not in suggested["cells"][REFERENCE_CELL]  # 1.0 by definition
     (tmp_path / "suggested.toml").write_text(out)
-    assert gate.load_thresholds(tmp_path / "suggested.toml").cells["pruned_quant-deepsparse"].speedup_floor == 1.42
+    assert gate.load_thresholds(tmp_path / "suggested.toml").cells["pruned_quant-deepsparse-416"].speedup_floor == 1.42
 
 
 def test_suggest_keeps_the_factors_of_the_thresholds_it_replaces(tmp_path, capsys):
-    run = write(tmp_path, "committed", cell("pruned-openvino", tight(4.0), speedup=2.0))
+    run = write(tmp_path, "committed", cell("pruned-openvino-416", tight(4.0), speedup=2.0))
     rules = tmp_path / "thresholds.toml"
     rules.write_text('[defaults]\nlatency_factor = 1.75\nengine_latency_factor = 1.3\nsource = "a study"\n')
     code, out, _ = gate_cli(capsys, "--suggest", run, "--thresholds", rules)
@@ -413,7 +415,7 @@ def test_suggest_keeps_the_factors_of_the_thresholds_it_replaces(tmp_path, capsy
 
 
 def test_suggest_survives_an_emptied_thresholds_file(tmp_path, capsys):
-    run = write(tmp_path, "committed", cell("pruned-openvino", tight(4.0), speedup=2.0))
+    run = write(tmp_path, "committed", cell("pruned-openvino-416", tight(4.0), speedup=2.0))
     emptied = tmp_path / "thresholds.toml"
     emptied.write_text("")  # what `--suggest RUN > thresholds.toml` does before we read it
     code, out, err = gate_cli(capsys, "--suggest", run, "--thresholds", emptied)
@@ -426,22 +428,22 @@ def test_suggest_survives_an_emptied_thresholds_file(tmp_path, capsys):
 
 def test_study_gates_every_pair_and_counts_false_alarms(tmp_path, capsys):
     quiet = [write(tmp_path, f"run{i}", cell(REFERENCE_CELL, sessions_samples(10.0, 10.1, 10.2)),
-                   cell("pruned_quant-deepsparse", sessions_samples(4.0, 4.1, 4.05))) for i in range(3)]
+                   cell("pruned_quant-deepsparse-416", sessions_samples(4.0, 4.1, 4.05))) for i in range(3)]
     outlier = write(tmp_path, "run3", cell(REFERENCE_CELL, sessions_samples(10.0, 10.1, 10.2)),
-                    cell("pruned_quant-deepsparse", sessions_samples(6.0, 6.1, 6.2)))
+                    cell("pruned_quant-deepsparse-416", sessions_samples(6.0, 6.1, 6.2)))
     code, out, _ = gate_cli(capsys, "--study", *quiet, outlier, "--thresholds", thresholds(tmp_path))
     assert code == EXIT_FAILED
     lines = out.splitlines()
     assert "run0.json -> run1.json (consecutive): pass" in out
     assert [line for line in lines if line.startswith("run2.json -> run3.json")][0].startswith(
-        "run2.json -> run3.json (consecutive): FALSE ALARM: pruned_quant-deepsparse latency p50 1.5")
+        "run2.json -> run3.json (consecutive): FALSE ALARM: pruned_quant-deepsparse-416 latency p50 1.5")
     assert ("consecutive pairs: 1 of 3 pairs raised a false alarm (33%); 1 of 6 cell latency comparisons failed; "
             "0 other checks failed") in out
     assert ("all pairs: 3 of 6 pairs raised a false alarm (50%); 3 of 12 cell latency comparisons failed; "
             "0 other checks failed") in out
     # how close each pair came: run0 -> run1 is quiet (fastest sessions equal), run2 -> run3 is the 1.5x cell
     assert "run0.json -> run1.json (consecutive): pass: - [worst cell 1.00x (" in out
-    assert "margins over all pairs: [worst cell 1.50x (pruned_quant-deepsparse)" in out
+    assert "margins over all pairs: [worst cell 1.50x (pruned_quant-deepsparse-416)" in out
 
 
 def test_study_needs_two_runs(tmp_path, base, capsys):
@@ -455,19 +457,19 @@ def sessions_samples(*centers_ms: float) -> Latency:
 
 def test_fewer_threads_on_the_same_cpu_is_compared_and_named(tmp_path, capsys):
     """DeepSparse limited to 1 core where the baseline had 2: a regression, not an incomparable run."""
-    baseline = write(tmp_path, "baseline", cell("pruned_quant-deepsparse", sessions_at(4.0, 4.1, 4.05), threads=2))
-    current = write(tmp_path, "current", cell("pruned_quant-deepsparse", sessions_at(7.0, 7.2, 7.1), threads=1))
+    baseline = write(tmp_path, "baseline", cell("pruned_quant-deepsparse-416", sessions_at(4.0, 4.1, 4.05), threads=2))
+    current = write(tmp_path, "current", cell("pruned_quant-deepsparse-416", sessions_at(7.0, 7.2, 7.1), threads=1))
     code, out, _ = gate_cli(capsys, "--current", current, "--baseline", baseline,
                             "--thresholds", thresholds(tmp_path))
     assert code == EXIT_FAILED
-    assert "FAIL" in row(out, "pruned_quant-deepsparse", "latency p50")
-    assert "threads 2 -> 1" in row(out, "pruned_quant-deepsparse", "latency p50")
+    assert "FAIL" in row(out, "pruned_quant-deepsparse-416", "latency p50")
+    assert "threads 2 -> 1" in row(out, "pruned_quant-deepsparse-416", "latency p50")
 
 
 # --- the engine check ---
 
 ENGINE_THRESHOLDS = '[defaults]\nlatency_factor = 1.75\nengine_latency_factor = 1.25\nsource = "test"\n'
-DS_CELLS = ("dense-deepsparse", "pruned-deepsparse", "pruned_quant-deepsparse", "oneshot-deepsparse")
+DS_CELLS = ("dense-deepsparse-416", "pruned-deepsparse-416", "pruned_quant-deepsparse-416", "oneshot-deepsparse-416")
 
 
 def test_every_cell_of_an_engine_slower_fails_the_engine_check(tmp_path, capsys):
@@ -479,14 +481,14 @@ def test_every_cell_of_an_engine_slower_fails_the_engine_check(tmp_path, capsys)
     code, out, _ = gate_cli(capsys, "--current", cur, "--baseline", base, "--thresholds", path)
     assert code == EXIT_FAILED
     assert "FAIL" in row(out, "deepsparse (all cells)", "engine latency")
-    assert "FAIL" not in row(out, "pruned-deepsparse", "latency p50")  # 1.4x alone is within the cell factor
+    assert "FAIL" not in row(out, "pruned-deepsparse-416", "latency p50")  # 1.4x alone is within the cell factor
 
 
 def test_one_noisy_cell_does_not_fail_the_engine_check(tmp_path, capsys):
     path = tmp_path / "t.toml"
     path.write_text(ENGINE_THRESHOLDS)
     base = write(tmp_path, "base", *[cell(n, sessions_at(4.0, 4.1, 4.05)) for n in DS_CELLS])
-    cur = write(tmp_path, "cur", *[cell(n, sessions_at(6.4, 6.5, 6.45) if n == "pruned-deepsparse"
+    cur = write(tmp_path, "cur", *[cell(n, sessions_at(6.4, 6.5, 6.45) if n == "pruned-deepsparse-416"
                                         else sessions_at(4.0, 4.1, 4.05)) for n in DS_CELLS])
     code, out, _ = gate_cli(capsys, "--current", cur, "--baseline", base, "--thresholds", path)
     assert code == EXIT_OK

@@ -7,8 +7,9 @@ import dataclasses
 import numpy as np
 import pytest
 
-from yolobench.parity import (POLICY, DetectionPolicy, Tolerance, compare_accuracy, compare_detections,
-                              compare_raw, map50, mean_ap, raw_policy_for, side_from_anchors)
+from yolobench.parity import (POLICY, DetectionPolicy, RawPolicy, Tolerance, compare_accuracy, compare_detections,
+                              compare_raw, cross_graph_policy, map50, mean_ap, raw_policy_for, reduced_precision,
+                              same_graph_policy, side_from_anchors)
 from yolobench.processing import Detections
 
 IMGSZ = 160
@@ -53,6 +54,56 @@ def test_int8_policy_is_looser_than_fp32_and_forms_pick_them():
     assert int8.box_tol.value > fp32.box_tol.value and int8.score_atol.value > fp32.score_atol.value
     assert raw_policy_for("fp32") is fp32
     assert raw_policy_for("qdq") is int8 and raw_policy_for("deepsparse") is int8
+
+
+def test_bf16_policy_judges_detections_and_is_no_looser_than_cross_graph():
+    bf16, cross = POLICY.bf16, POLICY.cross_graph
+    assert isinstance(bf16, DetectionPolicy) and bf16.kind == "bf16"
+    assert bf16.ref_min_score.value >= cross.ref_min_score.value and bf16.min_iou.value >= cross.min_iou.value
+    assert bf16.score_atol.value <= cross.score_atol.value
+    assert bf16.min_matched_fraction.value >= cross.min_matched_fraction.value
+
+
+@pytest.mark.parametrize("form, precisions, expected", [
+    ("fp32", (None, None), "same_graph_fp32"),
+    ("fp32", ("f32", None), "same_graph_fp32"),  # OpenVINO pinned to f32: the graph is checked on raw tensors
+    ("qdq", (None, None), "same_graph_int8"),
+    ("deepsparse", (None, None), "same_graph_int8"),
+    ("fp32", (None, "bf16"), "bf16"),  # OpenVINO at its default on a bf16 CPU, as timed
+    ("fp32", ("bf16", None), "bf16"),
+    ("qdq", (None, "bf16"), "bf16"),  # int8 kernels, but the float parts around them in bf16
+    ("fp32", ("f16", None), "bf16"),
+])
+def test_same_graph_pairing_picks_raw_tensors_for_fp32_and_detections_for_bf16(form, precisions, expected):
+    policy = same_graph_policy(form, *precisions)
+    assert policy is getattr(POLICY, expected)
+    assert isinstance(policy, DetectionPolicy if expected == "bf16" else RawPolicy)
+    assert reduced_precision(*precisions) == (next(p for p in precisions if p) if expected == "bf16" else None)
+
+
+def test_cross_graph_pairing_uses_the_bf16_policy_when_a_side_computes_in_bf16():
+    assert cross_graph_policy(None) is POLICY.cross_graph and cross_graph_policy(None, "f32") is POLICY.cross_graph
+    assert cross_graph_policy("bf16") is POLICY.bf16 and cross_graph_policy(None, "bf16") is POLICY.bf16
+
+
+def to_bf16(values):
+    """Round float32 values to bfloat16 (8 bits of significand, round to nearest even) and back."""
+    bits = np.asarray(values, np.float32).view(np.uint32).astype(np.uint64)
+    rounded = (bits + 0x7FFF + ((bits >> 16) & 1)) & 0xFFFF0000
+    return rounded.astype(np.uint32).view(np.float32)
+
+
+def test_bf16_rounding_fails_the_fp32_raw_tolerance_but_agrees_as_detections():
+    a = raw_head()
+    b = to_bf16(a)
+    assert 0 < np.abs(b - a).max() <= 2 ** -8 * np.abs(a).max()  # the rounding is real, and within 2^-8
+    assert not compare_raw(a, b, POLICY.same_graph_fp32, imgsz=IMGSZ).ok  # why bf16 cannot be judged raw
+    policy = same_graph_policy("fp32", None, "bf16")
+    rounded = [Detections(to_bf16(d.boxes), to_bf16(d.scores), d.class_ids) for d in REF]
+    assert compare_detections(REF, rounded, policy).ok
+    moved = [Detections(rounded[0].boxes + np.float32([[30, 30, 30, 30], [0, 0, 0, 0], [0, 0, 0, 0]]),
+                        rounded[0].scores, rounded[0].class_ids)]
+    assert not compare_detections(REF, moved, policy).ok  # a box on another place is still caught
 
 
 # --- raw comparisons ------------------------------------------------------------------------------

@@ -1,6 +1,8 @@
 """Parity of every built variant on every engine, on real images (issue 4).
 
-- same graph, different engines: raw head outputs compared under the policy of the ONNX form;
+- same graph, different engines: raw head outputs compared under the policy of the ONNX form where
+  both compute in FP32 (OpenVINO pinned to f32: ``openvino-f32``); detections under ``POLICY.bf16``
+  where one side computes in bf16 (OpenVINO at its default, as timed, on a CPU with bf16);
 - different graphs (the PyTorch model, fake-quant for quantized variants, vs each engine's export):
   confident detections matched by IoU, class and score;
 - accuracy: mAP@0.5 of each engine within the policy margin of the same variant on PyTorch.
@@ -16,7 +18,8 @@ import pytest
 
 from yolobench import catalogue, engines
 from yolobench.engines import EngineUnsupported
-from yolobench.parity import POLICY, compare_accuracy, compare_detections, compare_raw, raw_policy_for
+from yolobench.parity import (DetectionPolicy, compare_accuracy, compare_detections, compare_raw, cross_graph_policy,
+                              same_graph_policy)
 from yolobench.processing import default_images, load_images, postprocess, preprocess
 
 pytestmark = [pytest.mark.parity, pytest.mark.slow]
@@ -29,11 +32,12 @@ PARITY_IOU = 0.45
 MIN_MEANINGFUL_MAP50 = 0.2
 
 # Which engines run which ONNX form (FINDINGS: each engine gets the form it is fast on; the pairs
-# here are the ones a user would compare).
+# here are the ones a user would compare). "openvino" is OpenVINO at its defaults, as timed (bf16 on a
+# CPU that has it: judged by detections); "openvino-f32" pinned to f32 checks the graph on raw tensors.
 SAME_GRAPH_PAIRS = {
-    "fp32": [("onnxruntime", "deepsparse"), ("onnxruntime", "openvino")],
+    "fp32": [("onnxruntime", "deepsparse"), ("onnxruntime", "openvino-f32"), ("onnxruntime", "openvino")],
     "deepsparse": [("onnxruntime", "deepsparse")],
-    "qdq": [("onnxruntime", "openvino")],
+    "qdq": [("onnxruntime", "openvino-f32"), ("onnxruntime", "openvino")],
 }
 ONNX_ENGINES = ("onnxruntime", "deepsparse", "openvino")
 
@@ -67,7 +71,8 @@ def parity_images(variant, build_config):
 
 
 def _session(engine_name, artifact, form, imgsz):
-    engine = engines.get(engine_name)
+    """``engine_name``: an engine at its defaults, or ``<engine>-f32`` pinned to FP32 (engines.get_setting)."""
+    engine = engines.get_setting(engine_name)
     ok, reason = engine.available()
     if not ok:
         pytest.skip(f"{engine_name}: {reason}")
@@ -93,15 +98,28 @@ def _torch_raw(artifact, images, imgsz):
     return _raw_outputs(session, images, imgsz)
 
 
+def _precision_note(session):
+    return f" in {session.reduced_precision}" if session.reduced_precision else ""
+
+
 def test_parity_same_graph(same_graph_case, variant, parity_images, build_config, parity_log):
     name, form, engine_a, engine_b = same_graph_case
     artifact = variant(name)
     imgsz = build_config.imgsz
-    raw_a, _ = _raw_outputs(_session(engine_a, artifact, form, imgsz), parity_images, imgsz)
-    raw_b, _ = _raw_outputs(_session(engine_b, artifact, form, imgsz), parity_images, imgsz)
-    result = compare_raw(raw_a, raw_b, raw_policy_for(form), imgsz=imgsz)
-    parity_log(f"{name} {form} {engine_a} vs {engine_b}: {result}")
-    assert result.ok, f"{name}: {engine_a} vs {engine_b} on the {form} graph disagree: {result}"
+    session_a, session_b = (_session(e, artifact, form, imgsz) for e in (engine_a, engine_b))
+    raw_a, infos = _raw_outputs(session_a, parity_images, imgsz)
+    raw_b, _ = _raw_outputs(session_b, parity_images, imgsz)
+    # Both in FP32: raw tensors under the form's policy. A side in bf16: detections under the bf16 policy.
+    policy = same_graph_policy(form, session_a.reduced_precision, session_b.reduced_precision)
+    if isinstance(policy, DetectionPolicy):
+        ref = postprocess(raw_a, infos, conf=PARITY_CONF, iou=PARITY_IOU)
+        result = compare_detections(ref, postprocess(raw_b, infos, conf=PARITY_CONF, iou=PARITY_IOU), policy)
+        assert sum(len(d) for d in ref) > 0, f"{name}: {engine_a} found nothing to compare on the parity images"
+    else:
+        result = compare_raw(raw_a, raw_b, policy, imgsz=imgsz)
+    label = f"{engine_a}{_precision_note(session_a)} vs {engine_b}{_precision_note(session_b)}"
+    parity_log(f"{name} {form} {label} ({policy.kind}): {result}")
+    assert result.ok, f"{name}: {label} on the {form} graph disagree: {result}"
 
 
 def test_parity_cross_graph(engine_case, variant, parity_images, build_config, parity_log):
@@ -114,8 +132,9 @@ def test_parity_cross_graph(engine_case, variant, parity_images, build_config, p
     other_raw, _ = _raw_outputs(session, parity_images, imgsz)
     ref = postprocess(ref_raw, infos, conf=PARITY_CONF, iou=PARITY_IOU)
     other = postprocess(other_raw, infos, conf=PARITY_CONF, iou=PARITY_IOU)
-    result = compare_detections(ref, other, POLICY.cross_graph)
-    parity_log(f"{name} torch vs {engine_name} ({session.form}): {result}")
+    policy = cross_graph_policy(session.reduced_precision)  # the engine as timed: bf16 for OpenVINO on such CPUs
+    result = compare_detections(ref, other, policy)
+    parity_log(f"{name} torch vs {engine_name} ({session.form}{_precision_note(session)}, {policy.kind}): {result}")
     assert sum(len(d) for d in ref) > 0, f"{name}: PyTorch found nothing to compare on the parity images"
     assert result.ok, f"{name}: torch vs {engine_name} ({session.form}) disagree: {result}"
 
@@ -137,5 +156,5 @@ def test_parity_accuracy(engine_case, variant, build_config, parity_log):
         f"comparison; parity needs trained models (profile smoke or full)")
     measured = evaluate(session.run, artifact.eval_data_yaml(imgsz), imgsz)
     result = compare_accuracy(measured["map50"], reference["map50"])
-    parity_log(f"{name} {engine_name} ({session.form}): {result}")
-    assert result.ok, f"{name} on {engine_name}: {result}"
+    parity_log(f"{name} {engine_name} ({session.form}{_precision_note(session)}): {result}")
+    assert result.ok, f"{name} on {engine_name}{_precision_note(session)}: {result}"

@@ -12,7 +12,9 @@ from pathlib import Path
 import pytest
 
 from yolobench.errors import UserError
-from yolobench.runfile import REFERENCE_CELL, cell_extra_info, load_run, run_document, write_run
+from yolobench.runfile import cell_extra_info, load_run, reference_cell_name, run_document, split_cell_name, write_run
+
+REFERENCE_CELL = reference_cell_name(160)
 from yolobench.timer import Latency
 
 DATA = Path(__file__).parent / "data" / "gate"
@@ -26,8 +28,8 @@ def flat(center_ms: float, n: int = 30) -> Latency:
 
 def session(name: str, index: int, latency: Latency, reference: Latency | None, *, sessions: int = 3,
             threads: int = 2) -> dict:
-    variant, engine = name.rsplit("-", 1)
-    return cell_extra_info(latency, variant=variant, engine=engine, engine_version="1.0", threads=threads, imgsz=160,
+    variant, engine, imgsz = split_cell_name(name)
+    return cell_extra_info(latency, variant=variant, engine=engine, engine_version="1.0", threads=threads, imgsz=imgsz,
                            reference_latency=reference, cpu_model=CPU, session_index=index, sessions=sessions,
                            fraction_of_supported_ops=1.0 if engine == "deepsparse" else None)
 
@@ -39,15 +41,15 @@ def write(tmp_path: Path, *entries: dict) -> Path:
 def a_pass(index: int, reference_ms: float, cell_ms: float) -> list[dict]:
     reference = flat(reference_ms)
     return [session(REFERENCE_CELL, index, reference, reference),
-            session("pruned_quant-deepsparse", index, flat(cell_ms), reference)]
+            session("pruned_quant-deepsparse-160", index, flat(cell_ms), reference)]
 
 
 def test_sessions_are_joined_in_order_with_statistics_from_their_samples(tmp_path):
     # written pass by pass, as the matrix runs; session 1 of both cells in a slow phase of the machine
     entries = a_pass(1, 26.0, 8.0) + a_pass(2, 15.0, 5.0) + a_pass(3, 16.0, 6.0)
     run = load_run(write(tmp_path, *entries))
-    assert set(run.cells) == {REFERENCE_CELL, "pruned_quant-deepsparse"}
-    cell = run.cells["pruned_quant-deepsparse"]
+    assert set(run.cells) == {REFERENCE_CELL, "pruned_quant-deepsparse-160"}
+    cell = run.cells["pruned_quant-deepsparse-160"]
     assert cell.latency.session_sizes == (30, 30, 30)
     assert cell.latency.session_p50s_ms() == (8.0, 5.0, 6.0)
     assert cell.latency.samples_ms == (8.0,) * 30 + (5.0,) * 30 + (6.0,) * 30
@@ -56,30 +58,30 @@ def test_sessions_are_joined_in_order_with_statistics_from_their_samples(tmp_pat
     # fastest session of the reference (15) over the cell's fastest (5); the slow pass moves neither
     assert cell.speedup_vs_reference == pytest.approx(3.0, abs=EXACT)
     assert run.cells[REFERENCE_CELL].speedup_vs_reference == 1.0
-    assert cell.benchmark.count("test_latency[pruned_quant-deepsparse-s") == 3
+    assert cell.benchmark.count("test_latency[pruned_quant-deepsparse-160-s") == 3
     assert cell.extra["session_indices"] == [1, 2, 3] and "session_index" not in cell.extra
 
 
 def test_a_cell_without_a_reference_has_no_speedup(tmp_path):
-    entries = [session("pruned_quant-deepsparse", k, flat(5.0), None) for k in (1, 2, 3)]
-    assert load_run(write(tmp_path, *entries)).cells["pruned_quant-deepsparse"].speedup_vs_reference is None
+    entries = [session("pruned_quant-deepsparse-160", k, flat(5.0), None) for k in (1, 2, 3)]
+    assert load_run(write(tmp_path, *entries)).cells["pruned_quant-deepsparse-160"].speedup_vs_reference is None
 
 
 def test_a_cell_with_sessions_missing_loads_with_those_it_has(tmp_path):
     entries = a_pass(1, 15.0, 5.0) + a_pass(2, 15.0, 7.0)  # an interrupted run: pass 3 never ran
-    cell = load_run(write(tmp_path, *entries)).cells["pruned_quant-deepsparse"]
+    cell = load_run(write(tmp_path, *entries)).cells["pruned_quant-deepsparse-160"]
     assert cell.latency.session_p50s_ms() == (5.0, 7.0) and cell.extra["session_indices"] == [1, 2]
 
 
 def test_a_session_twice_is_rejected_naming_the_cell_and_session(tmp_path):
     entries = a_pass(1, 15.0, 5.0) + a_pass(1, 15.0, 5.0)
-    with pytest.raises(UserError, match=r"session 1 of cell 'dense-onnxruntime' appears twice"):
+    with pytest.raises(UserError, match=r"session 1 of cell 'dense-onnxruntime-160' appears twice"):
         load_run(write(tmp_path, *entries))
 
 
 def test_sessions_that_measured_different_things_are_rejected(tmp_path):
-    entries = [session("pruned_quant-deepsparse", 1, flat(5.0), None, threads=2),
-               session("pruned_quant-deepsparse", 2, flat(5.0), None, threads=1)]
+    entries = [session("pruned_quant-deepsparse-160", 1, flat(5.0), None, threads=2),
+               session("pruned_quant-deepsparse-160", 2, flat(5.0), None, threads=1)]
     with pytest.raises(UserError, match=r"'threads' is 1 in this session but 2 in .*must measure the same thing"):
         load_run(write(tmp_path, *entries))
 
@@ -87,14 +89,14 @@ def test_sessions_that_measured_different_things_are_rejected(tmp_path):
 def test_a_whole_cell_entry_beside_session_entries_is_rejected(tmp_path):
     whole = cell_extra_info(flat(5.0), variant="pruned_quant", engine="deepsparse", engine_version="1.0", threads=2,
                             imgsz=160, cpu_model=CPU, fraction_of_supported_ops=1.0)
-    for entries in ([whole, session("pruned_quant-deepsparse", 1, flat(5.0), None)],
-                    [session("pruned_quant-deepsparse", 1, flat(5.0), None), whole]):
-        with pytest.raises(UserError, match="pruned_quant-deepsparse"):
+    for entries in ([whole, session("pruned_quant-deepsparse-160", 1, flat(5.0), None)],
+                    [session("pruned_quant-deepsparse-160", 1, flat(5.0), None), whole]):
+        with pytest.raises(UserError, match="pruned_quant-deepsparse-160"):
             load_run(write(tmp_path, *entries))
 
 
 def test_a_session_index_outside_its_count_is_rejected(tmp_path):
-    info = session("pruned_quant-deepsparse", 1, flat(5.0), None)
+    info = session("pruned_quant-deepsparse-160", 1, flat(5.0), None)
     info["session_index"] = 4
     with pytest.raises(UserError, match="session_index 4 is above sessions 3"):
         load_run(write(tmp_path, info))
@@ -102,17 +104,17 @@ def test_a_session_index_outside_its_count_is_rejected(tmp_path):
 
 def test_cell_extra_info_refuses_a_session_index_outside_its_count():
     with pytest.raises(ValueError, match="session_index 0 is not in 1..3"):
-        session("pruned_quant-deepsparse", 0, flat(5.0), None)
+        session("pruned_quant-deepsparse-160", 0, flat(5.0), None)
 
 
 def test_a_run_file_written_by_pytest_benchmark_with_sessions_loads():
     # benchmarks/ on the smoke store, 2 cells x 3 sessions, entries kept as pytest-benchmark wrote them
     run = load_run(DATA / "pytest_benchmark_sessions.json")
-    assert set(run.cells) == {REFERENCE_CELL, "pruned_quant-deepsparse"}
+    assert set(run.cells) == {REFERENCE_CELL, "pruned_quant-deepsparse-160"}
     for cell in run.cells.values():
         assert len(cell.latency.session_sizes) == 3 and cell.extra["session_indices"] == [1, 2, 3]
         assert cell.latency.n == sum(cell.latency.session_sizes) >= 200  # the protocol's MIN_ITERS, in shares
-    reference, pq = run.cells[REFERENCE_CELL], run.cells["pruned_quant-deepsparse"]
+    reference, pq = run.cells[REFERENCE_CELL], run.cells["pruned_quant-deepsparse-160"]
     assert reference.speedup_vs_reference == 1.0
     assert pq.speedup_vs_reference == pytest.approx(
         min(reference.latency.session_p50s_ms()) / min(pq.latency.session_p50s_ms()), rel=1e-4)

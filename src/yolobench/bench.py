@@ -43,9 +43,9 @@ from yolobench.engines import EngineUnsupported
 from yolobench.errors import UserError
 from yolobench.timer import Latency
 
-# Every speedup is against this cell (dense on ONNX Runtime), measured in the same run.
-REFERENCE_CELL = (catalogue.REFERENCE_VARIANT, "onnxruntime")
-assert runfile.REFERENCE_CELL == runfile.cell_name(*REFERENCE_CELL), "bench and runfile disagree on the reference"
+# Every speedup is against this (variant, engine) at the same image size, measured in the same run.
+REFERENCE_CELL = (runfile.REFERENCE_VARIANT, runfile.REFERENCE_ENGINE)
+assert catalogue.REFERENCE_VARIANT == runfile.REFERENCE_VARIANT, "catalogue and runfile disagree on the reference"
 
 # pytest-benchmark's pedantic mode needs the number of rounds up front, so after the protocol's warm-up
 # the mean call is estimated over at least CALIBRATION_ITERS calls and CALIBRATION_SECONDS, and the
@@ -82,9 +82,22 @@ def parse_engines(text: str | Sequence[str] | None) -> list[str]:
     return names
 
 
-def cell_ids(variants: Sequence[str], engine_names: Sequence[str]) -> list[str]:
-    """The matrix's cell names, variant-major: ``['dense-torch', 'dense-onnxruntime', ...]``."""
-    return [runfile.cell_name(v, e) for v in variants for e in engine_names]
+def untimed_reason(variant: str, engine_name: str) -> str | None:
+    """Why the matrix does not time ``variant`` on ``engine_name`` (None: it does). The engine says."""
+    if catalogue.get_variant(variant).quantized:
+        return engines.get(engine_name).untimed_quantized
+    return None
+
+
+def timed_cell_ids(variants: Sequence[str], engine_names: Sequence[str], sizes: Sequence[int]) -> list[str]:
+    """The cells the matrix times (:func:`cell_ids` less those :func:`untimed_reason` excludes)."""
+    return [runfile.cell_name(v, e, z) for z in sizes for v in variants for e in engine_names
+            if untimed_reason(v, e) is None]
+
+
+def cell_ids(variants: Sequence[str], engine_names: Sequence[str], sizes: Sequence[int]) -> list[str]:
+    """The matrix's cell names, size-major then variant-major: ``['dense-torch-640', ...]``."""
+    return [runfile.cell_name(v, e, z) for z in sizes for v in variants for e in engine_names]
 
 
 # --- The fixed input ---
@@ -147,7 +160,7 @@ class CellContext:
 
     @property
     def cell(self) -> str:
-        return runfile.cell_name(self.variant, self.engine)
+        return runfile.cell_name(self.variant, self.engine, self.imgsz)
 
 
 # --- Loading in a child process first ---
@@ -361,23 +374,27 @@ class ReferenceCell:
     says why: speedups are then null, never guessed.
     """
 
-    def __init__(self, measure: Callable[[int], Latency]):
-        self._measure = measure
-        self._latency: dict[int, Latency] = {}
-        self.reason: str | None = None
-        self.measured_by: dict[int, str] = {}  # "its own test" or "the session fixture", per session
+    def __init__(self, measure: Callable[[int, int], Latency]):
+        self._measure = measure  # (imgsz, session index) -> Latency
+        self._latency: dict[tuple[int, int], Latency] = {}
+        self.reasons: dict[int, str] = {}  # imgsz -> why the reference cannot run at that size
+        self.measured_by: dict[tuple[int, int], str] = {}  # "its own test" or "the session fixture"
 
-    def record(self, index: int, latency: Latency) -> None:
-        if index not in self._latency:
-            self._latency[index], self.measured_by[index] = latency, "its own test"
+    def record(self, imgsz: int, index: int, latency: Latency) -> None:
+        if (imgsz, index) not in self._latency:
+            self._latency[imgsz, index], self.measured_by[imgsz, index] = latency, "its own test"
 
-    def latency(self, index: int) -> Latency | None:
-        if index not in self._latency and self.reason is None:
+    def reason(self, imgsz: int) -> str | None:
+        return self.reasons.get(imgsz)
+
+    def latency(self, imgsz: int, index: int) -> Latency | None:
+        if (imgsz, index) not in self._latency and imgsz not in self.reasons:
             try:
-                self._latency[index], self.measured_by[index] = self._measure(index), "the session fixture"
+                self._latency[imgsz, index] = self._measure(imgsz, index)
+                self.measured_by[imgsz, index] = "the session fixture"
             except EngineUnsupported as err:
-                self.reason = f"reference cell {runfile.REFERENCE_CELL} cannot run here: {err.reason}"
-        return self._latency.get(index)
+                self.reasons[imgsz] = f"reference cell {runfile.reference_cell_name(imgsz)} cannot run here: {err.reason}"
+        return self._latency.get((imgsz, index))
 
 
 # --- What a cell records ---

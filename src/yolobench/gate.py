@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from yolobench.errors import UserError
-from yolobench.runfile import REFERENCE_CELL, Cell, Run
+from yolobench.runfile import Cell, Run, reference_cell_name, split_cell_name
 from yolobench.timer import Latency, iqr, percentile
 
 # Default allowed slowdown before a latency change can count: the same ONNX compiled twice by
@@ -231,9 +231,14 @@ def load_thresholds(path: str | Path) -> Thresholds:
         raise UserError(f"{path}: [defaults] needs latency_factor")
     raw_cells = data.get("cells", {})
     if not isinstance(raw_cells, dict):
-        raise UserError(f"{path}: 'cells' must be a table of [cells.\"<variant>-<engine>\"] tables")
+        raise UserError(f"{path}: 'cells' must be a table of [cells.\"<variant>-<engine>-<imgsz>\"] tables")
     cells = {}
     for name, table in raw_cells.items():
+        try:
+            split_cell_name(name)
+        except UserError:
+            raise UserError(f"{path}: [cells.\"{name}\"]: a cell is named <variant>-<engine>-<imgsz> "
+                            f"(e.g. pruned_quant-deepsparse-640); add the image size") from None
         numbers, cell_source = _table_numbers(table, _CELL_KEYS, f"{path}: [cells.\"{name}\"]")
         cells[name] = CellThresholds(source=cell_source, **numbers)
     return Thresholds(path=path, latency_factor=defaults["latency_factor"], source=source, cells=cells,
@@ -325,10 +330,23 @@ def _floor_check(name: str, check: str, value: float | None, floor: float | None
     return Check(name, check, measured, limit, ratio, OK)
 
 
+def _timed(name: str) -> bool:
+    """False for a cell the matrix no longer times by design (an engine's ``untimed_quantized``, e.g.
+    PyTorch's fake-quantized INT8): a baseline that still has it does not make it missing."""
+    from yolobench import bench
+
+    try:
+        variant, engine, _ = split_cell_name(name)
+        return bench.untimed_reason(variant, engine) is None
+    except UserError:  # not a catalogue cell or engine (a hand-written run): expected as before
+        return True
+
+
 def evaluate(current: Run, baseline: Run | None, thresholds: Thresholds) -> list[Check]:
     """Every check on every cell of the current run, the baseline and the thresholds."""
     checks: list[Check] = []
     expected = set(thresholds.cells) if baseline is None else set(thresholds.cells) | set(baseline.cells)
+    expected = {name for name in expected if _timed(name)}
     for name in sorted(expected - set(current.cells)):
         in_baseline = baseline is not None and name in baseline.cells
         if not in_baseline and not thresholds.for_cell(name).has_floor:
@@ -340,7 +358,7 @@ def evaluate(current: Run, baseline: Run | None, thresholds: Thresholds) -> list
     for name, cell in sorted(current.cells.items()):
         limits = thresholds.for_cell(name)
         checks.append(_latency_check(name, current, cell, baseline, thresholds))
-        speedup_missing = (f"no speedup recorded (reference cell {cell.reference_cell or REFERENCE_CELL} "
+        speedup_missing = (f"no speedup recorded (reference cell {cell.reference_cell or reference_cell_name(cell.imgsz)} "
                            "missing from the run?)")
         checks.append(_floor_check(name, CHECK_SPEEDUP, cell.speedup_vs_reference, limits.speedup_floor,
                                    ".2f", speedup_missing))
@@ -521,7 +539,7 @@ def suggest_thresholds(run: Run, thresholds: Thresholds | None = None) -> str:
     for name, cell in sorted(run.cells.items()):
         numbers: list[str] = []
         reasons: list[str] = []
-        if cell.speedup_vs_reference is not None and name != (cell.reference_cell or REFERENCE_CELL):
+        if cell.speedup_vs_reference is not None and name != (cell.reference_cell or reference_cell_name(cell.imgsz)):
             floor = _round_down(cell.speedup_vs_reference * SPEEDUP_SAFETY_MARGIN, 2)
             numbers.append(f"speedup_floor = {floor:g}")
             reasons.append(f"speedup {cell.speedup_vs_reference:.2f}x x {SPEEDUP_SAFETY_MARGIN}")

@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -32,8 +33,10 @@ from typing import Any, Mapping
 from yolobench.errors import UserError
 from yolobench.timer import SAMPLE_DECIMALS, Latency, machine_info
 
-# Every speedup is measured against this cell, in the same run, so ratios hold across machines.
-REFERENCE_CELL = "dense-onnxruntime"
+# Every speedup is measured against dense on ONNX Runtime at the same image size, in the same run, so
+# ratios hold across machines: ``reference_cell(imgsz)``, e.g. ``dense-onnxruntime-640``.
+REFERENCE_VARIANT, REFERENCE_ENGINE = "dense", "onnxruntime"
+_SIZED_NAME = re.compile(r"^(?P<variant>.+)-(?P<engine>[^-]+)-(?P<imgsz>\d+)$")
 
 # Engines whose graph may partly run in a fallback: their cells must say how much ran natively.
 ENGINES_WITH_FALLBACK = ("deepsparse",)
@@ -50,9 +53,27 @@ NULLABLE_KEYS = ("engine_version", "cpu_model", "speedup_vs_reference", "referen
                  "map50", "map50_95", "model_size_bytes", "form")
 
 
-def cell_name(variant: str, engine: str) -> str:
-    """The name of a matrix cell, e.g. ``pruned_quant-deepsparse``."""
-    return f"{variant}-{engine}"
+def cell_name(variant: str, engine: str, imgsz: int) -> str:
+    """The name of a matrix cell: variant, engine and input size, e.g. ``pruned_quant-deepsparse-640``."""
+    return f"{variant}-{engine}-{int(imgsz)}"
+
+
+def reference_cell_name(imgsz: int) -> str:
+    """The cell every speedup at ``imgsz`` is measured against."""
+    return cell_name(REFERENCE_VARIANT, REFERENCE_ENGINE, imgsz)
+
+
+def split_cell_name(name: str) -> tuple[str, str, int]:
+    """``pruned_quant-deepsparse-640`` -> ("pruned_quant", "deepsparse", 640); UserError otherwise."""
+    match = _SIZED_NAME.match(name)
+    if match is None:
+        raise UserError(f"cell name {name!r} is not <variant>-<engine>-<imgsz> (e.g. pruned_quant-deepsparse-640)")
+    return match["variant"], match["engine"], int(match["imgsz"])
+
+
+def _sized(name: str, imgsz: int) -> str:
+    """Run files written before cells carried their size named them ``<variant>-<engine>``."""
+    return name if _SIZED_NAME.match(name) and name.endswith(f"-{imgsz}") else f"{name}-{imgsz}"
 
 
 def speedup(reference: Latency, latency: Latency) -> float:
@@ -127,7 +148,7 @@ def cell_extra_info(
     imgsz: int,
     batch: int = 1,
     reference_latency: Latency | None = None,
-    reference_cell: str = REFERENCE_CELL,
+    reference_cell: str | None = None,
     sparsity: float | None = None,
     map50: float | None = None,
     map50_95: float | None = None,
@@ -153,7 +174,7 @@ def cell_extra_info(
         raise ValueError(f"{engine} cells must record fraction_of_supported_ops: below 1.0 part of the "
                          "graph runs in a fallback and the speed means something else")
     info = {
-        "cell": cell_name(variant, engine),
+        "cell": cell_name(variant, engine, imgsz),
         "variant": variant,
         "engine": engine,
         "engine_version": engine_version,
@@ -168,7 +189,7 @@ def cell_extra_info(
         "fps": latency.fps,
         "stopped_early": latency.stopped_early,
         "speedup_vs_reference": speedup(reference_latency, latency) if reference_latency else None,
-        "reference_cell": reference_cell,
+        "reference_cell": reference_cell if reference_cell is not None else reference_cell_name(imgsz),
         "sparsity": sparsity,
         "map50": map50,
         "map50_95": map50_95,
@@ -283,6 +304,10 @@ def _load_cell(entry: Mapping[str, Any], where: str) -> Cell:
     name = f.string("cell")
     f.where = f"{where} (cell {name})"
     engine = f.string("engine")
+    imgsz = f.integer("imgsz")
+    name = _sized(name, imgsz)
+    reference = f.string("reference_cell", nullable=True)
+    reference = _sized(reference, imgsz) if reference else reference
 
     samples = f.get("samples_ms")
     if not isinstance(samples, list) or not samples:
@@ -324,12 +349,12 @@ def _load_cell(entry: Mapping[str, Any], where: str) -> Cell:
         engine=engine,
         engine_version=f.string("engine_version", nullable=True),
         threads=f.integer("threads"),
-        imgsz=f.integer("imgsz"),
+        imgsz=imgsz,
         batch=f.integer("batch"),
         cpu_model=f.string("cpu_model", nullable=True),
         latency=latency,
         speedup_vs_reference=f.number("speedup_vs_reference", nullable=True),
-        reference_cell=f.string("reference_cell", nullable=True),
+        reference_cell=reference,
         sparsity=f.number("sparsity", nullable=True, hi=1.0),
         map50=f.number("map50", nullable=True, hi=1.0),
         map50_95=f.number("map50_95", nullable=True, hi=1.0),
@@ -366,7 +391,7 @@ def _join_sessions(name: str, entries: list[tuple[dict, str, str, Cell]]) -> tup
                 raise UserError(f"{where} (cell {name}): '{key}' is {extra.get(key)!r} in this session but "
                                 f"{base.get(key)!r} in {base_where}; a cell's sessions must measure the same thing")
     pooled = Latency.pooled([cell.latency for _, _, _, cell in ordered])
-    if name == base.get("reference_cell"):
+    if base.get("reference_cell") and name == _sized(base["reference_cell"], base.get("imgsz")):
         # The reference's own sessions, from its stored samples: its recorded reference_p50_ms is the
         # median before samples were rounded to SAMPLE_DECIMALS, which would give 0.9999996, not 1.0.
         references = list(pooled.session_p50s_ms())

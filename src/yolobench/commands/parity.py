@@ -4,8 +4,11 @@ Runs the model on every available ONNX engine (ONNX Runtime, DeepSparse, OpenVIN
 letterboxed images and compares the raw head outputs pair by pair under the same-graph policy of the
 model's form (``yolobench.parity.POLICY``); detection agreement is shown beside it. With ``--against``
 it compares two model files on each engine instead (e.g. an export against its simplified or
-quantized copy). Exit 0: everything agrees; 1: a pair disagrees, or no pair could run; 2: bad input
-(one line on stderr, nothing run, nothing written).
+quantized copy). Each engine runs at its defaults (what a user gets); one whose default computes below
+FP32 (OpenVINO: bf16 on CPUs that have it) is judged there by detections (``POLICY.bf16``) and also
+runs pinned to FP32 (row ``openvino-f32``), where raw tensors check the graph. Exit 0: everything
+agrees; 1: a pair disagrees, or no pair could run; 2: bad input (one line on stderr, nothing run,
+nothing written).
 """
 
 from __future__ import annotations
@@ -21,8 +24,8 @@ from yolobench import engines as engine_registry
 from yolobench.engines.base import (FORM_FP32, EngineUnsupported, ModelSpec, default_threads, first_line,
                                     inspect_onnx, resolve_geometry)
 from yolobench.errors import EXIT_FAILED, EXIT_OK, UserError
-from yolobench.parity import (POLICY, DetectionComparison, RawComparison, compare_detections, compare_raw,
-                              raw_policy_for)
+from yolobench.parity import (POLICY, DetectionComparison, DetectionPolicy, RawComparison, compare_detections,
+                              compare_raw, cross_graph_policy, raw_policy_for, same_graph_policy)
 from yolobench.processing import default_images, load_images, postprocess, preprocess
 
 HELP = "check that every engine gives the same outputs and detections for an ONNX detection model"
@@ -56,6 +59,7 @@ class EngineRun:
     forms: dict[str, str] = field(default_factory=dict)  # "model"/"against" -> form the engine ran
     describe: dict = field(default_factory=dict)
     raw: dict[str, np.ndarray] = field(default_factory=dict)  # "model"/"against" -> (n_images, 4+nc, N)
+    reduced_precision: str | None = None  # "bf16" when the session computes below FP32 (Session.reduced_precision)
 
 
 @dataclass
@@ -83,9 +87,11 @@ class ParityReport:
         return bool(self.pairs) and all(p.ok for p in self.pairs) and not any(r.status == "failed" for r in self.runs)
 
 
-def _run_engine(name: str, models: dict[str, Path], batch: np.ndarray, imgsz: tuple[int, int], threads: int) -> EngineRun:
-    engine = engine_registry.get(name)
-    run = EngineRun(name=name, version=engine.version(), status="ran")
+def _run_engine(name: str, models: dict[str, Path], batch: np.ndarray, imgsz: tuple[int, int], threads: int,
+                pinned_fp32: bool = False) -> EngineRun:
+    engine = engine_registry.get_pinned_fp32(name) if pinned_fp32 else engine_registry.get(name)
+    label = name + engine_registry.PINNED_FP32_SUFFIX if pinned_fp32 else name
+    run = EngineRun(name=label, version=engine.version(), status="ran")
     if name == "torch":
         run.status, run.reason = "n/a", TORCH_NOT_APPLICABLE
         return run
@@ -106,6 +112,7 @@ def _run_engine(name: str, models: dict[str, Path], batch: np.ndarray, imgsz: tu
             return run
         run.forms[key] = session.form
         run.describe = session.describe()
+        run.reduced_precision = session.reduced_precision
     return run
 
 
@@ -135,7 +142,11 @@ def check_onnx_parity(model: Path, against: Path | None = None, images: list[Pat
     if against_spec is not None:
         models["against"] = against_spec.path
     names = list(dict.fromkeys(engine_names or engine_registry.ENGINE_NAMES))
-    runs = [_run_engine(name, models, batch, geometry.imgsz, threads) for name in names]
+    runs = []
+    for name in names:
+        runs.append(_run_engine(name, models, batch, geometry.imgsz, threads))
+        if runs[-1].status == "ran" and runs[-1].reduced_precision and name in engine_registry.FP32_PINNING:
+            runs.append(_run_engine(name, models, batch, geometry.imgsz, threads, pinned_fp32=True))
     ran = [r for r in runs if r.status == "ran"]
 
     def detections(raw):
@@ -144,22 +155,29 @@ def check_onnx_parity(model: Path, against: Path | None = None, images: list[Pat
     side = max(geometry.imgsz)
     pairs = []
     if against_spec is None:
-        policy = raw_policy_for(spec.form)
         for a, b in combinations(ran, 2):
-            raw = compare_raw(a.raw["model"], b.raw["model"], policy, imgsz=side, nc=spec.nc)
-            dets = compare_detections(detections(a.raw["model"]), detections(b.raw["model"]), POLICY.cross_graph)
-            pairs.append(PairResult(f"{a.name} vs {b.name}", policy.kind, raw, dets, raw.ok))
+            # Both in FP32: raw tensors under the form's policy decide. A side in bf16: detections decide
+            # under the bf16 policy (the raw numbers are shown for information).
+            policy = same_graph_policy(spec.form, a.reduced_precision, b.reduced_precision)
+            raw = compare_raw(a.raw["model"], b.raw["model"], raw_policy_for(spec.form), imgsz=side, nc=spec.nc)
+            dets = compare_detections(detections(a.raw["model"]), detections(b.raw["model"]),
+                                      policy if isinstance(policy, DetectionPolicy) else POLICY.cross_graph)
+            raw_decides = not isinstance(policy, DetectionPolicy)
+            pairs.append(PairResult(f"{a.name} vs {b.name}", policy.kind, raw, dets, raw.ok if raw_decides else dets.ok))
     else:
         both_fp32 = spec.form == FORM_FP32 and against_spec.form == FORM_FP32
         for r in ran:
-            # Two FP32 graphs of one model must compute the same function: raw tensors decide. A
-            # quantized side computes a different one: detections decide (the raw numbers are shown).
+            # Two FP32 graphs of one model must compute the same function: raw tensors decide, unless the
+            # engine computes in bf16. A quantized side computes a different one: detections decide (the
+            # raw numbers are shown).
             raw = compare_raw(r.raw["model"], r.raw["against"],
                               POLICY.same_graph_fp32 if both_fp32 else POLICY.same_graph_int8, imgsz=side, nc=spec.nc)
-            dets = compare_detections(detections(r.raw["model"]), detections(r.raw["against"]), POLICY.cross_graph)
-            decided_by = raw.policy.kind if both_fp32 else dets.policy.kind
+            dets = compare_detections(detections(r.raw["model"]), detections(r.raw["against"]),
+                                      cross_graph_policy(r.reduced_precision))
+            raw_decides = both_fp32 and not r.reduced_precision
+            decided_by = raw.policy.kind if raw_decides else dets.policy.kind
             pairs.append(PairResult(f"{r.name}: {spec.path.name} vs {against_spec.path.name}", decided_by, raw, dets,
-                                    raw.ok if both_fp32 else dets.ok))
+                                    raw.ok if raw_decides else dets.ok))
     return ParityReport(spec, against_spec, [p for p, _ in loaded], threads, runs, pairs, conf, iou)
 
 
@@ -196,6 +214,8 @@ def format_report(report: ParityReport) -> str:
                 ": partly in DeepSparse's ONNX Runtime fallback)" if fraction < 1 else ")")
         elif r.reason:
             status += f": {r.reason}"
+        if r.status == "ran" and r.reduced_precision:
+            status += f" ({r.reduced_precision}: the engine's default here)"
         rows.append([r.name, r.version, "/".join(r.forms.values()) or "-", status])
     out.append(_table(rows))
     out.append("")
@@ -206,11 +226,12 @@ def format_report(report: ParityReport) -> str:
             box, score = _raw_cells(p.raw, deciding_raw)
             rows.append([p.label, p.decided_by, box, score, p.detections.short(), "agree" if p.ok else "DISAGREE"])
         out.append(_table(rows))
-        cross = POLICY.cross_graph
-        out.append(f"detections: conf {report.conf}, NMS IoU {report.iou}; matched when score >= "
-                   f"{cross.ref_min_score.value}, same class, IoU >= {cross.min_iou.value}, |Δscore| <= "
-                   f"{cross.score_atol.value}, >= {cross.min_matched_fraction.value:.0%} both ways (cross_graph "
-                   "policy; it decides only rows 'decided by cross_graph', raw tensors decide the others)")
+        out.append(f"detections: conf {report.conf}, NMS IoU {report.iou}; raw tensors decide rows 'decided by "
+                   "same_graph_*', detections the others, under:")
+        for policy in dict.fromkeys(p.detections.policy for p in report.pairs):
+            out.append(f"  {policy.kind}: matched when score >= {policy.ref_min_score.value}, same class, IoU >= "
+                       f"{policy.min_iou.value}, |Δscore| <= {policy.score_atol.value}, >= "
+                       f"{policy.min_matched_fraction.value:.0%} both ways")
         out.append("")
     failed = [r for r in report.runs if r.status == "failed"]
     bad = [p for p in report.pairs if not p.ok]

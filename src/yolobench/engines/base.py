@@ -282,6 +282,10 @@ class Session(abc.ABC):
         self.imgsz = geometry.imgsz
         self.nc = nc
         self.fraction_of_supported_ops: float | None = None  # DeepSparse only: below 1.0 part runs in its fallback
+        # A floating-point precision below FP32 the session computes in ("bf16": OpenVINO's default on CPUs
+        # with bf16), None for FP32 (with integer kernels where the graph is quantized). Parity picks its
+        # policy by it (yolobench.parity.same_graph_policy).
+        self.reduced_precision: str | None = None
 
     @property
     def input_shape(self) -> tuple[int, int, int, int]:
@@ -328,6 +332,8 @@ class Engine(abc.ABC):
     name: str = ""
     package: str = ""  # the distribution whose version is reported
     preferred_forms: tuple[str, ...] = (FORM_FP32,)
+    # Why quantized variants are not timed on this engine (None: they are, as a deployment would run them)
+    untimed_quantized: str | None = None
 
     def version(self) -> str:
         from importlib import metadata  # noqa: PLC0415

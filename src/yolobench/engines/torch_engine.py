@@ -41,6 +41,11 @@ class TorchEngine(Engine):
     name = "torch"
     package = "torch"
     preferred_forms = (FORM_TORCH,)
+    # A quantized variant in PyTorch is fake-quantization: float arithmetic that simulates INT8 rounding,
+    # slower than the float model and deployed by nobody. The parity tests check its outputs; the
+    # benchmark matrix does not time it (bench.untimed_reason).
+    untimed_quantized = ("PyTorch runs a quantized variant as fake-quantization (float arithmetic that "
+                         "simulates INT8), not as a deployment: parity checks it, its speed tells a user nothing")
 
     def _import(self):
         import torch  # noqa: PLC0415
