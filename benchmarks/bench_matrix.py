@@ -13,11 +13,15 @@ asv treats every tracked number as lower-is-better, so both tracks point that wa
 
 Everything is shared with the pytest-benchmark matrix: variants are built (or found in the artifact
 store) by ``yolobench.builder.build``, cells are loaded and timed by ``yolobench.bench``. An engine that
-cannot run a cell here is skipped (``NotImplementedError`` in ``setup``).
+cannot run a cell here is skipped (``NotImplementedError`` in ``setup``), and so is a cell its engine
+does not time (``bench.untimed_reason``: PyTorch's fake-quantized INT8).
 
 Environment: ``YOLOBENCH_PROFILE`` (default ``smoke``), ``YOLOBENCH_THREADS`` (default every usable
 core), ``YOLOBENCH_DATA`` (a YOLO ``data.yaml``; default the built-in dataset), ``YOLOBENCH_VARIANTS``
-and ``YOLOBENCH_ENGINES`` (comma-separated slices of the matrix; default all), plus ``YOLOBENCH_HOME``
+and ``YOLOBENCH_ENGINES`` (comma-separated slices of the matrix; default all), ``YOLOBENCH_IMGSZ`` (one
+export size of the profile; default its first: asv keeps one history per benchmark and parameter set,
+so a size is a separate asv run rather than a third parameter that would orphan the history), plus
+``YOLOBENCH_HOME``
 / ``YOLOBENCH_STORE`` for the store. Run it (repository root, in the project's environment):
 
     asv machine --yes
@@ -39,11 +43,26 @@ THREADS_ENV = "YOLOBENCH_THREADS"
 DATA_ENV = "YOLOBENCH_DATA"
 VARIANTS_ENV = "YOLOBENCH_VARIANTS"
 ENGINES_ENV = "YOLOBENCH_ENGINES"
+IMGSZ_ENV = "YOLOBENCH_IMGSZ"
 DEFAULT_PROFILE = "smoke"
 
 
 def profile() -> str:
     return catalogue.get_profile(os.environ.get(PROFILE_ENV) or DEFAULT_PROFILE).name
+
+
+def imgsz() -> int:
+    """The export size the cells run at: ``YOLOBENCH_IMGSZ`` or the profile's first."""
+    sizes = catalogue.get_profile(profile()).export_imgsz
+    value = os.environ.get(IMGSZ_ENV)
+    if not value:
+        return sizes[0]
+    if not value.isdigit() or int(value) not in sizes:
+        from yolobench.errors import UserError
+
+        raise UserError(f"{IMGSZ_ENV}={value!r}: profile {profile()!r} exports at "
+                        f"{', '.join(map(str, sizes))} px only")
+    return int(value)
 
 
 def threads() -> int:
@@ -70,16 +89,20 @@ class Cell:
         return {name: builder.build(name, profile(), data) for name in self.params[0]}
 
     def setup(self, artifacts, variant, engine):
+        untimed = bench.untimed_reason(variant, engine)
+        if untimed:
+            raise NotImplementedError(untimed)
         self.artifact = artifacts[variant]
         try:
-            self.session, self.images, self.context = bench.open_cell(self.artifact, engine, threads=threads())
+            self.session, self.images, self.context = bench.open_cell(self.artifact, engine, threads=threads(),
+                                                                      imgsz=imgsz())
         except EngineUnsupported as err:
             raise NotImplementedError(f"{engine} cannot run {variant}: {err.reason}") from None
 
     def track_latency_ms(self, artifacts, variant, engine):
         self.session = None  # setup's session only proved that the cell runs: each timed one is loaded anew
         medians = [bench.measure_session(self.artifact, engine, index=index, sessions=timer.SESSIONS,
-                                         threads=threads())[0].p50_ms
+                                         threads=threads(), imgsz=imgsz())[0].p50_ms
                    for index in range(1, timer.SESSIONS + 1)]
         return min(medians)
 

@@ -531,11 +531,11 @@ def test_asv_skips_a_cell_the_engine_cannot_run(monkeypatch, asv_suite):
 
 
 def test_asv_tracks_lower_is_better_numbers(monkeypatch, asv_suite):
-    monkeypatch.setattr(bench, "open_cell", lambda artifact, engine, threads: (FakeSession(), None, context()))
+    monkeypatch.setattr(bench, "open_cell", lambda artifact, engine, threads, imgsz: (FakeSession(), None, context()))
     medians = {1: (3.0, 7.0, 40.0), 2: (3.0, 5.0, 40.0), 3: (3.0, 6.0, 40.0)}  # session 1 in a slow phase
     timed = []
 
-    def measure_session(artifact, engine, *, index, sessions, threads):
+    def measure_session(artifact, engine, *, index, sessions, threads, imgsz):
         timed.append((index, sessions))
         return latency(*medians[index]), context()
 
@@ -604,3 +604,15 @@ def test_a_tiny_benchmark_run_writes_a_run_file_the_gate_accepts(tiny_home, tmp_
     gate = subprocess.run([sys.executable, "-m", "yolobench", "gate", "--current", str(out),
                            "--thresholds", str(rules)], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert gate.returncode == 0, gate.stdout + gate.stderr
+
+
+def test_asv_skips_the_cells_the_engine_does_not_time_and_runs_at_one_export_size(monkeypatch, asv_suite):
+    with pytest.raises(NotImplementedError, match="fake-quantization"):
+        asv_suite.Cell().setup({"pruned_quant": fake_artifact("pruned_quant")}, "pruned_quant", "torch")
+    monkeypatch.setenv("YOLOBENCH_PROFILE", "full")
+    assert asv_suite.imgsz() == 640
+    monkeypatch.setenv("YOLOBENCH_IMGSZ", "416")
+    assert asv_suite.imgsz() == 416
+    monkeypatch.setenv("YOLOBENCH_IMGSZ", "500")
+    with pytest.raises(UserError, match="exports at 640, 416 px only"):
+        asv_suite.imgsz()

@@ -21,7 +21,7 @@ from yolobench.timer import Latency
 
 DATA = Path(__file__).parent / "data" / "gate"
 REFERENCE_CELL = reference_cell_name(416)
-REPO_THRESHOLDS = Path(__file__).resolve().parents[1] / "results" / "thresholds.toml"
+REPO_THRESHOLDS = Path(__file__).resolve().parents[1] / "results" / "thresholds-smoke.toml"
 CPU = "AMD EPYC test"
 N = 200  # samples per cell, as the protocol's MIN_ITERS
 FACTOR = gate.DEFAULT_LATENCY_FACTOR
@@ -493,3 +493,45 @@ def test_one_noisy_cell_does_not_fail_the_engine_check(tmp_path, capsys):
     code, out, _ = gate_cli(capsys, "--current", cur, "--baseline", base, "--thresholds", path)
     assert code == EXIT_OK
     assert "ok" in row(out, "deepsparse (all cells)", "engine latency")
+
+
+# --- CPU generations: one brand string, two generations ---
+
+ZEN4 = {"cpu": {"brand_raw": "AMD EPYC", "vendor_id_raw": "AuthenticAMD", "family": 25, "model": 17}}
+ZEN5 = {"yolobench": {"cpu_model": "AMD EPYC", "cpu_vendor": "AuthenticAMD", "cpu_family": 26, "cpu_model_id": 2}}
+
+
+def write_on(tmp_path: Path, name: str, machine: dict, *cells: dict) -> Path:
+    return write_run(tmp_path / f"{name}.json", run_document(list(cells), machine=machine, commit={"id": name}))
+
+
+def test_latency_is_not_compared_across_cpu_generations_that_share_a_brand(tmp_path, capsys):
+    base = write_on(tmp_path, "zen4", ZEN4, cell(REFERENCE_CELL, tight(10.0), speedup=1.0))
+    current = write_on(tmp_path, "zen5", ZEN5, cell(REFERENCE_CELL, tight(30.0), speedup=1.0))
+    code, out, _ = gate_cli(capsys, "--current", current, "--baseline", base, "--thresholds", thresholds(tmp_path))
+    line = row(out, REFERENCE_CELL, "latency p50")
+    assert code == EXIT_OK and "FAIL" not in line
+    assert "different CPU generation (AMD family 25 model 17 (Zen 4) vs AMD family 26 model 2 (Zen 5))" in line
+    assert "[AMD family 26 model 2 (Zen 5)]" in out  # the run's description names the generation
+    same = write_on(tmp_path, "zen5-slow", ZEN5, cell(REFERENCE_CELL, tight(30.0), speedup=1.0))
+    fast = write_on(tmp_path, "zen5-fast", ZEN5, cell(REFERENCE_CELL, tight(10.0), speedup=1.0))
+    code, out, _ = gate_cli(capsys, "--current", same, "--baseline", fast, "--thresholds", thresholds(tmp_path))
+    assert code == EXIT_FAILED and "FAIL" in row(out, REFERENCE_CELL, "latency p50")
+
+
+def test_auto_baseline_is_the_committed_one_for_the_runs_profile_and_generation(tmp_path, capsys, monkeypatch):
+    from yolobench import paths
+
+    monkeypatch.setattr(paths, "repo_root", lambda: tmp_path)
+    info = cell(REFERENCE_CELL, tight(30.0), speedup=1.0)
+    info["profile"] = "full"
+    current = write_on(tmp_path, "current", ZEN5, info)
+    code, out, err = gate_cli(capsys, "--current", current, "--baseline", "auto", "--thresholds", thresholds(tmp_path))
+    assert code == EXIT_OK and "no full baseline for AMD family 26 model 2 (Zen 5)" in err
+    assert "full-amd-family26-model2.json" in err and "baseline:" not in out
+    (tmp_path / "results" / "baselines").mkdir(parents=True)
+    fast = dict(info, **cell(REFERENCE_CELL, tight(10.0), speedup=1.0), profile="full")
+    write_on(tmp_path / "results" / "baselines", "full-amd-family26-model2", ZEN5, fast)
+    code, out, err = gate_cli(capsys, "--current", current, "--baseline", "auto", "--thresholds", thresholds(tmp_path))
+    assert code == EXIT_FAILED and "full-amd-family26-model2.json" in out
+    assert "FAIL" in row(out, REFERENCE_CELL, "latency p50")

@@ -10,7 +10,7 @@ A cell fails the gate when
   (d) its ``map50`` is below its ``map50_floor``.
 A check without a floor (or without a comparable baseline) is reported as such, never invented.
 
-The thresholds file (``results/thresholds.toml``) is data: every number in it carries a ``source``.
+The thresholds file (``results/thresholds-<profile>.toml``) is data: every number in it carries a ``source``.
 ``suggest_thresholds`` writes one from a committed run. Must not: measure anything or touch the store.
 """
 
@@ -38,7 +38,7 @@ DEFAULT_LATENCY_FACTOR = 1.25
 # of unchanged code moved up to 1.69x between runs (results/gate/2026-11-28-noise-study-factor-1.25.txt),
 # which is why the committed per-cell latency factor is 1.75; a margin of 1 / 1.75 = 0.57 gives the
 # speedup floor the same tolerance. (It was 0.7, from "each latency moves ~15%": in the noise study of
-# 2026-11-28 that cried wolf on 12 cells of one run, results/thresholds.toml's header says how.)
+# 2026-11-28 that cried wolf on 12 cells of one run, results/thresholds-smoke.toml's header says how.)
 SPEEDUP_SAFETY_MARGIN = 0.57
 # mAP of a retrained variant moves by a few points on the small smoke dataset (few epochs, few
 # images); losing more than a tenth of it is a real accuracy regression.
@@ -277,6 +277,10 @@ def _not_comparable(baseline_run: Run, baseline: Cell, current_run: Run, current
     base_cpu, cur_cpu = _cpu(baseline_run, baseline), _cpu(current_run, current)
     if base_cpu and cur_cpu and base_cpu != cur_cpu:
         return f"different CPU ({base_cpu!r} vs {cur_cpu!r})"
+    # One brand string ("AMD EPYC") covers Zen 4 and Zen 5 here, and engines rank differently on them.
+    base_gen, cur_gen = baseline_run.cpu_generation, current_run.cpu_generation
+    if base_gen and cur_gen and base_gen != cur_gen:
+        return f"different CPU generation ({base_gen} vs {cur_gen})"
     # Threads are not here on purpose: fewer threads on the same CPU is a configuration change a user
     # makes (or a container limit), and the latency it costs is a regression the gate must report.
     for attribute in ("imgsz", "batch"):
@@ -420,6 +424,7 @@ def summary(checks: Sequence[Check]) -> str:
 def describe_run(label: str, run: Run) -> str:
     cpus = sorted({c.cpu_model for c in run.cells.values() if c.cpu_model}) or ["unknown CPU"]
     threads = sorted({c.threads for c in run.cells.values()})
+    cpus = [f"{cpu} [{run.cpu_generation}]" for cpu in cpus] if run.cpu_generation else cpus
     return (f"{label}: {run.path} (commit {run.commit_id}, {', '.join(cpus)}, "
             f"threads {', '.join(map(str, threads))}, {len(run.cells)} cells)")
 

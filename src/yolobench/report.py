@@ -1,21 +1,30 @@
-"""The report of one benchmark run: a markdown table, two charts and sample detections per variant.
+"""The report of one benchmark run: markdown tables, charts and sample detections per variant.
 
 ``write_report(run_path, out_dir)`` writes into ``out_dir``:
 
-- ``report.md``: one row per (variant, engine) cell with FPS, p50/p90 latency, speedup vs the PyTorch
-  dense baseline (``dense-torch``) and vs the run's reference cell, mAP@0.5 and its change vs dense,
-  sparsity and model size; the machine, library versions, date and commit; the fastest configuration
-  within one mAP point of dense; and the run file it all comes from;
-- ``fps.png``: FPS per variant (groups) and engine (bars); ``tradeoff.png``: mAP@0.5 against FPS;
+- ``report.md``: one table per image size of the run (a ``full`` run: 640 px, then 416 px), one row per
+  (variant, engine) cell with FPS, p50/p90 latency, speedup vs dense on PyTorch and vs the run's
+  reference (dense on ONNX Runtime) at that size, mAP@0.5 (and its change vs dense) and mAP@0.5:0.95 at
+  that size, sparsity, the size of the file that engine loads and its gzip size; a row "not timed" where
+  the matrix does not time a cell by design (``bench.untimed_reason``: PyTorch's fake-quantized INT8);
+  the machine, library versions, date and commit; the fastest configuration within one mAP point of
+  dense at each size; the blog's speedups beside this run's (``yolobench.blog``); the run file it all
+  comes from;
+- per size, ``fps.png`` / ``tradeoff.png`` for a run of one size, ``fps-<imgsz>.png`` /
+  ``tradeoff-<imgsz>.png`` for a run of several (:func:`chart_names`): FPS per variant (groups) and
+  engine (bars); mAP@0.5 against FPS;
 - ``detections/<variant>.png``: the same sample images with the variant's detections, run through its
   built artifact on one engine (skipped with a note when the variant is not built).
 
-Every number in the table is copied from the run file (``benchmarks[].extra_info``) and only rounded for
-display; the two derived columns are documented in the report itself: the speedup vs ``dense-torch``
+Every number in the tables is copied from the run file (``benchmarks[].extra_info``) and only rounded for
+display; the derived columns are documented in the report itself: the speedup vs dense on PyTorch
 (ratio of fastest-session medians, ``runfile.speedup_of_fastest``, the rule of the run's own
-``speedup_vs_reference``) and the mAP change (difference of stored mAPs).
+``speedup_vs_reference``), the mAP change (difference of stored mAPs) and the gzip size (of the cell's
+file in the artifact store, looked up by the ``artifact_key`` the cell records; "—" with a footnote where
+the store does not have it).
 
-Must not: measure anything, or build a variant (a missing build is a note in the report, not a build).
+Must not: measure anything, build or train a variant (a missing build is a note in the report, not a
+build), or write anything outside ``out_dir``.
 """
 
 from __future__ import annotations
@@ -24,18 +33,20 @@ import math
 import os
 import sys
 import uuid
+import zlib
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
 
-from yolobench import catalogue, paths
+from yolobench import bench, blog, catalogue, engines, paths
 from yolobench.errors import UserError
-from yolobench.runfile import REFERENCE_CELL, Cell, Run, cell_name, load_run, speedup_of_fastest
+from yolobench.runfile import Cell, Run, cell_name, load_run, reference_cell_name, speedup_of_fastest
+from yolobench.store import FORM_FP32, FORMS, WEIGHTS_NAME, onnx_filename
 
-TORCH_BASELINE_CELL = cell_name(catalogue.REFERENCE_VARIANT, "torch")  # the blog's "PyTorch dense" baseline
 DENSE_VARIANT = catalogue.REFERENCE_VARIANT
+TORCH_ENGINE = "torch"  # dense on PyTorch at each size is the blog's "PyTorch dense" baseline
 # "Within 1 point of dense": mAP@0.5 no more than 0.01 below dense's (the blog's recovery criterion).
 MAP_POINTS_ALLOWED = 1.0
 POINTS_PER_UNIT = 100.0  # mAP 0.412 = 41.2 points
@@ -44,6 +55,17 @@ DEFAULT_DETECTION_ENGINE = "onnxruntime"
 DETECTION_PANEL_HEIGHT = 360  # px: every sample image is shown at this height, boxes drawn at that scale
 DETECTION_CONF = 0.25
 ENGINE_ORDER = ("torch", "onnxruntime", "deepsparse", "openvino")
+
+# Compressed size: what the blog's source publishes beside each model (sparse weights compress). gzip
+# at level 9 in a gzip wrapper without name or time stamp: the same bytes for the same file every time.
+GZIP_LEVEL = 9
+_GZIP_WBITS = 31  # zlib: deflate in a gzip wrapper (mtime 0, no file name)
+
+# Table markers: what a "—" or "not timed" means is said under the table, never left to guess.
+UNTIMED_TEXT = "not timed"
+UNTIMED_MARK = "†"
+NO_COMPRESSED_MARK = "‡"
+MISSING = "—"
 
 # Charts: fixed pixel sizes, so the report looks the same from run to run (and tests can check them).
 CHART_DPI = 100
@@ -54,6 +76,11 @@ ENGINE_COLORS = {"torch": "#ee4c2c", "onnxruntime": "#4a4a4a", "deepsparse": "#1
 ENGINE_MARKERS = {"torch": "o", "onnxruntime": "s", "deepsparse": "D", "openvino": "^"}
 
 Progress = Callable[[str], None]
+
+
+def torch_baseline_name(imgsz: int) -> str:
+    """The blog's "PyTorch dense" baseline at ``imgsz``: ``dense-torch-640``."""
+    return cell_name(DENSE_VARIANT, TORCH_ENGINE, imgsz)
 
 
 # --- the table ---------------------------------------------------------------------------------------

@@ -137,6 +137,19 @@ class Run:
     def commit_id(self) -> str:
         return str(self.commit.get("id") or "unknown")
 
+    @property
+    def cpu_generation(self) -> str | None:
+        """``"AMD family 26 model 2 (Zen 5)"``: what the brand string ("AMD EPYC") does not tell apart."""
+        from yolobench.timer import cpu_generation
+
+        return cpu_generation(self.machine)
+
+    @property
+    def profile(self) -> str | None:
+        """The build profile of the run's artifacts (None if unrecorded or mixed)."""
+        profiles = {c.extra.get("profile") for c in self.cells.values()}
+        return profiles.pop() if len(profiles) == 1 else None
+
 
 def cell_extra_info(
     latency: Latency,

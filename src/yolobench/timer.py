@@ -22,7 +22,7 @@ import time
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Iterable, Mapping, Sequence
 
 # --- The protocol. Change a number here and every benchmark, asv track and gate follows. ---
 
@@ -281,6 +281,36 @@ ISA_FLAGS_OF_INTEREST = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_tile
 _CPUINFO_MODEL_KEYS = ("model name", "Model", "cpu model", "Processor", "cpu")
 
 
+# CPU generations this project has measured on: the brand string does not tell them apart (both say
+# "AMD EPYC" in these VMs) and engines rank differently on them, so every number names the generation.
+KNOWN_GENERATIONS = {("AuthenticAMD", 25, 17): "Zen 4", ("AuthenticAMD", 26, 2): "Zen 5"}
+
+
+def cpu_generation(machine: Mapping | None) -> str | None:
+    """``"AMD family 26 model 2 (Zen 5)"`` from a run file's machine_info (pytest-benchmark's ``cpu``
+    record, or yolobench's own ``machine_info()``, possibly under a key), None where it is not recorded."""
+    if not isinstance(machine, Mapping):
+        return None
+    records = [machine, machine.get("cpu"), *[v for v in machine.values() if isinstance(v, Mapping)]]
+    for record in records:
+        if not isinstance(record, Mapping):
+            continue
+        vendor = record.get("cpu_vendor") or record.get("vendor_id_raw")
+        family = record.get("cpu_family", record.get("family"))
+        model = record.get("cpu_model_id", record.get("model"))
+        if isinstance(family, int) and isinstance(model, int):
+            short = {"AuthenticAMD": "AMD", "GenuineIntel": "Intel"}.get(vendor or "", vendor or "CPU")
+            name = KNOWN_GENERATIONS.get((vendor, family, model))
+            return f"{short} family {family} model {model}" + (f" ({name})" if name else "")
+    return None
+
+
+def generation_slug(generation: str) -> str:
+    """``"AMD family 26 model 2 (Zen 5)"`` -> ``"amd-family26-model2"`` (file names of per-generation baselines)."""
+    words = generation.split(" (")[0].lower().split()
+    return "-".join([words[0], *(f"{a}{b}" for a, b in zip(words[1::2], words[2::2]))])
+
+
 def parse_cpuinfo(text: str) -> tuple[str | None, list[str]]:
     """(CPU model, flags of interest) from the text of /proc/cpuinfo; the first value of each key wins."""
     fields: dict[str, str] = {}
@@ -306,6 +336,20 @@ def _memory_total_bytes() -> int | None:
         return None
 
 
+def _cpu_identity() -> dict:
+    """Vendor, family and model number of the first CPU in /proc/cpuinfo (x86; {} elsewhere)."""
+    try:
+        fields: dict[str, str] = {}
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, sep, value = line.partition(":")
+            if sep:
+                fields.setdefault(key.strip(), value.strip())
+        return {"cpu_vendor": fields["vendor_id"], "cpu_family": int(fields["cpu family"]),
+                "cpu_model_id": int(fields["model"])}
+    except (OSError, KeyError, ValueError):
+        return {}
+
+
 def machine_info() -> dict:
     """What names the machine in every result: CPU model, cores, usable cores, memory, ISA flags."""
     try:
@@ -316,8 +360,11 @@ def machine_info() -> dict:
         usable = len(os.sched_getaffinity(0))  # what this process may run on (taskset, cgroups)
     except AttributeError:  # not on Linux
         usable = os.cpu_count()
+    identity = _cpu_identity()
     return {
         "cpu_model": model or platform.processor() or platform.machine() or "unknown",
+        **identity,
+        "cpu_generation": cpu_generation(identity),
         "logical_cores": os.cpu_count(),
         "usable_cores": usable,
         "memory_total_bytes": _memory_total_bytes(),

@@ -19,8 +19,34 @@ from yolobench.runfile import load_run
 HELP = "check a benchmark run against the committed thresholds and a baseline run (exit 1 on regression)"
 
 
-def default_thresholds() -> Path:
-    return paths.repo_root() / "results" / "thresholds.toml"
+AUTO = Path("auto")
+
+
+def default_thresholds(profile: str | None = "smoke") -> Path:
+    """Thresholds of a profile: ``results/thresholds-<profile>.toml`` (floors differ per profile)."""
+    return paths.repo_root() / "results" / f"thresholds-{profile or 'smoke'}.toml"
+
+
+def baseline_path(profile: str, generation: str) -> Path:
+    """Where the committed baseline of a profile on one CPU generation lives: latencies are compared
+    only within a generation (Zen 4 and Zen 5 both call themselves "AMD EPYC" here)."""
+    from yolobench.timer import generation_slug
+
+    return paths.repo_root() / "results" / "baselines" / f"{profile}-{generation_slug(generation)}.json"
+
+
+def auto_baseline(current) -> Path | None:
+    """The committed baseline for the current run's profile and CPU generation, or None (said why)."""
+    if current.profile is None or current.cpu_generation is None:
+        print(f"note: --baseline auto: {current.path} does not record its profile and CPU generation; "
+              "latency is not compared (give --baseline RUN.json)", file=sys.stderr)
+        return None
+    path = baseline_path(current.profile, current.cpu_generation)
+    if not path.exists():
+        print(f"note: --baseline auto: no {current.profile} baseline for {current.cpu_generation} ({path}); "
+              f"latency is not compared. From an idle machine's run: cp RUN.json {path}", file=sys.stderr)
+        return None
+    return path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -33,15 +59,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       help="runs of unchanged code, in the order made: gate every pair (earlier as "
                            "baseline) and report the false-alarm rate; exit 1 if any pair failed")
     parser.add_argument("--baseline", metavar="RUN.json", type=Path,
-                        help="earlier run on the same machine to compare latency against")
+                        help="earlier run on the same CPU generation to compare latency against; 'auto': "
+                             "results/baselines/<profile>-<cpu generation>.json for the current run")
     parser.add_argument("--thresholds", metavar="TOML", type=Path, default=None,
-                        help=f"thresholds file (default: {default_thresholds()})")
+                        help="thresholds file (default: results/thresholds-<profile of the run>.toml)")
 
 
 def run(args: argparse.Namespace) -> int:
-    thresholds_path = args.thresholds or default_thresholds()
+    first = args.suggest or args.current or (args.study[0] if args.study else None)
+    first_run = load_run(first) if first is not None else None
+    thresholds_path = args.thresholds or default_thresholds(first_run.profile if first_run else None)
     if args.suggest is not None:
-        suggested_from = load_run(args.suggest)
+        suggested_from = first_run
         # `--suggest RUN > results/thresholds.toml` empties the file before we read it: fall back to the
         # built-in defaults then, rather than failing and leaving the file empty.
         if not thresholds_path.exists() or thresholds_path.stat().st_size == 0:
@@ -59,8 +88,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"thresholds: {thresholds.path}")
         print(gate.format_study(verdicts))
         return EXIT_FAILED if any(v.failed for v in verdicts) else EXIT_OK
-    current = load_run(args.current)
-    baseline = load_run(args.baseline) if args.baseline is not None else None
+    current = first_run
+    baseline_file = auto_baseline(current) if args.baseline == AUTO else args.baseline
+    baseline = load_run(baseline_file) if baseline_file is not None else None
     checks = gate.evaluate(current, baseline, thresholds)
 
     print(gate.describe_run("current", current))
