@@ -130,6 +130,16 @@ def test_hardswish_pq_runs_natively_on_deepsparse(store):
     assert engine.fraction_of_supported_ops == 1.0
 
 
+def test_v5n_hardswish_oneshot_is_dense_int8_with_one_quantization_per_tensor(store):
+    """The dense INT8 yolov5n that v5n_hardswish_pq is compared with: no pruning, no double quantization."""
+    artifact = builder.build("v5n_hardswish_oneshot", PROFILE, store=store)
+    assert artifact.meta["parent"]["variant"] == "v5n_hardswish" and artifact.meta["sparsity"]["overall"] < 0.01
+    for form in (FORM_DEEPSPARSE, FORM_QDQ):
+        assert double_quantizations(onnx.load(str(artifact.onnx_path(form)))) == [], form
+    assert _ops(artifact.onnx_path(FORM_DEEPSPARSE))["HardSwish"] == 0
+    assert set(artifact.meta["deepsparse_fraction_of_supported_ops"].values()) <= {1.0}
+
+
 def test_oneshot_calibrates_without_training(store):
     artifact = builder.build("oneshot", PROFILE, store=store)
     assert artifact.meta["parent"]["variant"] == "dense"

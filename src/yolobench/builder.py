@@ -148,8 +148,8 @@ def dataset_for(spec: VariantSpec, profile: Profile, data: str | Path | None) ->
 def eval_sets(spec: VariantSpec, profile: Profile, data: str | Path | None) -> dict[int, Path]:
     """data.yaml whose validation split judges the variant at each export size.
 
-    The built-in data is rendered at every export size (the same scenes: each image's content is
-    decided by its index, not its size), because a user runs the model on images of that size; a model
+    The built-in data is rendered at every export size (each image drawn from the same per-index random
+    stream, so mostly the same scenes; pixel-level placement checks can differ by size), because a user runs the model on images of that size; a model
     trained at 320 px and judged on 320-px images letterboxed up to 640 would hide what 640-px detail
     does to it. A user's dataset is judged as it is, letterboxed to each size.
     """

@@ -43,7 +43,8 @@ import numpy as np
 from yolobench import bench, blog, catalogue, engines, paths
 from yolobench.errors import UserError
 from yolobench.runfile import Cell, Run, cell_name, load_run, reference_cell_name, speedup_of_fastest
-from yolobench.store import FORM_FP32, FORMS, WEIGHTS_NAME, onnx_filename
+from yolobench.store import FORM_FP32, FORMS, WEIGHTS_NAME, Store, onnx_filename
+from yolobench.timer import cpu_generation
 
 DENSE_VARIANT = catalogue.REFERENCE_VARIANT
 TORCH_ENGINE = "torch"  # dense on PyTorch at each size is the blog's "PyTorch dense" baseline
@@ -88,63 +89,126 @@ def torch_baseline_name(imgsz: int) -> str:
 
 @dataclass(frozen=True)
 class Row:
-    """One cell's numbers as the report shows them: copied from the run file, two documented ratios."""
+    """One cell's numbers as the report shows them: copied from the run file, two documented ratios, and
+    the gzip size of the file the cell's engine loaded (from the store)."""
 
     cell: Cell
     fps: float
     p50_ms: float
     p90_ms: float
-    speedup_vs_torch: float | None  # dense-torch's fastest session median / this cell's (None without dense-torch)
+    speedup_vs_torch: float | None  # dense-torch's fastest session median / this cell's, same size (None without it)
     speedup_vs_reference: float | None  # extra_info.speedup_vs_reference, as stored
     map50: float | None
-    map50_delta_points: float | None  # (map50 - dense's map50) * 100
+    map50_delta_points: float | None  # (map50 - dense's map50) * 100, dense at the same size
     dense_cell: str | None  # the dense cell the delta is taken against
     sparsity: float | None
     model_size_bytes: int | None
     notes: tuple[str, ...] = ()
+    map50_95: float | None = None
+    file: str | None = None  # the file the engine loaded (its name in the artifact)
+    compressed_bytes: int | None = None  # gzip -9 of that file, from the store
+    compressed_missing: str | None = None  # why compressed_bytes is None
 
     @property
     def name(self) -> str:
         return self.cell.name
+
+    @property
+    def variant(self) -> str:
+        return self.cell.variant
+
+    @property
+    def engine(self) -> str:
+        return self.cell.engine
+
+    @property
+    def imgsz(self) -> int:
+        return self.cell.imgsz
+
+
+@dataclass(frozen=True)
+class Untimed:
+    """A cell the matrix does not time by design: shown as "not timed" with the engine's reason."""
+
+    variant: str
+    engine: str
+    imgsz: int
+    reason: str
+
+    @property
+    def name(self) -> str:
+        return cell_name(self.variant, self.engine, self.imgsz)
 
 
 def _stored_latency(cell: Cell, key: str) -> float:
     return float(cell.extra["latency_ms"][key])
 
 
-def _order_key(cell: Cell) -> tuple:
+def _variant_rank(variant: str) -> tuple:
     variants = list(catalogue.VARIANT_NAMES)
-    variant_rank = variants.index(cell.variant) if cell.variant in variants else len(variants)
-    engine_rank = ENGINE_ORDER.index(cell.engine) if cell.engine in ENGINE_ORDER else len(ENGINE_ORDER)
-    return variant_rank, cell.variant, engine_rank, cell.engine
+    return (variants.index(variant) if variant in variants else len(variants)), variant
+
+
+def _engine_rank(engine: str) -> tuple:
+    return (ENGINE_ORDER.index(engine) if engine in ENGINE_ORDER else len(ENGINE_ORDER)), engine
+
+
+def _order_key(item) -> tuple:
+    """Size (largest first), catalogue order of variants, engine order (unknown ones after, by name)."""
+    return -item.imgsz, _variant_rank(item.variant), _engine_rank(item.engine)
 
 
 def ordered_cells(run: Run) -> list[Cell]:
-    """Cells in catalogue order of variants, then engine order (unknown ones after, by name)."""
     return sorted(run.cells.values(), key=_order_key)
 
 
-def variants_of(run: Run) -> list[str]:
-    seen: list[str] = []
-    for cell in ordered_cells(run):
-        if cell.variant not in seen:
-            seen.append(cell.variant)
-    return seen
+def sizes_of(run: Run) -> list[int]:
+    """The run's image sizes, largest first (a ``full`` run: [640, 416])."""
+    return sorted({c.imgsz for c in run.cells.values()}, reverse=True)
+
+
+def variants_of(run: Run, imgsz: int | None = None) -> list[str]:
+    """The run's variants (at ``imgsz``, if given) in catalogue order."""
+    return sorted({c.variant for c in run.cells.values() if imgsz is None or c.imgsz == imgsz}, key=_variant_rank)
 
 
 def engines_of(run: Run) -> list[str]:
-    return sorted({c.engine for c in run.cells.values()},
-                  key=lambda e: (ENGINE_ORDER.index(e) if e in ENGINE_ORDER else len(ENGINE_ORDER), e))
+    return sorted({c.engine for c in run.cells.values()}, key=_engine_rank)
+
+
+def _untimed_reason(variant: str, engine: str) -> str | None:
+    try:
+        return bench.untimed_reason(variant, engine)
+    except UserError:  # a variant or engine this checkout does not know: nothing to say about it
+        return None
+
+
+def untimed_cells(run: Run) -> list[Untimed]:
+    """Cells missing from the run because the matrix does not time them (``bench.untimed_reason``): for
+    each size, each of the run's variants at that size on each of the run's engines."""
+    missing = []
+    for imgsz in sizes_of(run):
+        for variant in variants_of(run, imgsz):
+            for engine in engines_of(run):
+                if cell_name(variant, engine, imgsz) in run.cells:
+                    continue
+                reason = _untimed_reason(variant, engine)
+                if reason is not None:
+                    missing.append(Untimed(variant, engine, imgsz, reason))
+    return missing
 
 
 def dense_cell_for(run: Run, cell: Cell) -> Cell | None:
-    """The dense cell a cell's mAP is compared with: dense on the same engine (same numerics), else the
-    reference cell, else dense on PyTorch, else any dense cell; only cells that recorded an mAP."""
-    candidates = [cell_name(DENSE_VARIANT, cell.engine), cell.reference_cell or REFERENCE_CELL, TORCH_BASELINE_CELL]
+    """The dense cell a cell's mAP is compared with, at the same size (mAP depends on it): dense on the same
+    engine (same numerics), else the reference cell, else dense on PyTorch, else any dense cell; only cells
+    that recorded an mAP."""
+    candidates = [cell_name(DENSE_VARIANT, cell.engine, cell.imgsz), cell.reference_cell or "",
+                  reference_cell_name(cell.imgsz), torch_baseline_name(cell.imgsz)]
     candidates += sorted(n for n, c in run.cells.items() if c.variant == DENSE_VARIANT)
     for name in candidates:
         dense = run.cells.get(name)
-        if dense is not None and dense.variant == DENSE_VARIANT and dense.map50 is not None:
+        if (dense is not None and dense.variant == DENSE_VARIANT and dense.imgsz == cell.imgsz
+                and dense.map50 is not None):
             return dense
     return None
 
@@ -157,8 +221,90 @@ def _speedup_over(baseline: Cell | None, cell: Cell) -> float | None:
     return speedup_of_fastest(cell.latency, list(baseline.latency.session_p50s_ms() or (baseline.latency.p50_ms,)))
 
 
-def build_rows(run: Run) -> list[Row]:
-    torch_dense = run.cells.get(TORCH_BASELINE_CELL)
+# --- the file a user deploys -------------------------------------------------------------------------
+
+
+def loaded_file(cell: Cell) -> str | None:
+    """The name (inside its artifact) of the file the cell's engine loaded: the session's ``model_path``
+    for ONNX engines, the weights for PyTorch; from the form and size where the run recorded no session."""
+    sessions = cell.extra.get("session")
+    for record in sessions if isinstance(sessions, list) else [sessions]:
+        if isinstance(record, Mapping) and record.get("model_path"):
+            return PurePath(str(record["model_path"])).name
+    if cell.engine == TORCH_ENGINE or cell.form == engines.FORM_TORCH:
+        return WEIGHTS_NAME
+    if cell.form in FORMS:
+        return onnx_filename(cell.form, cell.imgsz)
+    return None
+
+
+def deployment_file(variant: str, engine: str, imgsz: int) -> str | None:
+    """The file a deployment of ``variant`` on ``engine`` loads: the weights on PyTorch; the engine's
+    preferred quantized graph for a quantized variant (DeepSparse: the converted INT8 ONNX; ONNX Runtime,
+    OpenVINO: the QDQ ONNX); the FP32 ONNX otherwise. None for a variant or engine this checkout lacks."""
+    try:
+        spec, runtime = catalogue.get_variant(variant), engines.get(engine)
+    except UserError:
+        return None
+    if engine == TORCH_ENGINE:
+        return WEIGHTS_NAME
+    return onnx_filename(runtime.preferred_forms[0] if spec.quantized else FORM_FP32, imgsz)
+
+
+def gzip_size(path: str | os.PathLike, chunk: int = 1 << 20) -> int:
+    """Bytes of the file after ``gzip -9`` (no name, time stamp 0: the same for the same file every time)."""
+    compressor = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, _GZIP_WBITS)
+    total = 0
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            total += len(compressor.compress(block))
+    return total + len(compressor.flush())
+
+
+@dataclass(frozen=True)
+class DeployedFile:
+    file: str | None
+    compressed_bytes: int | None
+    missing: str | None = None  # why compressed_bytes is None
+
+
+def deployed_files(run: Run, store, say: Progress | None = None) -> dict[str, DeployedFile]:
+    """Per cell: the file its engine loaded and that file's gzip size, read from the artifact the cell
+    records (``artifact_key``) in ``store`` (looked up, never built; each file compressed once)."""
+    say = say or (lambda message: None)
+    artifacts: dict[tuple[str, str], Any] = {}
+    compressed: dict[Path, int] = {}
+    result = {}
+    for cell in ordered_cells(run):
+        file, key = loaded_file(cell), cell.extra.get("artifact_key")
+        missing, size = None, None
+        if file is None:
+            missing = "the run does not record which file the engine loaded"
+        elif not key:
+            missing = "the run does not record which artifact the cell measured (no `artifact_key`)"
+        else:
+            if (cell.variant, str(key)) not in artifacts:
+                artifacts[cell.variant, str(key)] = store.get(cell.variant, str(key), deep=False)
+            artifact = artifacts[cell.variant, str(key)]
+            path = artifact.path / file if artifact is not None else None
+            if artifact is None:
+                missing = f"the store ({store.root}) does not have artifact {cell.variant}-{key}"
+            elif not path.is_file():
+                missing = f"artifact {cell.variant}-{key} in the store has no {file}"
+            elif cell.model_size_bytes is not None and path.stat().st_size != cell.model_size_bytes:
+                missing = (f"{file} of artifact {cell.variant}-{key} is {path.stat().st_size} bytes in the store, "
+                           f"the run recorded {cell.model_size_bytes}: not the file measured")
+            else:
+                if path not in compressed:
+                    say(f"compressing {cell.variant}-{key}/{file}")
+                    compressed[path] = gzip_size(path)
+                size = compressed[path]
+        result[cell.name] = DeployedFile(file, size, missing)
+    return result
+
+
+def build_rows(run: Run, deployed: Mapping[str, DeployedFile] | None = None) -> list[Row]:
+    """The table's rows, largest size first; ``deployed``: :func:`deployed_files` (no gzip sizes without)."""
     rows = []
     for cell in ordered_cells(run):
         p50 = _stored_latency(cell, "p50")
@@ -173,12 +319,17 @@ def build_rows(run: Run) -> list[Row]:
             notes.append("stopped early (few samples)")
         if cell.fraction_of_supported_ops is not None and cell.fraction_of_supported_ops < 1.0:
             notes.append(f"{cell.fraction_of_supported_ops:.0%} of ops native, rest in a fallback")
+        file = loaded_file(cell)
+        expected = deployment_file(cell.variant, cell.engine, cell.imgsz)
+        if file is not None and expected is not None and file != expected:
+            notes.append(f"loaded {file}, a deployment loads {expected}")
+        found = (deployed or {}).get(cell.name) or DeployedFile(file, None, "the store was not consulted")
         rows.append(Row(
             cell=cell,
             fps=float(cell.extra["fps"]),
             p50_ms=p50,
             p90_ms=_stored_latency(cell, "p90"),
-            speedup_vs_torch=_speedup_over(torch_dense, cell),
+            speedup_vs_torch=_speedup_over(run.cells.get(torch_baseline_name(cell.imgsz)), cell),
             speedup_vs_reference=cell.speedup_vs_reference,
             map50=cell.map50,
             map50_delta_points=delta,
@@ -186,15 +337,30 @@ def build_rows(run: Run) -> list[Row]:
             sparsity=cell.sparsity,
             model_size_bytes=cell.model_size_bytes,
             notes=tuple(notes),
+            map50_95=cell.map50_95,
+            file=file,
+            compressed_bytes=found.compressed_bytes,
+            compressed_missing=found.missing,
         ))
     return rows
 
 
+def rows_at(rows: Iterable[Row], imgsz: int) -> list[Row]:
+    return [r for r in rows if r.imgsz == imgsz]
+
+
 def fastest_within_dense(rows: Iterable[Row], points: float = MAP_POINTS_ALLOWED) -> Row | None:
-    """The highest-FPS row whose mAP@0.5 is at most ``points`` below dense's (dense rows included)."""
+    """The highest-FPS row whose mAP@0.5 is at most ``points`` below dense's (dense rows included).
+    Pass the rows of one size: FPS at different sizes do not compare."""
     eligible = [r for r in rows if r.map50_delta_points is not None
                 and r.map50_delta_points >= -points - FLOAT_SLACK]
     return max(eligible, key=lambda r: r.fps, default=None)
+
+
+def fastest_per_size(rows: list[Row]) -> dict[int, Row | None]:
+    """:func:`fastest_within_dense` at each size of the rows, largest size first."""
+    return {imgsz: fastest_within_dense(rows_at(rows, imgsz))
+            for imgsz in sorted({r.imgsz for r in rows}, reverse=True)}
 
 
 # Display formats: the only change a number undergoes between the run file and the report.
@@ -226,22 +392,41 @@ def fmt_size(value: int | None) -> str:
     return "n/a" if value is None else f"{value / 1e6:.2f}"
 
 
+def fmt_compressed(row: Row) -> str:
+    return MISSING + NO_COMPRESSED_MARK if row.compressed_bytes is None else fmt_size(row.compressed_bytes)
+
+
 def table_row(row: Row) -> list[str]:
-    return [row.name, row.cell.variant, row.cell.engine, fmt_fps(row.fps), fmt_ms(row.p50_ms), fmt_ms(row.p90_ms),
+    return [row.name, row.variant, row.engine, fmt_fps(row.fps), fmt_ms(row.p50_ms), fmt_ms(row.p90_ms),
             fmt_ratio(row.speedup_vs_torch), fmt_ratio(row.speedup_vs_reference), fmt_map(row.map50),
-            fmt_points(row.map50_delta_points), fmt_sparsity(row.sparsity), fmt_size(row.model_size_bytes),
-            "; ".join(row.notes)]
+            fmt_points(row.map50_delta_points), fmt_map(row.map50_95), fmt_sparsity(row.sparsity),
+            fmt_size(row.model_size_bytes), fmt_compressed(row), row.file or "n/a", "; ".join(row.notes)]
 
 
-def _reference_name(run: Run) -> str:
-    names = sorted({c.reference_cell for c in run.cells.values() if c.reference_cell})
-    return ", ".join(names) if names else REFERENCE_CELL
+def untimed_row(item: Untimed, columns: int) -> list[str]:
+    """A "not timed" row: the variant and engine, the marker in FPS, a dash in every number."""
+    return ([item.name, item.variant, item.engine, UNTIMED_TEXT + UNTIMED_MARK] + [MISSING] * (columns - 5)
+            + [f"by design, see {UNTIMED_MARK} below"])
 
 
-def table_header(run: Run) -> list[str]:
-    return ["cell", "variant", "engine", "FPS", "p50 ms", "p90 ms", f"speedup vs {TORCH_BASELINE_CELL}",
-            f"speedup vs {_reference_name(run)}", "mAP@0.5", "ΔmAP@0.5 vs dense (points)", "sparsity",
-            "size MB", "notes"]
+def reference_name(run: Run, imgsz: int) -> str:
+    """The reference the run's cells at ``imgsz`` name (``dense-onnxruntime-<imgsz>`` unless recorded otherwise)."""
+    names = sorted({c.reference_cell for c in run.cells.values() if c.imgsz == imgsz and c.reference_cell})
+    return ", ".join(names) if names else reference_cell_name(imgsz)
+
+
+def table_header(run: Run, imgsz: int) -> list[str]:
+    return ["cell", "variant", "engine", "FPS", "p50 ms", "p90 ms", f"speedup vs {torch_baseline_name(imgsz)}",
+            f"speedup vs {reference_name(run, imgsz)}", "mAP@0.5", "ΔmAP@0.5 vs dense (points)", "mAP@0.5:0.95",
+            "sparsity", "size MB", "gzip MB", "file", "notes"]
+
+
+def size_table(run: Run, rows: list[Row], untimed: list[Untimed], imgsz: int) -> str:
+    """The table of one size: its cells and its "not timed" ones, in catalogue and engine order."""
+    header = table_header(run, imgsz)
+    items = sorted([*rows_at(rows, imgsz), *(u for u in untimed if u.imgsz == imgsz)], key=_order_key)
+    lines = [table_row(i) if isinstance(i, Row) else untimed_row(i, len(header)) for i in items]
+    return markdown_table(header, lines, numeric_to=-2)
 
 
 def markdown_table(header: list[str], rows: list[list[str]], numeric_from: int = 3, numeric_to: int = -1) -> str:
@@ -251,6 +436,26 @@ def markdown_table(header: list[str], rows: list[list[str]], numeric_from: int =
     last = len(header) + numeric_to if numeric_to < 0 else numeric_to
     align = ["---:" if numeric_from <= i < last else ":---" for i in range(len(header))]
     return "\n".join([line(header), "|" + "|".join(align) + "|", *(line(r) for r in rows)])
+
+
+def table_footnotes(rows: list[Row], untimed: list[Untimed], imgsz: int) -> list[str]:
+    """What each marker of the table at ``imgsz`` means: the untimed reasons, why a gzip size is missing."""
+    notes = []
+    reasons: dict[str, list[str]] = {}
+    for item in (u for u in untimed if u.imgsz == imgsz):
+        reasons.setdefault(item.reason, []).append(item.name)
+    for reason, names in reasons.items():
+        notes.append(f"{UNTIMED_MARK} {_join(names)}: {UNTIMED_TEXT} by design (`bench.untimed_reason`): {reason}.")
+    missing: dict[str, list[str]] = {}
+    at_size = rows_at(rows, imgsz)
+    for row in at_size:
+        if row.compressed_bytes is None:
+            missing.setdefault(row.compressed_missing or "unknown", []).append(row.name)
+    for why, names in missing.items():
+        which = "every cell" if len(names) == len(at_size) > 1 else _join(names)
+        notes.append(f"{NO_COMPRESSED_MARK} gzip size of {which} not computed: {why}; the report reads the "
+                     "store, it never builds.")
+    return notes
 
 
 # --- the machine -------------------------------------------------------------------------------------
@@ -282,6 +487,7 @@ class MachineSummary:
     system: str
     python: str | None
     versions: dict[str, str] = field(default_factory=dict)
+    generation: str | None = None  # "AMD family 25 model 17 (Zen 4)" where the run file records family/model
 
 
 def machine_summary(run: Run) -> MachineSummary:
@@ -307,7 +513,7 @@ def machine_summary(run: Run) -> MachineSummary:
                           threads=sorted({c.threads for c in run.cells.values()}),
                           imgsz=sorted({c.imgsz for c in run.cells.values()}),
                           batch=sorted({c.batch for c in run.cells.values()}), system=system, python=python,
-                          versions=versions)
+                          versions=versions, generation=cpu_generation(run.machine))
 
 
 def _join(values: Iterable[Any]) -> str:
@@ -318,7 +524,8 @@ def machine_line(summary: MachineSummary) -> str:
     cores = f"{summary.logical_cores if summary.logical_cores is not None else '?'} cores"
     if summary.usable_cores is not None and summary.usable_cores != summary.logical_cores:
         cores += f" ({summary.usable_cores} usable)"
-    line = f"Machine: {summary.cpu_model}, {cores}, threads {_join(summary.threads)}"
+    cpu = summary.cpu_model + (f", {summary.generation}" if summary.generation else "")
+    line = f"Machine: {cpu}, {cores}, threads {_join(summary.threads)}"
     return line + (f", {summary.system}" if summary.system else "")
 
 
@@ -367,23 +574,36 @@ def _save(figure, path: Path) -> None:
                                                     metadata={"Software": None}))
 
 
-def _chart_subtitle(run: Run, summary: MachineSummary) -> str:
-    return (f"{summary.cpu_model}, threads {_join(summary.threads)}, batch {_join(summary.batch)}, "
-            f"{_join(summary.imgsz)} px  |  {Path(run.path).name}")
+def _chart_subtitle(run: Run, summary: MachineSummary, imgsz: int) -> str:
+    cpu = summary.cpu_model + (f" ({summary.generation})" if summary.generation else "")
+    return (f"{cpu}, threads {_join(summary.threads)}, batch {_join(summary.batch)}, "
+            f"{imgsz} px  |  {Path(run.path).name}")
 
 
-def plot_fps(run: Run, rows: list[Row], path: Path) -> None:
-    """Grouped bars: one group per variant, one bar per engine, the FPS written on each bar."""
+def chart_names(sizes: list[int]) -> dict[int, tuple[str, str]]:
+    """Per size, the FPS and tradeoff charts' file names: ``fps.png`` and ``tradeoff.png`` for a run of one
+    size (as before sizes were in cell names), ``fps-<imgsz>.png`` and ``tradeoff-<imgsz>.png`` otherwise."""
+    if len(sizes) == 1:
+        return {sizes[0]: ("fps.png", "tradeoff.png")}
+    return {imgsz: (f"fps-{imgsz}.png", f"tradeoff-{imgsz}.png") for imgsz in sizes}
+
+
+def plot_fps(run: Run, rows: list[Row], path: Path, imgsz: int, untimed: Iterable[Untimed] = ()) -> None:
+    """Grouped bars of the cells at ``imgsz``: one group per variant, one bar per engine, the FPS written on
+    each bar; "not timed" written where a cell is not timed by design."""
     summary = machine_summary(run)
-    variants, engines = variants_of(run), engines_of(run)
-    by_cell = {r.name: r for r in rows}
+    rows = rows_at(rows, imgsz)
+    untimed = {(u.variant, u.engine): u for u in untimed if u.imgsz == imgsz}
+    variants, engine_names = variants_of(run, imgsz), engines_of(run)
+    by_pair = {(r.variant, r.engine): r for r in rows}
     with _rc():
         figure = _figure(FPS_FIGSIZE)
         axes = figure.add_subplot(1, 1, 1)
-        # Each group shows only the engines it has, centred: a missing cell leaves no hole.
-        per_group = {v: [e for e in engines if cell_name(v, e) in by_cell] for v in variants}
+        # Each group shows only the engines it has (timed or not timed by design), centred: a missing cell
+        # leaves no hole.
+        per_group = {v: [e for e in engine_names if (v, e) in by_pair or (v, e) in untimed] for v in variants}
         width = 0.8 / max(len(e) for e in per_group.values())
-        bars = len(rows)
+        bars = sum(len(e) for e in per_group.values())
         vertical = bars > 12  # horizontal numbers over many narrow bars would run into each other
         value_size = 9 if not vertical else 8
         top = max(r.fps for r in rows)
@@ -391,8 +611,12 @@ def plot_fps(run: Run, rows: list[Row], path: Path) -> None:
         for i, variant in enumerate(variants):
             present = per_group[variant]
             for k, engine in enumerate(present):
-                row = by_cell[cell_name(variant, engine)]
                 x = i + (k - (len(present) - 1) / 2) * width
+                row = by_pair.get((variant, engine))
+                if row is None:  # not timed by design: say so where the bar would be
+                    axes.text(x, top * 0.02, UNTIMED_TEXT, rotation=90, ha="center", va="bottom",
+                              fontsize=value_size, color=ENGINE_COLORS.get(engine, "#555555"), zorder=4)
+                    continue
                 drawn = axes.bar([x], [row.fps], width * 0.92, color=ENGINE_COLORS.get(engine), edgecolor="white",
                                  linewidth=0.5, zorder=3, label=None if engine in labelled else engine)
                 labelled.add(engine)
@@ -408,11 +632,12 @@ def plot_fps(run: Run, rows: list[Row], path: Path) -> None:
         axes.grid(axis="y", color="#dddddd", zorder=0)
         axes.spines[["top", "right"]].set_visible(False)
         handles, labels = axes.get_legend_handles_labels()
-        order = [labels.index(e) for e in engines if e in labels]
+        order = [labels.index(e) for e in engine_names if e in labels]
         axes.legend([handles[i] for i in order], [labels[i] for i in order], loc="lower right",
                     bbox_to_anchor=(1.0, 1.01), frameon=False, ncols=len(order), fontsize=9, borderaxespad=0)
-        axes.set_title("Throughput per variant and engine (higher is better)", loc="left", pad=22)
-        axes.text(0.0, 1.02, _chart_subtitle(run, summary), transform=axes.transAxes, fontsize=9, color="#555555")
+        axes.set_title(f"Throughput per variant and engine at {imgsz} px (higher is better)", loc="left", pad=22)
+        axes.text(0.0, 1.02, _chart_subtitle(run, summary, imgsz), transform=axes.transAxes, fontsize=9,
+                  color="#555555")
         figure.subplots_adjust(left=0.07, right=0.98, top=0.88, bottom=0.16)
         _save(figure, path)
 
@@ -489,15 +714,17 @@ def _place_labels(figure, axes, points: list[tuple[float, float, str]], marker_p
         placed.append(box)
 
 
-def plot_tradeoff(run: Run, rows: list[Row], path: Path, highlight: Row | None = None) -> None:
-    """mAP@0.5 against FPS, one labelled point per cell; the fastest within one point of dense circled."""
+def plot_tradeoff(run: Run, rows: list[Row], path: Path, imgsz: int, highlight: Row | None = None) -> None:
+    """mAP@0.5 against FPS at ``imgsz``, one labelled point per cell; the fastest within one point of dense
+    circled."""
     import matplotlib
     from matplotlib.lines import Line2D
     from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
 
     summary = machine_summary(run)
+    rows = rows_at(rows, imgsz)
     with_map = [r for r in rows if r.map50 is not None]
-    variants = variants_of(run)
+    variants = variants_of(run, imgsz)
     colors = matplotlib.colormaps["tab10"]
 
     def color_of(variant: str):
@@ -538,12 +765,14 @@ def plot_tradeoff(run: Run, rows: list[Row], path: Path, highlight: Row | None =
         axes.set_ylabel("mAP@0.5 (higher is better)")
         axes.grid(color="#e5e5e5", which="major", zorder=0)
         axes.spines[["top", "right"]].set_visible(False)
-        axes.set_title("Accuracy vs speed: one point per variant x engine", loc="left", pad=22)
-        axes.text(0.0, 1.02, _chart_subtitle(run, summary), transform=axes.transAxes, fontsize=9, color="#555555")
+        axes.set_title(f"Accuracy vs speed at {imgsz} px: one point per variant x engine", loc="left", pad=22)
+        axes.text(0.0, 1.02, _chart_subtitle(run, summary, imgsz), transform=axes.transAxes, fontsize=9,
+                  color="#555555")
 
         # Legends beside the plot (never over a point): engines by marker, variants by colour.
         engine_handles = [Line2D([], [], marker=ENGINE_MARKERS.get(e, "o"), linestyle="", color="#999999",
-                                 markeredgecolor="black", markersize=8, label=e) for e in engines_of(run)]
+                                 markeredgecolor="black", markersize=8, label=e)
+                          for e in sorted({r.engine for r in rows}, key=_engine_rank)]
         if shown_highlight:
             engine_handles.append(Line2D([], [], marker="o", linestyle="", markerfacecolor="none",
                                          markeredgecolor="#2ca02c", markeredgewidth=2, markersize=13,
@@ -558,7 +787,8 @@ def plot_tradeoff(run: Run, rows: list[Row], path: Path, highlight: Row | None =
         missing = [r.name for r in rows if r.map50 is None]
         if missing:
             figure.text(0.01, 0.01, "no mAP recorded: " + ", ".join(missing), fontsize=8, color="#555555")
-        _place_labels(figure, axes, [(r.fps, r.map50, r.name) for r in with_map],
+        # The title names the size: each point is labelled by variant and engine.
+        _place_labels(figure, axes, [(r.fps, r.map50, f"{r.variant}-{r.engine}") for r in with_map],
                       ringed=[k for k, r in enumerate(with_map) if shown_highlight and r.name == highlight.name])
         _save(figure, path)
 
@@ -622,7 +852,6 @@ def _detection_imgsz(run: Run, variant: str, artifact) -> int | None:
 def draw_detections_for(run: Run, out_dir: Path, *, profile: str, data, store, engine: str,
                         say: Progress) -> list[DetectionResult]:
     from yolobench import annotate
-    from yolobench.store import Store
 
     store = store if store is not None else Store()
     results: list[DetectionResult] = []
@@ -696,12 +925,91 @@ def _write_png(path: Path, image: np.ndarray) -> None:
     _atomic_write(path, lambda tmp: Path(tmp).write_bytes(encoded.tobytes()))
 
 
+def _variant_label(variant: str, run_variants: Iterable[str]) -> str:
+    return variant if variant in run_variants else f"{variant} (not in this run)"
+
+
+@dataclass(frozen=True)
+class BlogComparison:
+    """One rung of the blog beside this run: the run's fastest engine on that variant at the blog's size,
+    and the run's cell on the blog's engine."""
+
+    rung: blog.Rung
+    fastest: Row | None
+    same_engine: Row | None
+
+
+def blog_side_by_side(rows: list[Row], imgsz: int = blog.IMGSZ) -> list[BlogComparison]:
+    """The blog's baseline and rungs with this run's rows at ``imgsz``: per rung the row of that variant
+    with the highest speedup over dense on PyTorch (the highest FPS where the run has no PyTorch baseline
+    at that size), and the row on the blog's own engine."""
+    at_size = rows_at(rows, imgsz)
+    comparisons = []
+    for rung in (blog.BASELINE, *blog.RUNGS):
+        if rung is blog.BASELINE:
+            candidates = [r for r in at_size if r.variant == rung.variant and r.engine == rung.engine]
+        else:
+            candidates = [r for r in at_size if r.variant == rung.variant]
+        fastest = max(candidates, key=lambda r: (r.speedup_vs_torch or 0.0, r.fps), default=None)
+        same = next((r for r in candidates if r.engine == rung.engine), None)
+        comparisons.append(BlogComparison(rung, fastest, same))
+    return comparisons
+
+
+def blog_section(run: Run, rows: list[Row]) -> list[str]:
+    """The lines of "The blog side by side": the blog's speedups over PyTorch and this run's at the same size."""
+    imgsz, baseline = blog.IMGSZ, torch_baseline_name(blog.IMGSZ)
+    summary = machine_summary(run)
+    has_size = imgsz in sizes_of(run)
+    lines = ["## The blog side by side", "",
+             f"The blog: {blog.source_line()}; its speedup = the rung's FPS / PyTorch's {blog.TORCH_FPS:g} FPS, "
+             "every rung on DeepSparse (the numbers are in `yolobench.blog`)."]
+    if not has_size:
+        lines += ["", f"This run has no {imgsz} px cells (it timed {_join(sizes_of(run))} px): the comparison needs "
+                  f"them, since the blog measured at {imgsz} px (the `full` profile times {imgsz} px). Only the "
+                  "blog's numbers are shown."]
+    else:
+        lines[-1] += (f" This run ({summary.cpu_model}, threads {_join(summary.threads)}, {imgsz} px): the speedup "
+                      f"over {baseline} (its fastest `session_p50_ms` / the cell's, as in the table) of the engine "
+                      "fastest on that rung, and of DeepSparse, the blog's engine.")
+        if baseline not in run.cells:
+            lines[-1] += f" This run has no {baseline} cell: its speedups over PyTorch need one (n/a below)."
+    run_variants = variants_of(run)
+    header = ["rung (blog)", "variant", "blog FPS", "blog speedup vs PyTorch",
+              f"this run: DeepSparse speedup vs {baseline}", f"this run: fastest engine's speedup vs {baseline}",
+              "this run: fastest engine"]
+    body = []
+    for comparison in blog_side_by_side(rows, imgsz):
+        rung = comparison.rung
+        if not has_size:
+            mine = [MISSING, MISSING, MISSING]
+        else:
+            fastest, same = comparison.fastest, comparison.same_engine
+            mine = [MISSING if rung is blog.BASELINE or same is None else fmt_ratio(same.speedup_vs_torch),
+                    fmt_ratio(fastest.speedup_vs_torch) if fastest else MISSING,
+                    fastest.engine if fastest else f"not in this run at {imgsz} px"]
+        body.append([rung.label, _variant_label(rung.variant, run_variants), fmt_fps(rung.fps),
+                     fmt_ratio(rung.speedup_vs_torch), *mine])
+    return [*lines, "", markdown_table(header, body, numeric_from=2), ""]
+
+
+def fastest_line(imgsz: int, best: Row | None) -> str:
+    lead = f"fastest configuration within {MAP_POINTS_ALLOWED:g} point of dense mAP at {imgsz} px"
+    if best is None:
+        return (f"{lead}: n/a (no cell has an mAP@0.5 and a dense cell at {imgsz} px with one to compare "
+                "against)")
+    return (f"{lead}: {best.name} at {fmt_fps(best.fps)} FPS (mAP@0.5 {fmt_map(best.map50)}, "
+            f"{fmt_points(best.map50_delta_points)} points vs {best.dense_cell})")
+
+
 def render_markdown(run: Run, rows: list[Row], *, detections: list[DetectionResult] | None,
-                    detections_note: str = "") -> str:
+                    detections_note: str = "", untimed: list[Untimed] | None = None) -> str:
     summary = machine_summary(run)
     source = display_path(run.path)
-    best = fastest_within_dense(rows)
-    torch_present = TORCH_BASELINE_CELL in run.cells
+    untimed = untimed_cells(run) if untimed is None else untimed
+    sizes = sizes_of(run)
+    charts = chart_names(sizes)
+    counted = f"{len(rows)} cells" + (f", {len(untimed)} not timed by design" if untimed else "")
     lines = [
         "# yolobench report",
         "",
@@ -712,38 +1020,45 @@ def render_markdown(run: Run, rows: list[Row], *, detections: list[DetectionResu
         + (f"; Python {summary.python}" if summary.python else ""),
         f"- Date: {run.datetime or 'not recorded'}",
         f"- {commit_line(run)}",
-        f"- Batch {_join(summary.batch)}, input {_join(summary.imgsz)} px, {len(rows)} cells",
+        f"- Batch {_join(summary.batch)}, input {_join(sizes)} px (a table per size), {counted}",
         "",
     ]
-    if best is not None:
-        lines.append(f"fastest configuration within {MAP_POINTS_ALLOWED:g} point of dense mAP: {best.name} at "
-                     f"{fmt_fps(best.fps)} FPS (mAP@0.5 {fmt_map(best.map50)}, {fmt_points(best.map50_delta_points)} "
-                     f"points vs {best.dense_cell})")
-    else:
-        lines.append(f"fastest configuration within {MAP_POINTS_ALLOWED:g} point of dense mAP: n/a (no cell has an "
-                     "mAP@0.5 and a dense cell with one to compare against)")
-    lines += ["", markdown_table(table_header(run), [table_row(r) for r in rows]), ""]
+    lines += [fastest_line(imgsz, best) for imgsz, best in fastest_per_size(rows).items()]
+    lines.append("")
+    for imgsz in sizes:
+        fps_name, tradeoff_name = charts[imgsz]
+        lines += [f"## {imgsz} px", "", size_table(run, rows, untimed, imgsz), ""]
+        footnotes = table_footnotes(rows, untimed, imgsz)
+        if footnotes:
+            lines += [*footnotes, ""] if len(footnotes) == 1 else [*(f"- {n}" for n in footnotes), ""]
+        lines += [f"![FPS per variant and engine at {imgsz} px]({fps_name})", "",
+                  f"![mAP@0.5 vs FPS at {imgsz} px]({tradeoff_name})", ""]
+    missing_torch = [torch_baseline_name(s) for s in sizes if torch_baseline_name(s) not in run.cells]
     lines += [
-        "How to read it:",
+        "## How to read the tables",
         "",
         "- FPS = 1000 / mean latency (`fps`); p50, p90 = `latency_ms.p50`, `latency_ms.p90` (batch 1, one stream).",
-        f"- speedup vs {TORCH_BASELINE_CELL} = its fastest `session_p50_ms` / the cell's fastest `session_p50_ms` "
-        "(`latency_ms.p50` where a run recorded no sessions): the rule of the run's own speedups, robust to a slow "
-        "phase of the machine that hit some sessions"
-        + ("." if torch_present else f"; n/a: this run has no {TORCH_BASELINE_CELL} cell."),
-        f"- speedup vs {_reference_name(run)} = `speedup_vs_reference` as recorded in the run (same rule, measured "
-        "in the same run).",
-        "- ΔmAP@0.5 = (cell `map50` - dense `map50`) x 100, in points, against dense on the same engine (a note "
-        "names the dense cell when it is another one).",
-        "- sparsity = `sparsity` (fraction of zero weights) in %; size MB = `model_size_bytes` / 10^6.",
-        "",
-        "![FPS per variant and engine](fps.png)",
-        "",
-        "![mAP@0.5 vs FPS](tradeoff.png)",
-        "",
-        "## Detections",
+        "- speedup vs dense-torch-<size> = its fastest `session_p50_ms` / the cell's fastest `session_p50_ms` "
+        "(`latency_ms.p50` where a run recorded no sessions), at the same size: the rule of the run's own speedups, "
+        "robust to a slow phase of the machine that hit some sessions"
+        + (f"; n/a: this run has no {_join(missing_torch)} cell." if missing_torch else "."),
+        "- speedup vs dense-onnxruntime-<size> = `speedup_vs_reference` as recorded in the run (same rule, measured "
+        "in the same run against the reference at the same size).",
+        "- mAP@0.5, mAP@0.5:0.95 = `map50`, `map50_95`: the artifact's accuracy at the table's size. "
+        "ΔmAP@0.5 = (cell `map50` - dense `map50`) x 100, in points, against dense on the same engine at the same "
+        "size (a note names the dense cell when it is another one).",
+        "- sparsity = `sparsity` (fraction of zero weights) in %.",
+        "- size MB = `model_size_bytes` / 10^6: the file the engine loads (`file`, from the cell's session): "
+        "`weights.pt` on PyTorch; for a quantized variant the converted INT8 ONNX on DeepSparse and the QDQ ONNX "
+        "on ONNX Runtime and OpenVINO; the FP32 ONNX otherwise (a note says where a cell loaded another one).",
+        f"- gzip MB = that file after gzip at level {GZIP_LEVEL} / 10^6 (what the blog's source publishes: sparse "
+        "weights compress), computed from the artifact's file in the store, found by the cell's `artifact_key` "
+        f"({MISSING}{NO_COMPRESSED_MARK} where the store does not have it).",
+        f"- {UNTIMED_TEXT}{UNTIMED_MARK}: a cell the matrix does not time by design; the reason is under the table.",
         "",
     ]
+    lines += blog_section(run, rows)
+    lines += ["## Detections", ""]
     if detections is None:
         lines.append(detections_note or "Not drawn.")
     else:
@@ -794,11 +1109,18 @@ class Report:
     run: Run
     out_dir: Path
     markdown: Path
-    fps_chart: Path
+    fps_chart: Path  # the first (largest) size's; every size's in fps_charts
     tradeoff_chart: Path
     rows: list[Row]
     detections: list[DetectionResult] | None
     profile: str
+    fps_charts: dict[int, Path] = field(default_factory=dict)
+    tradeoff_charts: dict[int, Path] = field(default_factory=dict)
+    untimed: list[Untimed] = field(default_factory=list)
+
+    @property
+    def charts(self) -> list[Path]:
+        return [p for imgsz in self.fps_charts for p in (self.fps_charts[imgsz], self.tradeoff_charts[imgsz])]
 
 
 def write_report(run_path: str | os.PathLike | None = None, out_dir: str | os.PathLike | None = None, *,
@@ -807,20 +1129,22 @@ def write_report(run_path: str | os.PathLike | None = None, out_dir: str | os.Pa
                  progress: Progress | None = None) -> Report:
     say = progress or (lambda message: None)
     if detections:
-        from yolobench import engines
-
         engines.get(engine)  # an unknown engine is a usage error, found before anything is written
     run = load_run(run_path if run_path is not None else newest_run())
     if profile is None:
         profile = infer_profile(run)
     catalogue.get_profile(profile)
     out = Path(out_dir) if out_dir is not None else default_out_dir()
-    rows = build_rows(run)
-    say(f"{run.path}: {len(rows)} cells")
+    store = store if store is not None else Store()
+    rows = build_rows(run, deployed_files(run, store, say))
+    untimed = untimed_cells(run)
+    say(f"{run.path}: {len(rows)} cells" + (f", {len(untimed)} not timed by design" if untimed else ""))
 
-    fps_chart, tradeoff_chart = out / "fps.png", out / "tradeoff.png"
-    plot_fps(run, rows, fps_chart)
-    plot_tradeoff(run, rows, tradeoff_chart, fastest_within_dense(rows))
+    fps_charts, tradeoff_charts = {}, {}
+    for imgsz, (fps_name, tradeoff_name) in chart_names(sizes_of(run)).items():
+        fps_charts[imgsz], tradeoff_charts[imgsz] = out / fps_name, out / tradeoff_name
+        plot_fps(run, rows, fps_charts[imgsz], imgsz, untimed)
+        plot_tradeoff(run, rows, tradeoff_charts[imgsz], imgsz, fastest_within_dense(rows_at(rows, imgsz)))
 
     drawn = None
     if detections:
@@ -830,11 +1154,13 @@ def write_report(run_path: str | os.PathLike | None = None, out_dir: str | os.Pa
                 "The boxes show what the model finds, not how fast it is.")
     else:
         note = "Not drawn (--no-detections)."
-    text = render_markdown(run, rows, detections=drawn, detections_note=note)
+    text = render_markdown(run, rows, detections=drawn, detections_note=note, untimed=untimed)
     markdown = out / "report.md"
     _atomic_write(markdown, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
-    return Report(run=run, out_dir=out, markdown=markdown, fps_chart=fps_chart, tradeoff_chart=tradeoff_chart,
-                  rows=rows, detections=drawn, profile=profile)
+    first = sizes_of(run)[0]
+    return Report(run=run, out_dir=out, markdown=markdown, fps_chart=fps_charts[first],
+                  tradeoff_chart=tradeoff_charts[first], rows=rows, detections=drawn, profile=profile,
+                  fps_charts=fps_charts, tradeoff_charts=tradeoff_charts, untimed=untimed)
 
 
 def stderr_progress(message: str) -> None:

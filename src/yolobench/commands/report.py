@@ -1,10 +1,11 @@
-"""``yolobench report``: report.md, fps.png, tradeoff.png and detections/<variant>.png from a benchmark run."""
+"""``yolobench report``: report.md, the FPS and tradeoff charts of each image size and
+detections/<variant>.png from a benchmark run."""
 
 from __future__ import annotations
 
 import argparse
 
-HELP = "write the markdown table, charts and sample detections of a benchmark run (default: the newest)"
+HELP = "write the markdown tables, charts and sample detections of a benchmark run (default: the newest)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -15,7 +16,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="build profile of the variants whose detections are drawn (default: the one "
                              "the run's cells record, else the one exporting the run's image size)")
     parser.add_argument("--data", default=None, help="the data.yaml the variants were built on (default: built-in)")
-    parser.add_argument("--store", default=None, help="artifact store folder (default: ~/.cache/yolobench/store)")
+    parser.add_argument("--store", default=None,
+                        help="artifact store folder, read for the gzip sizes and the detections, never "
+                             "built into (default: ~/.cache/yolobench/store)")
     parser.add_argument("--engine", default=None, help="engine the sample detections run on (default: onnxruntime)")
     parser.add_argument("--no-detections", action="store_true",
                         help="skip the sample images (no model is loaded)")
@@ -34,14 +37,15 @@ def run(args: argparse.Namespace) -> int:
         args.run, args.out, profile=args.profile, data=args.data, store=store,
         detections=not args.no_detections, engine=args.engine or report.DEFAULT_DETECTION_ENGINE,
         progress=None if args.quiet else report.stderr_progress)
-    best = report.fastest_within_dense(result.rows)
-    print(f"wrote {result.markdown}, {result.fps_chart.name}, {result.tradeoff_chart.name}"
+    untimed = f", {len(result.untimed)} not timed by design" if result.untimed else ""
+    print(f"wrote {result.markdown}, {', '.join(p.name for p in result.charts)}"
           + (f" and {sum(d.image is not None for d in result.detections)} detection sheet(s)"
              if result.detections is not None else "")
-          + f" from {result.run.path} ({len(result.rows)} cells)")
-    if best is not None:
-        print(f"fastest configuration within {report.MAP_POINTS_ALLOWED:g} point of dense mAP: {best.name} at "
-              f"{report.fmt_fps(best.fps)} FPS")
+          + f" from {result.run.path} ({len(result.rows)} cells{untimed})")
+    for imgsz, best in report.fastest_per_size(result.rows).items():
+        if best is not None:
+            print(f"fastest configuration within {report.MAP_POINTS_ALLOWED:g} point of dense mAP at {imgsz} px: "
+                  f"{best.name} at {report.fmt_fps(best.fps)} FPS")
     if result.detections is not None:
         skipped = [d for d in result.detections if d.image is None]
         not_built = [d.variant for d in skipped if d.not_built]

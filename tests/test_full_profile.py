@@ -1,0 +1,62 @@
+"""The `full` profile's sizing rules, the epoch scale and the per-size validation sets (no training)."""
+
+from __future__ import annotations
+
+import pytest
+
+from yolobench import builder, catalogue
+from yolobench.catalogue import Profile
+from yolobench.errors import UserError
+
+# Train small, run big: a 2x gap between training and running size kept the accuracy (smoke dense
+# trained at 160: mAP@0.5 0.744 at 160, 0.740 run at 320); a 4x gap did not (0.293 at 640).
+MAX_RUN_TO_TRAIN_RATIO = 2.0
+
+
+def test_full_runs_at_the_blogs_sizes_within_twice_its_training_size():
+    full = catalogue.get_profile("full")
+    assert set(full.export_imgsz) == {640, 416}
+    assert max(full.export_imgsz) / full.train_imgsz <= MAX_RUN_TO_TRAIN_RATIO
+    # every variant's full schedule is written down (none falls back to a recipe file's default by accident)
+    for spec in catalogue.CATALOGUE.values():
+        if spec.kind == catalogue.TRAIN:
+            assert "epochs" in spec.args_for("full") or "num_epochs" in spec.variables_for("full"), spec.name
+
+
+def test_the_epoch_scale_lengthens_every_schedule_and_is_part_of_the_key(tiny_home, monkeypatch):
+    monkeypatch.delenv(builder.EPOCH_SCALE_ENV, raising=False)
+    dense, pq = catalogue.get_variant("dense"), catalogue.get_variant("pruned_quant")
+    base_key = builder.variant_key("pruned_quant", "smoke", None)
+    base_vars = builder.load_recipe(pq, "smoke")[1]
+    base_epochs = builder.train_args(dense, "smoke")["epochs"]
+    monkeypatch.setenv(builder.EPOCH_SCALE_ENV, "2")
+    assert builder.train_args(dense, "smoke")["epochs"] == 2 * base_epochs
+    scaled = builder.load_recipe(pq, "smoke")[1]
+    for name in ("num_epochs", "pruning_end_epoch", "quantization_start_epoch"):
+        assert scaled[name] == 2 * base_vars[name], name
+    assert scaled["pruning_start_epoch"] == 0  # "start at once" stays at once
+    assert "final_sparsity" not in scaled and "update_frequency" not in scaled  # not epoch counts: untouched
+    assert builder.variant_key("pruned_quant", "smoke", None) != base_key
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "fast", "nan"])
+def test_a_bad_epoch_scale_names_the_variable(monkeypatch, value):
+    monkeypatch.setenv(builder.EPOCH_SCALE_ENV, value)
+    with pytest.raises(UserError, match=f"{builder.EPOCH_SCALE_ENV}="):
+        builder.epoch_scale()
+
+
+def test_validation_images_are_rendered_at_each_export_size(tiny_home):
+    import cv2
+
+    from yolobench.evaluate import validation_set
+
+    tiny = catalogue.get_profile("tiny")
+    two_sizes = Profile(name="tiny", description="", train_imgsz=64, export_imgsz=(96, 64), dataset=tiny.dataset,
+                        batch=tiny.batch, trainer=tiny.trainer)
+    sets = builder.eval_sets(catalogue.get_variant("dense"), two_sizes, None)
+    assert sets[64] == builder.dataset_for(catalogue.get_variant("dense"), two_sizes, None)
+    for imgsz, data_yaml in sets.items():
+        images, labels, _ = validation_set(data_yaml)
+        assert len(images) == tiny.dataset["val"]
+        assert cv2.imread(str(images[0])).shape[:2] == (imgsz, imgsz)
