@@ -446,6 +446,19 @@ def test_the_benchmark_input_is_the_first_validation_image_letterboxed(tmp_path)
     assert np.array_equal(first, again)
 
 
+def test_a_cell_is_timed_on_the_validation_image_rendered_at_its_size(tmp_path):
+    from yolobench.data import synthesize
+
+    synthesize(tmp_path / "train", seed=3, train=2, val=3, imgsz=64)
+    synthesize(tmp_path / "at96", seed=3, train=1, val=3, imgsz=96)
+    artifact = fake_artifact(dataset={"data_yaml": str(tmp_path / "train" / "data.yaml"),
+                                      "eval_data_yaml": {"96": str(tmp_path / "at96" / "data.yaml")}})
+    _, path = bench.benchmark_input(artifact, 96)
+    assert tmp_path / "at96" in path.parents
+    _, path = bench.benchmark_input(artifact, 64)  # no set at this size: the training data's validation split
+    assert tmp_path / "train" in path.parents
+
+
 def test_the_benchmark_input_falls_back_to_a_shipped_photo_without_a_dataset():
     images, path = bench.benchmark_input(fake_artifact(dataset={"data_yaml": "/gone/data.yaml"}), 64, batch=2)
     assert path.name == "bus.jpg" and images.shape == (2, 3, 64, 64)

@@ -103,15 +103,17 @@ def cell_ids(variants: Sequence[str], engine_names: Sequence[str], sizes: Sequen
 # --- The fixed input ---
 
 
-def benchmark_image(artifact: Any) -> Path:
-    """The image every cell of this artifact is timed on: the first validation image, by name.
+def benchmark_image(artifact: Any, imgsz: int | None = None) -> Path:
+    """The image every cell of this artifact is timed on: the first validation image, by name, of the
+    set rendered at ``imgsz`` where the builder made one (a 640-px cell runs on a 640-px image).
 
     Falls back to ultralytics' ``bus.jpg`` only when the artifact's dataset is gone (a store restored
     without its datasets); the chosen file is recorded with every number.
     """
     from yolobench.processing import IMAGE_SUFFIXES, default_images  # noqa: PLC0415
 
-    data_yaml = ((getattr(artifact, "meta", None) or {}).get("dataset") or {}).get("data_yaml")
+    dataset = (getattr(artifact, "meta", None) or {}).get("dataset") or {}
+    data_yaml = (dataset.get("eval_data_yaml") or {}).get(str(imgsz)) or dataset.get("data_yaml")
     if data_yaml and Path(data_yaml).is_file():
         from yolobench.data import check_dataset  # noqa: PLC0415
 
@@ -129,7 +131,7 @@ def benchmark_input(artifact: Any, imgsz: int, batch: int = 1) -> tuple[np.ndarr
     """(batch, 3, imgsz, imgsz) float32 in [0, 1]: :func:`benchmark_image` letterboxed, repeated."""
     from yolobench.processing import load_images, preprocess  # noqa: PLC0415
 
-    path = benchmark_image(artifact)
+    path = benchmark_image(artifact, imgsz)
     (_, image), = load_images([path])
     images, _ = preprocess([image] * batch, imgsz)
     return images, path
