@@ -558,7 +558,9 @@ def suggest_thresholds(run: Run, thresholds: Thresholds | None = None) -> str:
             reasons.append(f"latency_factor kept from {thresholds.path.name}: {thresholds.cells[name].source}")
         if not numbers:
             continue
-        source = (f"measured in {origin} on {cell.cpu_model or 'unknown CPU'}, {cell.threads} threads, "
+        cpu = cell.cpu_model or "unknown CPU"
+        cpu = f"{cpu} [{run.cpu_generation}]" if run.cpu_generation else cpu
+        source = (f"measured in {origin} on {cpu}, {cell.threads} threads, "
                   f"imgsz {cell.imgsz}: " + "; ".join(reasons))
         lines += ["", f"[cells.{_toml_string(name)}]", *numbers, f"source = {_toml_string(source)}"]
     return "\n".join(lines) + "\n"
