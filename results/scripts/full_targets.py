@@ -1,0 +1,58 @@
+"""The full profile's targets (issue: the blog's sizes on a 2-core CPU), computed from one run file.
+
+    python results/scripts/full_targets.py results/runs/full-2026-12-02/run-1-zen5.json
+
+Latency ratios use the run's own rule: fastest session median over fastest session median. Accuracy
+ratios use the builder's mAP@0.5 at the cell's size (``map50`` in the run file).
+"""
+
+import sys
+
+from yolobench.runfile import load_run
+
+
+def fastest_ms(cell):
+    return min(cell.latency.session_p50s_ms() or (cell.latency.p50_ms,))
+
+
+def main(path):
+    run = load_run(path)
+    cells = run.cells
+    print(f"run: {path} (commit {run.commit_id[:12]}, {run.cpu_generation})")
+
+    def best(variant, imgsz):
+        found = [c for c in cells.values() if c.variant == variant and c.imgsz == imgsz]
+        return min(found, key=fastest_ms) if found else None
+
+    def line(label, num, den, goal):
+        if num is None or den is None:
+            print(f"{label}: not in this run")
+            return
+        ratio = fastest_ms(den) / fastest_ms(num)
+        verdict = "met" if ratio >= goal else "not met"
+        print(f"{label}: {num.name} {fastest_ms(num):.2f} ms vs {den.name} {fastest_ms(den):.2f} ms = "
+              f"{ratio:.2f}x (goal >= {goal}x: {verdict})")
+
+    pq = best("pruned_quant", 640)
+    line("pruned_quant@640 fastest vs oneshot on OpenVINO", pq, cells.get("oneshot-openvino-640"), 1.5)
+    line("pruned_quant@640 fastest vs dense on PyTorch", pq, cells.get("dense-torch-640"), 5.0)
+    v5 = best("v5n_hardswish_pq", 416)
+    line("v5n_hardswish_pq@416 fastest vs v5n dense INT8 on OpenVINO", v5,
+         cells.get("v5n_hardswish_oneshot-openvino-416"), 1.5)
+    if v5 is not None:
+        print(f"v5n_hardswish_pq@416 fastest: {v5.name} {1000.0 / fastest_ms(v5):.1f} FPS "
+              f"(fastest session median), {v5.latency.fps:.1f} FPS (1000 / mean of all sessions)")
+    for variant, reference, goal in (("pruned_quant", "dense", 0.97), ("transfer", "dense", 0.97),
+                                     ("v5n_hardswish_pq", "v5n_hardswish", 0.95)):
+        for imgsz in sorted({c.imgsz for c in cells.values()}, reverse=True):
+            a, b = best(variant, imgsz), best(reference, imgsz)
+            if a is None or b is None or a.map50 is None or b.map50 is None:
+                print(f"{variant} mAP@0.5 at {imgsz}: not in this run")
+                continue
+            share = a.map50 / b.map50
+            print(f"{variant} mAP@0.5 at {imgsz}: {a.map50:.3f} = {share:.1%} of {reference}'s {b.map50:.3f} "
+                  f"(goal >= {goal:.0%}: {'met' if share >= goal else 'not met'})")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
