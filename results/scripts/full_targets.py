@@ -1,6 +1,7 @@
 """The full profile's targets (issue: the blog's sizes on a 2-core CPU), computed from one run file.
 
     python results/scripts/full_targets.py results/runs/full-2026-12-02/run-1-zen5.json
+    python results/scripts/full_targets.py RUN.json --table     # the README's markdown table
 
 Latency ratios use the run's own rule: fastest session median over fastest session median. Accuracy
 ratios use the builder's mAP@0.5 at the cell's size (``map50`` in the run file).
@@ -54,5 +55,29 @@ def main(path):
                   f"(goal >= {goal:.0%}: {'met' if share >= goal else 'not met'})")
 
 
+ENGINES = ("torch", "onnxruntime", "deepsparse", "openvino")
+
+
+def table(path):
+    """Markdown: per size, each variant's fastest session median (ms) on each engine, and its mAP@0.5."""
+    run = load_run(path)
+    variants = list(dict.fromkeys(c.variant for c in run.cells.values()))
+    for imgsz in sorted({c.imgsz for c in run.cells.values()}, reverse=True):
+        print(f"\n**{imgsz} px** (ms, fastest of 3 session medians; `-`: not timed)\n")
+        print("| variant | PyTorch | ONNX Runtime | DeepSparse | OpenVINO | best vs dense PyTorch | mAP@0.5 | sparsity |")
+        print("|---|---:|---:|---:|---:|---:|---:|---:|")
+        dense_torch = run.cells.get(f"dense-torch-{imgsz}")
+        for variant in variants:
+            cells = {e: run.cells.get(f"{variant}-{e}-{imgsz}") for e in ENGINES}
+            timed = [c for c in cells.values() if c is not None]
+            if not timed:
+                continue
+            best = min(timed, key=fastest_ms)
+            ratio = f"{fastest_ms(dense_torch) / fastest_ms(best):.2f}x ({best.engine})" if dense_torch else "-"
+            ms = " | ".join(f"{fastest_ms(c):.1f}" if c else "-" for c in cells.values())
+            sparsity = f"{best.sparsity:.0%}" if best.sparsity is not None else "-"
+            print(f"| {variant} | {ms} | {ratio} | {best.map50:.3f} | {sparsity} |")
+
+
 if __name__ == "__main__":
-    main(sys.argv[1])
+    table(sys.argv[1]) if "--table" in sys.argv[2:] else main(sys.argv[1])
