@@ -1,7 +1,7 @@
 """A tiny YOLOv5u exported by ultralytics' own ONNX exporter, for engine and parity tests.
 
 Random init, but "alive": ultralytics' default init lets activations vanish through the network
-(shared/FINDINGS.md item 8), so outputs barely depend on the weights and a perturbed convolution would
+(measured: activations of a random-init model vanish), so outputs barely depend on the weights and a perturbed convolution would
 go unnoticed. Kaiming-normal convolution weights and zero class biases keep the signal alive, so raw
 outputs depend on every layer and scores spread around 0.5 (many, meaningless, detections).
 

@@ -87,7 +87,7 @@ def test_torch_matches_its_onnx_export(tiny, batch, reference_raw):
 
 def test_deepsparse_records_fraction_of_supported_ops(tiny):
     session = load_or_skip("deepsparse", tiny.onnx)
-    # SiLU yolov5nu in FP32: every operator has a DeepSparse kernel (FINDINGS 6-7).
+    # SiLU yolov5nu in FP32: every operator has a DeepSparse kernel (no fallback).
     assert session.fraction_of_supported_ops == 1.0
     assert session.describe()["fraction_of_supported_ops"] == 1.0
     assert session.describe()["num_cores"] == THREADS

@@ -31,7 +31,7 @@ PARITY_IOU = 0.45
 # profile's 1-epoch models score 0.0): such a run fails instead of passing vacuously.
 MIN_MEANINGFUL_MAP50 = 0.2
 
-# Which engines run which ONNX form (FINDINGS: each engine gets the form it is fast on; the pairs
+# Which engines run which ONNX form (each engine gets the form it is fast on; the pairs
 # here are the ones a user would compare). "openvino" is OpenVINO at its defaults, as timed (bf16 on a
 # CPU that has it: judged by detections); "openvino-f32" pinned to f32 checks the graph on raw tensors.
 SAME_GRAPH_PAIRS = {

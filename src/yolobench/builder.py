@@ -435,7 +435,7 @@ def _oneshot(spec, profile, parent, recipe_text, variables, data_yaml, work, say
     manager = ScheduledModifierManager.from_yaml(recipe_text, recipe_variables=variables)
     doc = yaml.load(recipe_text, Loader=_RecipeLoader)
     batches = int(variables.get("num_calibration_batches", doc.get("num_calibration_batches", 16)))
-    # Structure in train() so Conv+BN fuse for QAT exactly as in pruned_quant (FINDINGS item 8);
+    # Structure in train() so Conv+BN fuse for QAT exactly as in pruned_quant;
     # calibrate in eval(): observers record in any mode, BN statistics must not move.
     model.train()
     manager.apply_structure(model, epoch=float("inf"))

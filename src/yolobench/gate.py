@@ -28,7 +28,7 @@ from yolobench.runfile import Cell, Run, reference_cell_name, split_cell_name
 from yolobench.timer import Latency, iqr, percentile
 
 # Default allowed slowdown before a latency change can count: the same ONNX compiled twice by
-# DeepSparse differed by up to ~15% (FINDINGS #9) and a shared 2-core VM drifts by several percent
+# DeepSparse differed by up to ~15% (the same ONNX compiled twice, measured) and a shared 2-core VM drifts by several percent
 # between runs; 1.25 stays above both, so a failure is a change in the code, not in the weather.
 DEFAULT_LATENCY_FACTOR = 1.25
 

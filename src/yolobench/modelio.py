@@ -170,7 +170,7 @@ def export_quantized(model: nn.Module, out_dir: Path, imgsz: int, *, deepsparse_
     from sparseml.pytorch.utils import ModuleExporter
 
     model = copy.deepcopy(model).float().eval()
-    disable_observers(model)  # the exporter's sample forward must not move the scales (FINDINGS 8)
+    disable_observers(model)  # the exporter's sample forward must not move the scales
     replace_hardswish(model)
     _set_export_mode(model)
     wrapped = RawHead(model).eval()

@@ -87,7 +87,7 @@ POLICY = ParityPolicy(
         kind="same_graph_fp32",
         box_tol=Tolerance(2e-5, "FP32 engines sum in different orders. Measured worst case over torch, ORT, "
                                 "DeepSparse, OpenVINO (f32): 2.1e-4 px at 160 px = 1.3e-6 of the side (trained "
-                                "yolov5nu), 1.2e-4 px (random init); FINDINGS: ~1e-5 px at 640. 2e-5 of the side "
+                                "yolov5nu), 1.2e-4 px (random init); ~1e-5 px at 640 measured on random-init yolov5su. 2e-5 of the side "
                                 "(3.2e-3 px at 160, 1.3e-2 px at 640) leaves 15x room and still catches 10%-of-std "
                                 "noise in one backbone convolution (2.1e-2 px at 160). OpenVINO in bf16 (its "
                                 "default on this CPU) differs by 2.6 px: such a session is judged by the bf16 "
@@ -117,7 +117,7 @@ POLICY = ParityPolicy(
         ref_min_score=Tolerance(0.5, "only confident detections must be found again: one near the conf "
                                      "threshold (0.25) may fall on either side of it in the other graph"),
         min_iou=Tolerance(0.8, "measured FP32 vs its int8 PTQ graph (a wider gap than fake-quant torch vs its "
-                               "integer ONNX): worst IoU of a confident detection 0.954; FINDINGS: fake-quant vs "
+                               "integer ONNX): worst IoU of a confident detection 0.954; measured: fake-quant vs "
                                "integer moved raw boxes by <= 0.4 px at 640. IoU 0.8 allows ~10% of a box's "
                                "side, while a box on a different object lies far below"),
         score_atol=Tolerance(0.1, "measured FP32 vs int8 PTQ: worst confident score difference 0.026; 0.1 "

@@ -1,7 +1,7 @@
 """Every workaround for a third-party bug, in one place.
 
 SparseML 1.8 (end of life, 2025) was written for torch <= 2.1 and ultralytics 8.0. On torch 2.14 and
-ultralytics 8.4 it needs the shims below (measured in shared/FINDINGS.md). Each shim has:
+ultralytics 8.4 it needs the shims below (each found by running them together; the shim's docstring says what broke). Each shim has:
 
 - a comment saying why it exists,
 - a ``*_needed()`` probe that returns True while the upstream bug is still there, and

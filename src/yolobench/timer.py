@@ -46,7 +46,7 @@ MAX_SECONDS = 120.0
 # Each cell is timed in SESSIONS independent sessions: loaded (compiled) anew, warmed up anew, each
 # timed for its share of MIN_ITERS, MIN_SECONDS and MAX_SECONDS (session_budget), samples pooled. Why:
 # what differs between two runs is mostly not in one session's spread. The same ONNX compiled twice by
-# DeepSparse ran up to ~15% apart (FINDINGS 9), and two runs of unchanged code on this VM moved single
+# DeepSparse ran up to ~15% apart (the same ONNX compiled twice, measured), and two runs of unchanged code on this VM moved single
 # cells by 1.25-1.29x (results/gate/2026-11-28-smoke-a-vs-b.txt) while each run's IQR was 0.4-1.6 ms.
 # The spread of the sessions' medians shows that variation inside one run; the gate uses it as noise.
 # Three: the fewest for which one odd session is visible as the odd one out.

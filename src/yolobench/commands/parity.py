@@ -209,7 +209,7 @@ def format_report(report: ParityReport) -> str:
         fraction = r.describe.get("fraction_of_supported_ops")
         if r.status == "ran" and fraction is not None:
             status += f" (fraction_of_supported_ops {fraction:.2f}"
-            # Below 1.0 part of the graph runs in DeepSparse's bundled ONNX Runtime (FINDINGS 7).
+            # Below 1.0 part of the graph runs in DeepSparse's bundled ONNX Runtime.
             status += ": all in DeepSparse's ONNX Runtime fallback)" if fraction == 0 else (
                 ": partly in DeepSparse's ONNX Runtime fallback)" if fraction < 1 else ")")
         elif r.reason:

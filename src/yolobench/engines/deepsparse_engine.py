@@ -2,7 +2,7 @@
 
 Runs sparseml's converted integer form (``ConvInteger``/``QLinearConv``) of a quantized artifact when
 there is one, else the FP32 graph. Records ``fraction_of_supported_ops``: below 1.0 part of the graph
-runs in DeepSparse's bundled ONNX Runtime fallback and a latency means something else (FINDINGS 7).
+runs in DeepSparse's bundled ONNX Runtime fallback and a latency means something else.
 Threads: ``num_cores`` (DeepSparse schedules one thread per core).
 """
 
