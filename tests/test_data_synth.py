@@ -13,7 +13,7 @@ import yolobench  # noqa: F401 (offline settings before ultralytics)
 from yolobench.cli import main
 from yolobench.data import builtin as builtin_mod
 from yolobench.data.check import check_dataset
-from yolobench.data.synth import DOMAIN_NAMES, MAX_OBJECTS, render_image, synthesize
+from yolobench.data.synth import BROAD_NAMES, DOMAIN_NAMES, MAX_OBJECTS, MAX_OBJECTS_BROAD, render_image, synthesize
 
 SMALL = dict(train=6, val=3, imgsz=96)
 
@@ -73,6 +73,31 @@ def test_labels_are_normalised_and_classes_valid(domain):
             assert 0 <= x - w / 2 + 1e-9 and x + w / 2 <= 1 + 1e-9
             assert 0 <= y - h / 2 + 1e-9 and y + h / 2 <= 1 + 1e-9
     assert seen == {0, 1, 2}
+
+
+def test_broad_domain_has_many_classes_none_of_them_a_target_class():
+    seen = set()
+    for i in range(40):
+        img, labels = render_image("broad", 0, "train", i, 96)
+        assert img.shape == (96, 96, 3) and 1 <= len(labels) <= MAX_OBJECTS_BROAD
+        for cls, x, y, w, h in labels:
+            seen.add(cls)
+            assert 0 < w <= 1 and 0 < h <= 1 and 0 <= x - w / 2 + 1e-9 and x + w / 2 <= 1 + 1e-9
+    assert len(BROAD_NAMES) == 14 and set(BROAD_NAMES).isdisjoint(DOMAIN_NAMES["target"])
+    assert seen == set(range(len(BROAD_NAMES)))  # every class drawn within 40 images
+    assert render_image("broad", 0, "train", 3, 96)[0].tobytes() == render_image("broad", 0, "train", 3, 96)[0].tobytes()
+
+
+def test_existing_domains_images_are_pinned():
+    """Adding a domain must not change the images of the existing ones: their datasets' hashes are in
+    every artifact key (a change would rebuild the whole store)."""
+    digest = hashlib.sha256()
+    for domain in ("target", "source"):
+        for i in range(6):
+            img, labels = render_image(domain, 0, "train", i, 160)
+            digest.update(img.tobytes())
+            digest.update(repr(labels).encode())
+    assert digest.hexdigest() == "a2cbbec37c72b19a952030689a4b08c687bb5a114182ed8d633a98a69e06bd04"
 
 
 def test_written_labels_parse(target_set):

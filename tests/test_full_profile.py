@@ -60,3 +60,39 @@ def test_validation_images_are_rendered_at_each_export_size(tiny_home):
         images, labels, _ = validation_set(data_yaml)
         assert len(images) == tiny.dataset["val"]
         assert cv2.imread(str(images[0])).shape[:2] == (imgsz, imgsz)
+
+
+def test_full_trains_the_transfer_origin_on_the_broad_domain_whatever_the_users_data(monkeypatch, tmp_path):
+    from yolobench import data
+
+    calls = []
+    monkeypatch.setattr(data, "builtin_dataset", lambda domain, **kw: calls.append((domain, kw)) or
+                        tmp_path / domain / str(kw["imgsz"]) / "data.yaml")
+    full, smoke = catalogue.get_profile("full"), catalogue.get_profile("smoke")
+    source, dense = catalogue.get_variant("source_pq"), catalogue.get_variant("dense")
+    user = tmp_path / "mine" / "data.yaml"
+    # source_pq: the same broad set with or without the user's data (built once per machine)
+    assert builder.dataset_for(source, full, user) == builder.dataset_for(source, full, None)
+    assert calls[-1] == ("broad", {"seed": builder.DATASET_SEED, "train": 1280, "val": 96, "imgsz": 320})
+    assert set(builder.eval_sets(source, full, user)) == {640, 416}
+    assert {c[0] for c in calls} == {"broad"}
+    # smoke keeps its small 3-class source; target variants take the user's data
+    builder.dataset_for(source, smoke, None)
+    assert calls[-1][0] == "source" and calls[-1][1]["train"] == smoke.dataset["train"]
+    assert builder.dataset_for(dense, full, user) == user.resolve()
+
+
+def test_a_parent_with_other_classes_gives_all_but_its_class_outputs():
+    torch = pytest.importorskip("torch")
+    from yolobench.training import class_head_adapted
+
+    parent = {"model.0.conv.weight": torch.ones(4, 3, 3, 3), "model.24.cv3.0.2.weight": torch.ones(14, 8, 1, 1),
+              "model.24.cv3.0.2.bias": torch.ones(14), "model.24.cv2.0.2.bias": torch.ones(64)}
+    own = {"model.0.conv.weight": torch.zeros(4, 3, 3, 3), "model.24.cv3.0.2.weight": torch.zeros(3, 8, 1, 1),
+           "model.24.cv3.0.2.bias": torch.zeros(3), "model.24.cv2.0.2.bias": torch.zeros(64)}
+    out = class_head_adapted(parent, own)
+    assert out["model.0.conv.weight"].sum() == 4 * 27 and out["model.24.cv2.0.2.bias"].sum() == 64  # kept
+    assert out["model.24.cv3.0.2.weight"].shape == (3, 8, 1, 1) and out["model.24.cv3.0.2.bias"].sum() == 0  # fresh
+    own["model.0.conv.weight"] = torch.zeros(8, 3, 3, 3)
+    with pytest.raises(ValueError, match=r"model\.0\.conv\.weight is \(4, 3, 3, 3\) in the parent"):
+        class_head_adapted(parent, own)

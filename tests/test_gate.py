@@ -535,3 +535,73 @@ def test_auto_baseline_is_the_committed_one_for_the_runs_profile_and_generation(
     code, out, err = gate_cli(capsys, "--current", current, "--baseline", "auto", "--thresholds", thresholds(tmp_path))
     assert code == EXIT_FAILED and "full-amd-family26-model2.json" in out
     assert "FAIL" in row(out, REFERENCE_CELL, "latency p50")
+
+
+# --- speedup floors belong to the CPU generation they were measured on ---
+
+ZEN4_FLOORS = THRESHOLDS_HEADER.replace("[defaults]\n", '[defaults]\nmachine = "AMD family 25 model 17 (Zen 4)"\n', 1)
+PRUNED = "pruned-deepsparse-416"
+
+
+def floors_on_zen4(tmp_path: Path) -> Path:
+    path = tmp_path / "thresholds-smoke.toml"
+    path.write_text(ZEN4_FLOORS + f'\n[cells."{PRUNED}"]\nspeedup_floor = 0.46\nmap50_floor = 0.6\nsource = "test"\n')
+    return path
+
+
+def test_speedup_floors_of_another_generation_are_not_compared_but_map_floors_are(tmp_path, capsys):
+    path = floors_on_zen4(tmp_path)
+    assert gate.load_thresholds(path).machine == "AMD family 25 model 17 (Zen 4)"
+    slow_sparse = cell(PRUNED, tight(17.0), speedup=0.31, map50=0.7)
+    on_zen5 = write_on(tmp_path, "zen5", ZEN5, cell(REFERENCE_CELL, tight(5.0), speedup=1.0), slow_sparse)
+    code, out, _ = gate_cli(capsys, "--current", on_zen5, "--thresholds", path)
+    assert code == EXIT_OK, out
+    assert "not compared" in row(out, PRUNED, "speedup") and "Zen 4" in row(out, PRUNED, "speedup")
+    assert out.startswith("NOTE: this run is on AMD family 26 model 2 (Zen 5)")
+    assert f"yolobench gate --suggest {on_zen5} > {tmp_path / 'thresholds-smoke-amd-family26-model2.toml'}" in out
+    # the same numbers on the generation the floors came from fail, and so does a low mAP anywhere
+    on_zen4 = write_on(tmp_path, "zen4", ZEN4, cell(REFERENCE_CELL, tight(5.0), speedup=1.0), slow_sparse)
+    code, out, _ = gate_cli(capsys, "--current", on_zen4, "--thresholds", path)
+    assert code == EXIT_FAILED and "FAIL" in row(out, PRUNED, "speedup") and "NOTE" not in out
+    low_map = write_on(tmp_path, "zen5-lowmap", ZEN5, cell(REFERENCE_CELL, tight(5.0), speedup=1.0),
+                       cell(PRUNED, tight(17.0), speedup=0.31, map50=0.5))
+    code, out, _ = gate_cli(capsys, "--current", low_map, "--thresholds", path)
+    assert code == EXIT_FAILED and "FAIL" in row(out, PRUNED, "map50")
+
+
+def test_a_cell_with_only_another_generations_speedup_floor_is_not_expected(tmp_path):
+    path = tmp_path / "t.toml"
+    path.write_text(ZEN4_FLOORS + f'\n[cells."{PRUNED}"]\nspeedup_floor = 0.46\nsource = "test"\n')
+    on_zen5 = load_run(write_on(tmp_path, "zen5", ZEN5, cell(REFERENCE_CELL, tight(5.0), speedup=1.0)))
+    on_zen4 = load_run(write_on(tmp_path, "zen4", ZEN4, cell(REFERENCE_CELL, tight(5.0), speedup=1.0)))
+    assert not any(c.failed for c in gate.evaluate(on_zen5, None, gate.load_thresholds(path)))
+    assert [c.cell for c in gate.evaluate(on_zen4, None, gate.load_thresholds(path)) if c.failed] == [PRUNED]
+
+
+def test_a_generations_own_thresholds_file_is_preferred_and_suggest_records_the_machine(tmp_path, monkeypatch,
+                                                                                       capsys):
+    from yolobench import paths
+    from yolobench.commands import gate as gate_command
+
+    monkeypatch.setattr(paths, "repo_root", lambda: tmp_path)
+    (tmp_path / "results").mkdir()
+    floors_on_zen4(tmp_path / "results")
+    zen5 = "AMD family 26 model 2 (Zen 5)"
+    assert gate_command.default_thresholds("smoke", zen5).name == "thresholds-smoke.toml"
+    on_zen5 = write_on(tmp_path, "zen5", ZEN5, cell(REFERENCE_CELL, tight(5.0), speedup=1.0),
+                       cell(PRUNED, tight(17.0), speedup=0.31, map50=0.7))
+    code, out, _ = gate_cli(capsys, "--suggest", on_zen5)
+    assert code == EXIT_OK and f'machine = "{zen5}"' in out
+    own = tmp_path / "results" / "thresholds-smoke-amd-family26-model2.toml"
+    own.write_text(out)
+    assert gate_command.default_thresholds("smoke", zen5) == own
+    assert gate.load_thresholds(own).machine == zen5
+    code, out, _ = gate_cli(capsys, "--current", on_zen5)
+    assert code == EXIT_OK and "NOTE" not in out and "ok" in row(out, PRUNED, "speedup")
+
+
+def test_machine_in_thresholds_must_be_a_generation_name(tmp_path):
+    path = tmp_path / "t.toml"
+    path.write_text(THRESHOLDS_HEADER.replace("[defaults]\n", "[defaults]\nmachine = 25\n", 1))
+    with pytest.raises(UserError, match=r"machine must name a CPU generation"):
+        gate.load_thresholds(path)

@@ -136,13 +136,22 @@ class _RecipeLoader(yaml.SafeLoader):
 _RecipeLoader.add_multi_constructor("!", lambda loader, suffix, node: loader.construct_mapping(node))
 
 
+def builtin_settings(spec: VariantSpec, profile: Profile) -> tuple[str, dict]:
+    """(generator domain, builtin_dataset() arguments) of the built-in data a variant trains on."""
+    if spec.domain == "source" and profile.name in catalogue.SOURCE_DATASETS:
+        settings = dict(catalogue.SOURCE_DATASETS[profile.name])
+        return settings.pop("domain"), settings
+    return spec.domain, dict(profile.dataset)
+
+
 def dataset_for(spec: VariantSpec, profile: Profile, data: str | Path | None) -> Path:
     """data.yaml the variant trains on: the user's (target domain) or the built-in one."""
     if spec.domain == "target" and data is not None:
         return Path(data).expanduser().resolve()
     from yolobench.data import builtin_dataset
 
-    return builtin_dataset(spec.domain, seed=DATASET_SEED, **dict(profile.dataset))
+    domain, settings = builtin_settings(spec, profile)
+    return builtin_dataset(domain, seed=DATASET_SEED, **settings)
 
 
 def eval_sets(spec: VariantSpec, profile: Profile, data: str | Path | None) -> dict[int, Path]:
@@ -158,13 +167,13 @@ def eval_sets(spec: VariantSpec, profile: Profile, data: str | Path | None) -> d
         return {imgsz: train_set for imgsz in profile.export_imgsz}
     from yolobench.data import builtin_dataset
 
+    domain, settings = builtin_settings(spec, profile)
     sets = {}
     for imgsz in profile.export_imgsz:
-        if imgsz == profile.dataset["imgsz"]:
+        if imgsz == settings["imgsz"]:
             sets[imgsz] = train_set
         else:  # one training image is the smallest set the generator makes; only the validation split is read
-            sets[imgsz] = builtin_dataset(spec.domain, seed=DATASET_SEED, train=1, val=profile.dataset["val"],
-                                          imgsz=imgsz)
+            sets[imgsz] = builtin_dataset(domain, seed=DATASET_SEED, train=1, val=settings["val"], imgsz=imgsz)
     return sets
 
 
@@ -324,6 +333,8 @@ def _build_one(name: str, key: str, profile_name: str, data, parent: Artifact | 
                    "variables": variables, "text": recipe_text} if recipe_text else None,
         "model": spec.model,
         "dataset": {"data_yaml": str(data_yaml), "hash": info.content_hash, "domain": spec.domain,
+                    "generator_domain": None if (spec.domain == "target" and data is not None)
+                    else builtin_settings(spec, catalogue.get_profile(profile_name))[0],
                     "names": names, "train_images": info.train_images, "val_images": info.val_images,
                     "eval_data_yaml": {str(k): str(v) for k, v in eval_data.items()}},
         "quantized": spec.quantized,

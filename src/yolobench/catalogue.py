@@ -109,6 +109,18 @@ PROFILES = {
     ),
 }
 
+# The built-in data a profile's *source*-domain variants (source_pq) train on, where it is not the
+# profile's own `dataset` settings in the 3-class source domain. `full` trains the transfer origin on
+# the broad domain: 14 classes in four looks (data/synth.py), twice the target's images, because the
+# blog's origin was a model trained on a large, broad dataset (COCO) fine-tuned onto a small one; a
+# 3-class source trained for 14 epochs made smoke's `transfer` reach only 56% of dense's mAP@0.5.
+# Smoke keeps the small source: CI minutes. The source data never depends on the user's `--data`, so
+# source_pq is built once per machine and every target dataset's `transfer` starts from it.
+# (A separate table, not a Profile field: a new field would change every variant's artifact key.)
+SOURCE_DATASETS = MappingProxyType({
+    "full": MappingProxyType({"domain": "broad", "train": 1280, "val": 96, "imgsz": 320}),
+})
+
 # Learning rates: from scratch the trainer's default schedule; fine-tuning and QAT at a small LR
 # (QAT needs it: large steps move weights across quantization bins and the scales cannot follow;
 # pruned_quant fine-tunes at _FINETUNE, whose QAT epochs come last at the decayed rate).

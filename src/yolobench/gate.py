@@ -166,6 +166,10 @@ class Thresholds:
     source: str
     cells: dict[str, CellThresholds]
     engine_latency_factor: float = DEFAULT_ENGINE_LATENCY_FACTOR
+    # The CPU generation of the run the speedup floors came from ([defaults] machine), e.g.
+    # "AMD family 25 model 17 (Zen 4)". Speedups do not carry across generations (below), so a run on
+    # another one is not judged by them. None: unrecorded (floors apply everywhere, as before).
+    machine: str | None = None
 
     def for_cell(self, name: str) -> CellThresholds:
         return self.cells.get(name, CellThresholds())
@@ -182,7 +186,8 @@ _NUMBER_KEYS = {
     "speedup_floor": (0.0, math.inf, False),
     "map50_floor": (0.0, 1.0, True),
 }
-_DEFAULT_KEYS = ("latency_factor", "engine_latency_factor", "source")
+_DEFAULT_KEYS = ("latency_factor", "engine_latency_factor", "machine", "source")
+_STRING_KEYS = ("source", "machine")
 _CELL_KEYS = ("speedup_floor", "map50_floor", "latency_factor", "source")
 
 
@@ -194,7 +199,7 @@ def _table_numbers(table: Any, allowed: Sequence[str], where: str) -> tuple[dict
         raise UserError(f"{where}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(allowed)}")
     numbers: dict[str, float] = {}
     for key, value in table.items():
-        if key == "source":
+        if key in _STRING_KEYS:
             continue
         lo, hi, lo_inclusive = _NUMBER_KEYS[key]
         in_range = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) \
@@ -241,8 +246,29 @@ def load_thresholds(path: str | Path) -> Thresholds:
                             f"(e.g. pruned_quant-deepsparse-640); add the image size") from None
         numbers, cell_source = _table_numbers(table, _CELL_KEYS, f"{path}: [cells.\"{name}\"]")
         cells[name] = CellThresholds(source=cell_source, **numbers)
+    machine = data["defaults"].get("machine")
+    if machine is not None and (not isinstance(machine, str) or not machine.strip()):
+        raise UserError(f"{path}: [defaults] machine must name a CPU generation, e.g. "
+                        f"\"AMD family 26 model 2 (Zen 5)\" (a run's cpu_generation), got {machine!r}")
     return Thresholds(path=path, latency_factor=defaults["latency_factor"], source=source, cells=cells,
-                      engine_latency_factor=defaults.get("engine_latency_factor", DEFAULT_ENGINE_LATENCY_FACTOR))
+                      engine_latency_factor=defaults.get("engine_latency_factor", DEFAULT_ENGINE_LATENCY_FACTOR),
+                      machine=machine)
+
+
+def same_generation(a: str | None, b: str | None) -> bool:
+    """Whether two CPU generations are the same (unknown on either side counts as the same)."""
+    from yolobench.timer import generation_slug
+
+    return a is None or b is None or generation_slug(a) == generation_slug(b)
+
+
+# Speedup floors are per CPU generation. Measured (the main job of a fresh clone, 2026-12-02): the smoke ladder on a Zen 5 (AMD family 26 model 2)
+# had DeepSparse's 75%-pruned fp32 cell at 0.31x of the dense reference where the Zen 4 (family 25
+# model 17) run that set the floors had 0.80x (floor 0.46), and pruned_quant, source_pq and transfer on
+# DeepSparse also fell below their Zen 4 floors, while every other engine got faster on Zen 5: which
+# engine wins, and by how much, changes with the generation. mAP floors do carry (same artifacts).
+def speedup_floors_apply(thresholds: Thresholds, run: Run) -> bool:
+    return same_generation(thresholds.machine, run.cpu_generation)
 
 
 # --- Evaluation ---
@@ -351,21 +377,30 @@ def evaluate(current: Run, baseline: Run | None, thresholds: Thresholds) -> list
     checks: list[Check] = []
     expected = set(thresholds.cells) if baseline is None else set(thresholds.cells) | set(baseline.cells)
     expected = {name for name in expected if _timed(name)}
+    floors_apply = speedup_floors_apply(thresholds, current)
     for name in sorted(expected - set(current.cells)):
         in_baseline = baseline is not None and name in baseline.cells
-        if not in_baseline and not thresholds.for_cell(name).has_floor:
+        limits = thresholds.for_cell(name)
+        has_floor = limits.map50_floor is not None or (limits.speedup_floor is not None and floors_apply)
+        if not in_baseline and not has_floor:
             continue  # a thresholds entry without floors (a latency_factor override only) expects nothing
         where = "in baseline" if in_baseline else "has floors in thresholds"
         checks.append(Check(name, CHECK_PRESENT, "missing", where, None, FAIL,
                             "skipped or failed in this run?"))
 
+    floors_apply = speedup_floors_apply(thresholds, current)
     for name, cell in sorted(current.cells.items()):
         limits = thresholds.for_cell(name)
         checks.append(_latency_check(name, current, cell, baseline, thresholds))
         speedup_missing = (f"no speedup recorded (reference cell {cell.reference_cell or reference_cell_name(cell.imgsz)} "
                            "missing from the run?)")
-        checks.append(_floor_check(name, CHECK_SPEEDUP, cell.speedup_vs_reference, limits.speedup_floor,
-                                   ".2f", speedup_missing))
+        if limits.speedup_floor is not None and not floors_apply:
+            measured = "-" if cell.speedup_vs_reference is None else f"{cell.speedup_vs_reference:.2f}"
+            checks.append(Check(name, CHECK_SPEEDUP, measured, f">= {limits.speedup_floor:.2f}", None, NOT_COMPARED,
+                                f"floor from {thresholds.machine}"))
+        else:
+            checks.append(_floor_check(name, CHECK_SPEEDUP, cell.speedup_vs_reference, limits.speedup_floor,
+                                       ".2f", speedup_missing))
         checks.append(_floor_check(name, CHECK_MAP50, cell.map50, limits.map50_floor, ".3f",
                                    "no map50 recorded for this cell"))
     checks.extend(_engine_checks(current, checks, thresholds.engine_latency_factor))
@@ -539,6 +574,7 @@ def suggest_thresholds(run: Run, thresholds: Thresholds | None = None) -> str:
         "[defaults]",
         f"latency_factor = {factor:g}",
         f"engine_latency_factor = {engine_factor:g}",  # carried over with latency_factor (one source for both)
+        *([f"machine = {_toml_string(run.cpu_generation)}"] if run.cpu_generation else []),
         f"source = {_toml_string(factor_source)}",
     ]
     for name, cell in sorted(run.cells.items()):

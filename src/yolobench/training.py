@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from pathlib import Path
 from typing import Any, Callable
 
@@ -43,6 +44,29 @@ def _atomic_torch_save(obj: Any, path: Path) -> None:
     tmp = path.with_name(path.name + f".tmp{os.getpid()}")
     torch.save(obj, tmp)
     os.replace(tmp, path)
+
+
+# The Detect head's last class convolution (one per scale: model.<head>.cv3.<i>.2): its output channels
+# are the class count. Sparse transfer from a parent with other classes (the blog's COCO checkpoint onto
+# VOC; here the 14-class broad source onto the 3-class target) re-initialises exactly these, as
+# ultralytics' own transfer does by loading only the tensors whose shapes match. Neither the pruning
+# nor the quantization recipes touch them (the Detect head stays FP32 and its `.2` convs are dense).
+_CLASS_HEAD = re.compile(r"^model\.\d+\.cv3\.\d+\.2\.(weight|bias)$")
+
+
+def class_head_adapted(parent_state: dict, own_state: dict) -> dict:
+    """``parent_state`` with its class-output tensors replaced by ``own_state``'s where the class count
+    differs; any other mismatch is an error naming the tensor (a wrong parent, not a new dataset)."""
+    out = dict(parent_state)
+    for name, tensor in parent_state.items():
+        mine = own_state.get(name)
+        if mine is None or getattr(mine, "shape", None) == getattr(tensor, "shape", None):
+            continue
+        if not _CLASS_HEAD.match(name):
+            raise ValueError(f"parent weights do not fit this model: {name} is {tuple(tensor.shape)} in the "
+                             f"parent, {tuple(mine.shape)} here (only the class outputs may differ)")
+        out[name] = mine
+    return out
 
 
 class RecipeTrainer(DetectionTrainer):
@@ -118,7 +142,7 @@ class RecipeTrainer(DetectionTrainer):
             ScheduledModifierManager.from_yaml(self.parent_recipe[0], recipe_variables=self.parent_recipe[1]
                                                ).apply_structure(model, epoch=float("inf"))
         if self.init_state is not None:
-            model.load_state_dict(self.init_state, strict=True)
+            model.load_state_dict(class_head_adapted(self.init_state, model.state_dict()), strict=True)
         ckpt_path = self.checkpoint_dir / CHECKPOINT_NAME
         if ckpt_path.exists():
             state = torch.load(ckpt_path, map_location="cpu", weights_only=False)

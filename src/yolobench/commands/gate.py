@@ -22,9 +22,36 @@ HELP = "check a benchmark run against the committed thresholds and a baseline ru
 AUTO = Path("auto")
 
 
-def default_thresholds(profile: str | None = "smoke") -> Path:
-    """Thresholds of a profile: ``results/thresholds-<profile>.toml`` (floors differ per profile)."""
-    return paths.repo_root() / "results" / f"thresholds-{profile or 'smoke'}.toml"
+def default_thresholds(profile: str | None = "smoke", generation: str | None = None) -> Path:
+    """Thresholds of a profile: ``results/thresholds-<profile>-<cpu generation>.toml`` where one was
+    made on the run's CPU generation (its speedup floors are that machine's), else
+    ``results/thresholds-<profile>.toml`` (floors differ per profile)."""
+    results = paths.repo_root() / "results"
+    if generation:
+        from yolobench.timer import generation_slug
+
+        own = results / f"thresholds-{profile or 'smoke'}-{generation_slug(generation)}.toml"
+        if own.exists():
+            return own
+    return results / f"thresholds-{profile or 'smoke'}.toml"
+
+
+def other_machine_note(thresholds: gate.Thresholds, current, current_file: Path) -> str | None:
+    """The line that opens the gate's output when the thresholds' speedup floors are another CPU
+    generation's: what is not compared, and the commands that make floors and a baseline for this one."""
+    if gate.speedup_floors_apply(thresholds, current):
+        return None
+    profile = current.profile or "smoke"
+    from yolobench.timer import generation_slug
+
+    slug = generation_slug(current.cpu_generation)
+    own = thresholds.path.with_name(f"thresholds-{profile}-{slug}.toml")
+    return (f"NOTE: this run is on {current.cpu_generation}; the speedup floors of {thresholds.path.name} were "
+            f"measured on {thresholds.machine}. Speedups do not carry across CPU generations, so they are "
+            f"not compared here (mAP floors are). To give this machine its own floors and baseline, from a "
+            f"run made with nothing else running:\n"
+            f"    yolobench gate --suggest {current_file} > {own}\n"
+            f"    cp {current_file} {baseline_path(profile, current.cpu_generation)}")
 
 
 def baseline_path(profile: str, generation: str) -> Path:
@@ -68,7 +95,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     first = args.suggest or args.current or (args.study[0] if args.study else None)
     first_run = load_run(first) if first is not None else None
-    thresholds_path = args.thresholds or default_thresholds(first_run.profile if first_run else None)
+    thresholds_path = args.thresholds or default_thresholds(first_run.profile if first_run else None,
+                                                            first_run.cpu_generation if first_run else None)
     if args.suggest is not None:
         suggested_from = first_run
         # `--suggest RUN > results/thresholds.toml` empties the file before we read it: fall back to the
@@ -93,6 +121,10 @@ def run(args: argparse.Namespace) -> int:
     baseline = load_run(baseline_file) if baseline_file is not None else None
     checks = gate.evaluate(current, baseline, thresholds)
 
+    note = other_machine_note(thresholds, current, first)
+    if note:
+        print(note)
+        print()
     print(gate.describe_run("current", current))
     if baseline is not None:
         print(gate.describe_run("baseline", baseline))

@@ -6,7 +6,11 @@ Design (what a reader of a benchmark number needs to know about the data):
   rectangle, filled with a solid shaded colour, sometimes outlined. ``source`` (for sparse transfer
   learning: same number of classes, other shapes and look): five-pointed star, plus-shaped cross, ring
   (annulus, the background shows through the hole), filled with two-colour stripes from a muted palette,
-  always outlined.
+  always outlined. ``broad`` (the source of the ``full`` profile's sparse transfer learning: broad as
+  a large public dataset is to a user's small one): 14 classes (``BROAD_NAMES``: stars, polygons,
+  arrows, letters, a heart, a crescent, ...; none of them a target class), each drawn in any of four
+  looks (the target's solid shading, the source's stripes, a checkerboard, a two-colour gradient),
+  outlined or not, up to ``MAX_OBJECTS_BROAD`` (8) per image.
 - **Scale**: the diameter of each shape's circumscribed circle is log-uniform between
   ``MIN_SIZE`` (10%) and ``MAX_SIZE`` (50%) of the image side: 26 to 128 px at 256 px. Aspect, rotation
   (any angle), position and colour are random; shapes may run over the image border.
@@ -55,11 +59,17 @@ MIN_IMGSZ = 32
 PNG_COMPRESSION = 6  # fixed: part of what makes the files byte-identical
 PHOTOS = ("bus.jpg", "zidane.jpg")  # shipped in the ultralytics package (ultralytics/assets/)
 
+BROAD_NAMES = ("star", "cross", "ring", "pentagon", "hexagon", "diamond", "crescent", "arrow", "heart",
+               "trapezoid", "semicircle", "l_shape", "t_shape", "star4")
+MAX_OBJECTS_BROAD = 8  # more boxes per image: more to learn from per optimizer step
+
 DOMAIN_NAMES = {
     "target": ("circle", "triangle", "square"),
     "source": ("star", "cross", "ring"),
+    "broad": BROAD_NAMES,
 }
-DOMAIN_IDS = {"target": 0, "source": 1}
+# New domains take new ids: an id seeds its images, so the existing domains' images never change.
+DOMAIN_IDS = {"target": 0, "source": 1, "broad": 2}
 SPLIT_IDS = {"train": 0, "val": 1}
 
 
@@ -109,6 +119,53 @@ def _shape_polygons(kind: str, radius: float, rng: np.random.Generator) -> tuple
         t = np.linspace(0, 2 * np.pi, n, endpoint=False)
         pts = np.stack([radius * np.cos(t), radius * np.sin(t)], 1)
         hole = pts * rng.uniform(0.45, 0.65)
+    elif kind in ("pentagon", "hexagon"):
+        n = 5 if kind == "pentagon" else 6
+        t = np.arange(n) * 2 * np.pi / n + np.deg2rad(rng.uniform(-5, 5, n))
+        pts = np.stack([radius * np.cos(t), radius * np.sin(t)], 1)
+    elif kind == "diamond":
+        ry = radius * rng.uniform(0.45, 0.7)
+        pts = np.array([[radius, 0.0], [0.0, ry], [-radius, 0.0], [0.0, -ry]])
+    elif kind == "crescent":
+        # The outer disc minus a cutting disc of radius rc centred at (d, 0): outer arc, then the cutter's arc.
+        d, rc = radius * rng.uniform(0.35, 0.55), radius * rng.uniform(0.75, 0.9)
+        x = (radius**2 - rc**2 + d**2) / (2 * d)
+        y = math.sqrt(max(radius**2 - x**2, 1e-6))
+        a, b = math.atan2(y, x), math.atan2(y, x - d)
+        t_out = np.linspace(a, 2 * np.pi - a, 36)
+        t_in = np.linspace(2 * np.pi - b, b, 24)
+        pts = np.concatenate([np.stack([radius * np.cos(t_out), radius * np.sin(t_out)], 1),
+                              np.stack([d + rc * np.cos(t_in), rc * np.sin(t_in)], 1)])
+    elif kind == "arrow":
+        w, h, a = radius * rng.uniform(0.15, 0.25), radius * rng.uniform(0.45, 0.6), radius * rng.uniform(0.0, 0.3)
+        pts = np.array([[-radius, -w], [a, -w], [a, -h], [radius, 0.0], [a, h], [a, w], [-radius, w]])
+    elif kind == "heart":
+        t = np.linspace(0, 2 * np.pi, 48, endpoint=False)
+        xs = 16 * np.sin(t) ** 3
+        ys = -(13 * np.cos(t) - 5 * np.cos(2 * t) - 2 * np.cos(3 * t) - np.cos(4 * t))
+        pts = np.stack([xs, ys], 1)
+        pts = (pts - pts.mean(0)) * (radius / float(np.linalg.norm(pts - pts.mean(0), axis=1).max()))
+    elif kind == "trapezoid":
+        hy = radius * rng.uniform(0.5, 0.7)
+        b = math.sqrt(max(radius**2 - hy**2, 1e-6))
+        top = b * rng.uniform(0.35, 0.6)
+        pts = np.array([[-b, hy], [b, hy], [top, -hy], [-top, -hy]])
+    elif kind == "semicircle":
+        t = np.linspace(0, np.pi, 25)
+        pts = np.stack([radius * np.cos(t), radius * np.sin(t) - radius / 2], 1)
+    elif kind in ("l_shape", "t_shape"):
+        s_ = radius / math.sqrt(2)  # half-side of the bounding square inscribed in the circle
+        w = s_ * rng.uniform(0.5, 0.7)  # stroke width, as a share of the full side 2*s_
+        if kind == "l_shape":
+            pts = np.array([[-s_, -s_], [-s_ + w, -s_], [-s_ + w, s_ - w], [s_, s_ - w], [s_, s_], [-s_, s_]])
+        else:
+            pts = np.array([[-s_, -s_], [s_, -s_], [s_, -s_ + w], [w / 2, -s_ + w], [w / 2, s_], [-w / 2, s_],
+                            [-w / 2, -s_ + w], [-s_, -s_ + w]])
+    elif kind == "star4":
+        inner = radius * rng.uniform(0.3, 0.45)
+        t = np.arange(8) * np.pi / 4
+        r = np.where(np.arange(8) % 2 == 0, radius, inner)
+        pts = np.stack([r * np.cos(t), r * np.sin(t)], 1)
     else:  # pragma: no cover
         raise ValueError(kind)
     return pts, hole
@@ -256,7 +313,21 @@ def _fill(domain: str, rng: np.random.Generator, z: int, bg_mean: np.ndarray) ->
     yy, xx = np.mgrid[0:z, 0:z].astype(np.float32)
     a = rng.uniform(0, 2 * np.pi)
     proj = xx * math.cos(a) + yy * math.sin(a)
-    if domain == "target":
+    style = domain
+    if domain == "broad":  # every look of the other domains and two of its own
+        style = ("target", "source", "checker", "gradient")[int(rng.integers(4))]
+    if style in ("checker", "gradient"):
+        c0, c1 = _random_color(rng), _random_color(rng, sat=(0.1, 1.0), val=(0.2, 1.0))
+        if style == "checker":
+            period = rng.uniform(5, 12) * z / 256
+            b = proj / period
+            c = (xx * -math.sin(a) + yy * math.cos(a)) / period
+            mix = ((np.floor(b) + np.floor(c)) % 2)[..., None]
+        else:
+            mix = np.clip((proj - proj.min()) / max(float(proj.max() - proj.min()), 1e-6), 0, 1)[..., None]
+        fill = c0 * (1 - mix) + c1 * mix
+        outline = c0 * rng.uniform(0.2, 0.5)
+    elif style == "target":
         # Solid colour far enough from the local background, with a soft shading ramp.
         color = _random_color(rng)
         for _ in range(6):
@@ -288,7 +359,7 @@ def render_image(domain: str, seed: int, split: str, index: int, imgsz: int) -> 
 
     # Place the shapes: each keeps >= MIN_VISIBLE of its area visible (see module docstring).
     placed = []  # dicts: cls, polys, alpha (z x z uint8), area (float), visible (bool mask)
-    for _ in range(int(rng.integers(1, MAX_OBJECTS + 1))):
+    for _ in range(int(rng.integers(1, (MAX_OBJECTS_BROAD if domain == "broad" else MAX_OBJECTS) + 1))):
         cls = int(rng.integers(len(names)))
         for _try in range(PLACEMENT_TRIES):
             d = z * math.exp(rng.uniform(math.log(MIN_SIZE), math.log(MAX_SIZE)))
@@ -320,7 +391,7 @@ def render_image(domain: str, seed: int, split: str, index: int, imgsz: int) -> 
         fill, outline = _fill(domain, rng, z, bg_mean)
         a = (p["alpha"].astype(np.float32) / 255.0)[..., None]
         img = img * (1 - a) + fill * a
-        thick_p = 0.5 if domain == "target" else 1.0
+        thick_p = {"target": 0.5, "source": 1.0}.get(domain, 0.6)
         if rng.random() < thick_p:
             thick = max(1, int(round(z / 256 * rng.uniform(1, 2.5))))
             lines = np.zeros((z, z), np.uint8)
