@@ -41,8 +41,8 @@ def pytest_addoption(parser):
     group = parser.getgroup("yolobench-bench", "yolobench benchmarks")
     if not _defined(parser, "--engines"):
         group.addoption("--engines", default=None,
-                        help="comma-separated engines to benchmark, in this order (default: "
-                             "torch,onnxruntime,deepsparse,openvino)")
+                        help="comma-separated engines to benchmark, in this order (default: every "
+                             "engine, as `yolobench bench --help` lists them)")
     if not _defined(parser, "--sessions"):
         group.addoption("--sessions", type=int, default=None,
                         help="independently loaded sessions per cell, run in passes over the matrix "

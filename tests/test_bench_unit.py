@@ -82,7 +82,7 @@ def fake_engines(monkeypatch):
     """engines.get(name) -> a FakeEngine registered here; no preflight child processes."""
     registry: dict[str, FakeEngine] = {}
     monkeypatch.setattr(bench.engines, "get", lambda name: registry[name])
-    monkeypatch.setattr(bench, "PREFLIGHT_ENGINES", ())
+    monkeypatch.setattr(engines.engine_class("deepsparse"), "can_abort_process", False)
     monkeypatch.setattr(bench, "benchmark_input",
                         lambda artifact, imgsz, batch=1: (np.zeros((batch, 3, imgsz, imgsz), np.float32),
                                                           Path("val_000000.png")))
@@ -115,7 +115,7 @@ def test_torch_fake_quantized_cells_are_not_timed_and_say_why():
 
 
 def test_parse_engines_keeps_the_given_order_and_rejects_unknown_names():
-    assert bench.parse_engines(None) == list(engines.ENGINE_NAMES)
+    assert bench.parse_engines(None) == list(engines.engine_names())
     assert bench.parse_engines("deepsparse, onnxruntime,deepsparse") == ["deepsparse", "onnxruntime"]
     assert bench.parse_engines(["torch", "openvino,onnxruntime"]) == ["torch", "openvino", "onnxruntime"]
     with pytest.raises(UserError, match="unknown engine 'tensorrt'"):
@@ -518,7 +518,7 @@ def test_the_asv_suite_covers_the_catalogue_times_the_engines(asv_suite):
     cell = asv_suite.Cell
     assert cell.param_names == ("variant", "engine")
     assert list(itertools.product(*cell.params)) == list(itertools.product(catalogue.VARIANT_NAMES,
-                                                                            engines.ENGINE_NAMES))
+                                                                            engines.engine_names()))
     assert cell.track_latency_ms.unit == "ms"
     assert asv_suite.profile() == "smoke"
 

@@ -50,8 +50,8 @@ def reference_raw(tiny, batch):
 
 
 def test_registry_names_the_four_engines():
-    assert engines.ENGINE_NAMES == ("torch", "onnxruntime", "deepsparse", "openvino")
-    assert [engines.get(n).name for n in engines.ENGINE_NAMES] == list(engines.ENGINE_NAMES)
+    assert engines.engine_names() == ("torch", "onnxruntime", "deepsparse", "openvino")
+    assert [engines.get(n).name for n in engines.engine_names()] == list(engines.engine_names())
 
 
 def test_unknown_engine_is_a_user_error():
@@ -59,7 +59,7 @@ def test_unknown_engine_is_a_user_error():
         engines.get("tensorrt")
 
 
-@pytest.mark.parametrize("name", engines.ONNX_ENGINE_NAMES)
+@pytest.mark.parametrize("name", engines.onnx_engine_names())
 def test_onnx_engine_matches_reference_raw_outputs(name, tiny, batch, reference_raw):
     """One FP32 graph on every ONNX engine computing in FP32: raw head outputs within the same_graph_fp32 policy."""
     session = load_or_skip(name, tiny.onnx, pinned_fp32=True)
@@ -93,7 +93,7 @@ def test_deepsparse_records_fraction_of_supported_ops(tiny):
     assert session.describe()["num_cores"] == THREADS
 
 
-@pytest.mark.parametrize("name", engines.ONNX_ENGINE_NAMES)
+@pytest.mark.parametrize("name", engines.onnx_engine_names())
 def test_onnx_engine_at_its_default_agrees_under_the_policy_its_precision_picks(name, tiny, batch, reference_raw):
     """As timed (the user's defaults): raw tensors where the engine computes in FP32, detections where in bf16."""
     session = load_or_skip(name, tiny.onnx)
@@ -272,7 +272,7 @@ def test_bad_model_files_are_one_line_user_errors(tiny, tmp_path, case, message)
         _graph_model(path, TensorProto.FLOAT, [1, 3])
     elif case == "uint8_input":
         _graph_model(path, TensorProto.UINT8, [1, 3, IMGSZ, IMGSZ])
-    for name in engines.ONNX_ENGINE_NAMES:  # the same check fronts every engine
+    for name in engines.onnx_engine_names():  # the same check fronts every engine
         with pytest.raises(UserError, match=message) as err:
             engines.get(name).load(path, threads=THREADS)
         assert "\n" not in str(err.value)
@@ -318,7 +318,7 @@ def test_dynamic_model_needs_an_image_size(dynamic_onnx):
         engines.get(REFERENCE).load(dynamic_onnx, threads=THREADS)
 
 
-@pytest.mark.parametrize("name", engines.ONNX_ENGINE_NAMES)
+@pytest.mark.parametrize("name", engines.onnx_engine_names())
 def test_dynamic_model_runs_at_the_given_size(name, dynamic_onnx, batch, reference_raw):
     session = load_or_skip(name, dynamic_onnx, pinned_fp32=True, imgsz=IMGSZ)  # the reshape, checked in FP32
     result = compare_raw(run_each(session, batch[0]), reference_raw, POLICY.same_graph_fp32, imgsz=IMGSZ)

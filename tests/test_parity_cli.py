@@ -25,7 +25,7 @@ PERTURBATION = 0.1  # noise of 10% of the weights' spread: moves boxes ~0.07 px,
 
 
 def available_onnx_engines():
-    return [name for name in engines.ONNX_ENGINE_NAMES if engines.get(name).available()[0]]
+    return [name for name in engines.onnx_engine_names() if engines.get(name).available()[0]]
 
 
 @pytest.fixture(scope="session")

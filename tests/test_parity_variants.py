@@ -31,15 +31,10 @@ PARITY_IOU = 0.45
 # profile's 1-epoch models score 0.0): such a run fails instead of passing vacuously.
 MIN_MEANINGFUL_MAP50 = 0.2
 
-# Which engines run which ONNX form (each engine gets the form it is fast on; the pairs
-# here are the ones a user would compare). "openvino" is OpenVINO at its defaults, as timed (bf16 on a
-# CPU that has it: judged by detections); "openvino-f32" pinned to f32 checks the graph on raw tensors.
-SAME_GRAPH_PAIRS = {
-    "fp32": [("onnxruntime", "deepsparse"), ("onnxruntime", "openvino-f32"), ("onnxruntime", "openvino")],
-    "deepsparse": [("onnxruntime", "deepsparse")],
-    "qdq": [("onnxruntime", "openvino-f32"), ("onnxruntime", "openvino")],
-}
-ONNX_ENGINES = ("onnxruntime", "deepsparse", "openvino")
+# Which engines run which ONNX form comes from the engines themselves (engines.same_graph_pairs): the
+# parity reference against every other engine that loads the form. "openvino" is OpenVINO at its
+# defaults, as timed (bf16 on a CPU that has it: judged by detections); "openvino-f32" pinned to f32
+# checks the graph on raw tensors.
 
 
 def _forms(variant: str) -> list[str]:
@@ -51,10 +46,10 @@ def pytest_generate_tests(metafunc):
 
     names = _config(metafunc.config).variants
     if "same_graph_case" in metafunc.fixturenames:
-        cases = [(v, form, a, b) for v in names for form in _forms(v) for a, b in SAME_GRAPH_PAIRS[form]]
+        cases = [(v, form, a, b) for v in names for form in _forms(v) for a, b in engines.same_graph_pairs(form)]
         metafunc.parametrize("same_graph_case", cases, ids=["-".join(c) for c in cases])
     if "engine_case" in metafunc.fixturenames:
-        cases = [(v, e) for v in names for e in ONNX_ENGINES]
+        cases = [(v, e) for v in names for e in engines.onnx_engine_names()]
         metafunc.parametrize("engine_case", cases, ids=["-".join(c) for c in cases])
 
 

@@ -67,16 +67,17 @@ def default_threads() -> int:
 
 
 def parse_engines(text: str | Sequence[str] | None) -> list[str]:
-    """'deepsparse,onnxruntime' or a list, or None (= all four) -> engine names, in the order given."""
+    """'deepsparse,onnxruntime' or a list, or None (= every engine) -> engine names, in the order given."""
+    known = engines.engine_names()
     if not text:
-        return list(engines.ENGINE_NAMES)
+        return list(known)
     items = text.split(",") if isinstance(text, str) else [x for part in text for x in str(part).split(",")]
     names: list[str] = []
     for item in (i.strip() for i in items):
         if not item:
             continue
-        if item not in engines.ENGINE_NAMES:
-            raise UserError(f"unknown engine {item!r}; choose from: {', '.join(engines.ENGINE_NAMES)}")
+        if item not in known:
+            raise UserError(f"unknown engine {item!r}; choose from: {', '.join(known)}")
         if item not in names:
             names.append(item)
     return names
@@ -167,12 +168,10 @@ class CellContext:
 
 # --- Loading in a child process first ---
 
-# Engines whose native compiler can end the whole process instead of raising: DeepSparse 1.8 failed an
-# assertion (fold_elementwise.cpp:47) compiling a tiny-profile pruned_quant graph and exited, which
+# An engine whose native code can end the whole process instead of raising (its ``can_abort_process``)
 # would take the benchmark session with it, and pytest-benchmark writes its run file only at the end.
 # Such engines load and run each cell once in a child process first; a crash there skips the cell with
 # the crash's reason (and the gate reports a cell missing from the baseline).
-PREFLIGHT_ENGINES = ("deepsparse",)
 # Compiles seen here took seconds; one still running after ten minutes has hung.
 PREFLIGHT_TIMEOUT_S = 600.0
 _CHILD_OK, _CHILD_UNSUPPORTED, _CHILD_ERROR = 0, 3, 4
@@ -181,12 +180,12 @@ _preflight_passed: set[tuple] = set()
 
 
 def preflight(artifact: Any, engine_name: str, *, threads: int, imgsz: int, batch: int = 1) -> None:
-    """Load and run the cell once in a child process (only for ``PREFLIGHT_ENGINES``).
+    """Load and run the cell once in a child process (only for an engine that ``can_abort_process``).
 
     :class:`EngineUnsupported` when the child crashed, hung or found the engine unsupported; a Python
     error in the child is left for the caller's own load to raise with its traceback.
     """
-    if engine_name not in PREFLIGHT_ENGINES:
+    if not engines.trait(engine_name, "can_abort_process", False):
         return
     key = (str(artifact.path), engine_name, threads, imgsz, batch)
     if key in _preflight_passed:
@@ -257,7 +256,7 @@ def open_cell(artifact: Any, engine_name: str, *, threads: int | None = None, im
               batch: int = 1, isolate: bool = True) -> tuple[engines.Session, np.ndarray, CellContext]:
     """Load the session and the fixed input; :class:`EngineUnsupported` if this engine cannot run it here.
 
-    ``isolate``: for ``PREFLIGHT_ENGINES``, load and run it in a child process first (:func:`preflight`).
+    ``isolate``: for an engine that ``can_abort_process``, load and run it in a child process first (:func:`preflight`).
     """
     engine = engines.get(engine_name)
     ok, reason = engine.available()

@@ -55,7 +55,6 @@ FLOAT_SLACK = 1e-9  # so that a drop of exactly 1.0 point, stored as 0.402 vs 0.
 DEFAULT_DETECTION_ENGINE = "onnxruntime"
 DETECTION_PANEL_HEIGHT = 360  # px: every sample image is shown at this height, boxes drawn at that scale
 DETECTION_CONF = 0.25
-ENGINE_ORDER = ("torch", "onnxruntime", "deepsparse", "openvino")
 
 # Compressed size: what the blog's source publishes beside each model (sparse weights compress). gzip
 # at level 9 in a gzip wrapper without name or time stamp: the same bytes for the same file every time.
@@ -73,8 +72,9 @@ CHART_DPI = 100
 FPS_FIGSIZE = (12.0, 6.0)  # inches -> 1200 x 600 px
 TRADEOFF_FIGSIZE = (10.0, 7.0)  # -> 1000 x 700 px
 FONT_FAMILY = "DejaVu Sans"  # bundled with matplotlib: nothing is fetched
-ENGINE_COLORS = {"torch": "#ee4c2c", "onnxruntime": "#4a4a4a", "deepsparse": "#1f77b4", "openvino": "#6a3d9a"}
-ENGINE_MARKERS = {"torch": "o", "onnxruntime": "s", "deepsparse": "D", "openvino": "^"}
+# Engines' order, colours and markers are their own (engines.trait): an engine no longer installed
+# (an old run file's) sorts after the others, by name, in grey circles.
+UNKNOWN_ENGINE_COLOR, UNKNOWN_ENGINE_MARKER = "#555555", "o"
 
 Progress = Callable[[str], None]
 
@@ -150,7 +150,16 @@ def _variant_rank(variant: str) -> tuple:
 
 
 def _engine_rank(engine: str) -> tuple:
-    return (ENGINE_ORDER.index(engine) if engine in ENGINE_ORDER else len(ENGINE_ORDER)), engine
+    order = engines.trait(engine, "order")
+    return (0, order) if order is not None else (1, 0), engine
+
+
+def _engine_color(engine: str) -> str:
+    return engines.trait(engine, "color", UNKNOWN_ENGINE_COLOR)
+
+
+def _engine_marker(engine: str) -> str:
+    return engines.trait(engine, "marker", UNKNOWN_ENGINE_MARKER)
 
 
 def _order_key(item) -> tuple:
@@ -615,9 +624,9 @@ def plot_fps(run: Run, rows: list[Row], path: Path, imgsz: int, untimed: Iterabl
                 row = by_pair.get((variant, engine))
                 if row is None:  # not timed by design: say so where the bar would be
                     axes.text(x, top * 0.02, UNTIMED_TEXT, rotation=90, ha="center", va="bottom",
-                              fontsize=value_size, color=ENGINE_COLORS.get(engine, "#555555"), zorder=4)
+                              fontsize=value_size, color=_engine_color(engine), zorder=4)
                     continue
-                drawn = axes.bar([x], [row.fps], width * 0.92, color=ENGINE_COLORS.get(engine), edgecolor="white",
+                drawn = axes.bar([x], [row.fps], width * 0.92, color=_engine_color(engine), edgecolor="white",
                                  linewidth=0.5, zorder=3, label=None if engine in labelled else engine)
                 labelled.add(engine)
                 axes.bar_label(drawn, labels=[fmt_fps(row.fps)], padding=3, fontsize=value_size,
@@ -735,7 +744,7 @@ def plot_tradeoff(run: Run, rows: list[Row], path: Path, imgsz: int, highlight: 
         axes = figure.add_subplot(1, 1, 1)
         figure.subplots_adjust(left=0.08, right=0.78, top=0.88, bottom=0.1)
         for row in with_map:
-            axes.scatter([row.fps], [row.map50], s=55, marker=ENGINE_MARKERS.get(row.cell.engine, "o"),
+            axes.scatter([row.fps], [row.map50], s=55, marker=_engine_marker(row.cell.engine),
                          color=color_of(row.cell.variant), edgecolor="black", linewidth=0.5, zorder=4)
         shown_highlight = highlight is not None and highlight.map50 is not None
         if shown_highlight:
@@ -770,7 +779,7 @@ def plot_tradeoff(run: Run, rows: list[Row], path: Path, imgsz: int, highlight: 
                   color="#555555")
 
         # Legends beside the plot (never over a point): engines by marker, variants by colour.
-        engine_handles = [Line2D([], [], marker=ENGINE_MARKERS.get(e, "o"), linestyle="", color="#999999",
+        engine_handles = [Line2D([], [], marker=_engine_marker(e), linestyle="", color="#999999",
                                  markeredgecolor="black", markersize=8, label=e)
                           for e in sorted({r.engine for r in rows}, key=_engine_rank)]
         if shown_highlight:

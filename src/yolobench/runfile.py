@@ -34,12 +34,19 @@ from yolobench.errors import UserError
 from yolobench.timer import SAMPLE_DECIMALS, Latency, machine_info
 
 # Every speedup is measured against dense on ONNX Runtime at the same image size, in the same run, so
-# ratios hold across machines: ``reference_cell(imgsz)``, e.g. ``dense-onnxruntime-640``.
+# ratios hold across runs and machines of one CPU generation (not across generations: see gate.py): ``reference_cell(imgsz)``, e.g. ``dense-onnxruntime-640``.
 REFERENCE_VARIANT, REFERENCE_ENGINE = "dense", "onnxruntime"
 _SIZED_NAME = re.compile(r"^(?P<variant>.+)-(?P<engine>[^-]+)-(?P<imgsz>\d+)$")
 
-# Engines whose graph may partly run in a fallback: their cells must say how much ran natively.
-ENGINES_WITH_FALLBACK = ("deepsparse",)
+
+
+def _reports_fallback(engine: str) -> bool:
+    """Whether the engine's graph may partly run in a fallback: then its cells must say how much ran
+    natively (the engine's own ``reports_fallback``; False for an engine not installed here)."""
+    from yolobench import engines
+
+    return bool(engines.trait(engine, "reports_fallback", False))
+
 
 # Stored statistics must match the stored samples: samples are rounded to SAMPLE_DECIMALS, which moves
 # any statistic by far less than this; a bigger mismatch means the file was edited or mis-written.
@@ -183,7 +190,7 @@ def cell_extra_info(
         raise ValueError("session_index and sessions go together")
     if sessions is not None and not 1 <= session_index <= sessions:
         raise ValueError(f"session_index {session_index} is not in 1..{sessions}")
-    if engine in ENGINES_WITH_FALLBACK and fraction_of_supported_ops is None:
+    if _reports_fallback(engine) and fraction_of_supported_ops is None:
         raise ValueError(f"{engine} cells must record fraction_of_supported_ops: below 1.0 part of the "
                          "graph runs in a fallback and the speed means something else")
     info = {
@@ -209,7 +216,7 @@ def cell_extra_info(
         "model_size_bytes": model_size_bytes,
         "form": form,
     }
-    if engine in ENGINES_WITH_FALLBACK:
+    if _reports_fallback(engine):
         info["fraction_of_supported_ops"] = fraction_of_supported_ops
     if sessions is not None:
         info["session_index"] = session_index
@@ -350,7 +357,7 @@ def _load_cell(entry: Mapping[str, Any], where: str) -> Cell:
     if abs(fps - latency.fps) > FPS_RELATIVE_TOLERANCE * latency.fps:
         raise f.fail(f"fps = {fps:g} is not 1000 / mean latency ({latency.fps:g})")
 
-    fraction_nullable = engine not in ENGINES_WITH_FALLBACK
+    fraction_nullable = not _reports_fallback(engine)
     if fraction_nullable and "fraction_of_supported_ops" not in entry:
         fraction = None
     else:

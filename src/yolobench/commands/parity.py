@@ -39,8 +39,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="a second ONNX of the same model: compare MODEL vs AGAINST on each engine")
     parser.add_argument("--images", nargs="+", type=Path, default=None,
                         help="image folder or files (default: the two photos shipped with ultralytics)")
-    parser.add_argument("--engines", nargs="+", choices=engine_registry.ENGINE_NAMES,
-                        default=list(engine_registry.ENGINE_NAMES), help="engines to run (default: all)")
+    parser.add_argument("--engines", nargs="+", choices=engine_registry.engine_names(),
+                        default=list(engine_registry.engine_names()), help="engines to run (default: all)")
     parser.add_argument("--imgsz", type=int, default=None,
                         help="input size for a model with a dynamic input (a static one is read from the model)")
     parser.add_argument("--threads", type=int, default=None, help="threads per engine (default: usable cores)")
@@ -92,7 +92,7 @@ def _run_engine(name: str, models: dict[str, Path], batch: np.ndarray, imgsz: tu
     engine = engine_registry.get_pinned_fp32(name) if pinned_fp32 else engine_registry.get(name)
     label = name + engine_registry.PINNED_FP32_SUFFIX if pinned_fp32 else name
     run = EngineRun(name=label, version=engine.version(), status="ran")
-    if name == "torch":
+    if name not in engine_registry.onnx_engine_names():
         run.status, run.reason = "n/a", TORCH_NOT_APPLICABLE
         return run
     ok, reason = engine.available()
@@ -141,11 +141,11 @@ def check_onnx_parity(model: Path, against: Path | None = None, images: list[Pat
     models = {"model": spec.path}
     if against_spec is not None:
         models["against"] = against_spec.path
-    names = list(dict.fromkeys(engine_names or engine_registry.ENGINE_NAMES))
+    names = list(dict.fromkeys(engine_names or engine_registry.engine_names()))
     runs = []
     for name in names:
         runs.append(_run_engine(name, models, batch, geometry.imgsz, threads))
-        if runs[-1].status == "ran" and runs[-1].reduced_precision and name in engine_registry.FP32_PINNING:
+        if runs[-1].status == "ran" and runs[-1].reduced_precision and engine_registry.engine_class(name).fp32_options:
             runs.append(_run_engine(name, models, batch, geometry.imgsz, threads, pinned_fp32=True))
     ran = [r for r in runs if r.status == "ran"]
 

@@ -1,60 +1,125 @@
 """The engine registry: ``get(name)`` returns the engine behind the common protocol (see ``base``).
 
-Adding an engine is adding one module with an :class:`~yolobench.engines.base.Engine` subclass and
-one line in ``_MODULES``. Importing this package imports no runtime.
+Engines are found, not listed: every ``yolobench/engines/*_engine.py`` module's :class:`Engine`
+subclasses, plus the modules named in ``YOLOBENCH_EXTRA_ENGINES`` (comma-separated importable module
+names: an engine kept outside this package). Each engine class declares its own traits (forms, order,
+colours, whether it can abort the process, reports fallback, pins FP32, is the parity reference);
+everything else asks the functions here. Adding an engine is adding one module. Importing this
+package, or listing engines, imports no runtime (engine modules import theirs when first loaded).
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
+import os
+import pkgutil
 
-from yolobench.engines.base import (FORM_DEEPSPARSE, FORM_FP32, FORM_QDQ, FORM_TORCH, Engine, EngineUnsupported,
-                                    ModelSpec, Session, default_threads, inspect_onnx)
+from yolobench.engines.base import (FORM_DEEPSPARSE, FORM_FP32, FORM_QDQ, FORM_TORCH, ONNX_FORMS, Engine,
+                                    EngineUnsupported, ModelSpec, Session, default_threads, inspect_onnx)
 from yolobench.errors import UserError
 
-ENGINE_NAMES = ("torch", "onnxruntime", "deepsparse", "openvino")
-ONNX_ENGINE_NAMES = ("onnxruntime", "deepsparse", "openvino")
+EXTRA_ENGINES_ENV = "YOLOBENCH_EXTRA_ENGINES"
+PINNED_FP32_SUFFIX = "-f32"  # "openvino-f32": the label of an FP32-pinned setting in parity tables and test ids
+_MODULE_SUFFIX = "_engine"
 
-_MODULES = {
-    "torch": ("yolobench.engines.torch_engine", "TorchEngine"),
-    "onnxruntime": ("yolobench.engines.onnxruntime_engine", "OnnxRuntimeEngine"),
-    "deepsparse": ("yolobench.engines.deepsparse_engine", "DeepSparseEngine"),
-    "openvino": ("yolobench.engines.openvino_engine", "OpenVinoEngine"),
-}
+
+@functools.lru_cache(maxsize=8)
+def _load(modules: tuple[str, ...]) -> dict[str, type[Engine]]:
+    found: dict[str, type[Engine]] = {}
+    for module_name in modules:
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as err:
+            raise UserError(f"engine module {module_name!r} (from {EXTRA_ENGINES_ENV} or yolobench.engines) "
+                            f"cannot be imported: {err}") from None
+        for obj in vars(module).values():
+            if (isinstance(obj, type) and issubclass(obj, Engine) and obj.__module__ == module.__name__
+                    and obj.name):
+                if obj.name in found and found[obj.name] is not obj:
+                    raise UserError(f"two engines are called {obj.name!r}: {found[obj.name].__module__} and "
+                                    f"{module_name}")
+                found[obj.name] = obj
+    return dict(sorted(found.items(), key=lambda item: (item[1].order, item[0])))
+
+
+def _classes() -> dict[str, type[Engine]]:
+    builtin = sorted(f"{__name__}.{m.name}" for m in pkgutil.iter_modules(__path__) if m.name.endswith(_MODULE_SUFFIX))
+    extra = [m.strip() for m in os.environ.get(EXTRA_ENGINES_ENV, "").split(",") if m.strip()]
+    return _load(tuple(builtin + extra))
+
+
+def engine_names() -> tuple[str, ...]:
+    """Every engine, in display order (each engine's ``order``)."""
+    return tuple(_classes())
+
+
+def onnx_engine_names() -> tuple[str, ...]:
+    """The engines that run ONNX files."""
+    return tuple(n for n, cls in _classes().items() if any(f in ONNX_FORMS for f in cls.forms()))
+
+
+def engine_class(name: str) -> type[Engine]:
+    """The class of engine ``name``; :class:`UserError` naming the choices for an unknown one."""
+    classes = _classes()
+    if name not in classes:
+        raise UserError(f"unknown engine {name!r}: choose from {', '.join(classes)}")
+    return classes[name]
+
+
+def trait(name: str, attribute: str, default=None):
+    """An engine's trait, or ``default`` for a name no installed engine has (an old run file's)."""
+    cls = _classes().get(name)
+    return getattr(cls, attribute) if cls is not None else default
 
 
 def get(name: str, **options) -> Engine:
-    """The engine called ``name`` (one of ``ENGINE_NAMES``); ``options`` go to its constructor."""
-    if name not in _MODULES:
-        raise UserError(f"unknown engine {name!r}: choose from {', '.join(ENGINE_NAMES)}")
-    module_name, class_name = _MODULES[name]
-    return getattr(importlib.import_module(module_name), class_name)(**options)
-
-
-# Options that pin an engine whose default may compute below FP32 to FP32 (OpenVINO: bf16 on CPUs that
-# have it). Engines are timed at their defaults (what a user gets); parity also runs these settings to
-# check the graph itself on raw tensors. An engine not listed computes in FP32 as it is.
-FP32_PINNING = {"openvino": {"precision": "f32"}}
-PINNED_FP32_SUFFIX = "-f32"  # "openvino-f32": the label of such a setting in parity tables and test ids
+    """The engine called ``name``; ``options`` go to its constructor."""
+    return engine_class(name)(**options)
 
 
 def get_pinned_fp32(name: str) -> Engine:
-    """The engine called ``name`` with its precision pinned to FP32 (see ``FP32_PINNING``)."""
-    return get(name, **FP32_PINNING.get(name, {}))
+    """The engine called ``name`` with its arithmetic pinned to FP32 (its ``fp32_options``)."""
+    return get(name, **(engine_class(name).fp32_options or {}))
 
 
 def get_setting(label: str) -> Engine:
-    """``name`` (the user's default) or ``name-f32`` (pinned to FP32, for an engine in ``FP32_PINNING``)."""
+    """``name`` (the user's default) or ``name-f32`` (pinned to FP32, for an engine with ``fp32_options``)."""
     base = label[: -len(PINNED_FP32_SUFFIX)] if label.endswith(PINNED_FP32_SUFFIX) else None
-    if base in FP32_PINNING:
+    if base is not None and base in _classes() and engine_class(base).fp32_options:
         return get_pinned_fp32(base)
     return get(label)
 
 
+def parity_reference() -> str:
+    """The engine every other one is compared with on the same graph."""
+    refs = [n for n, cls in _classes().items() if cls.parity_reference]
+    if len(refs) != 1:
+        raise UserError(f"exactly one engine must be the parity reference, found {refs or 'none'}")
+    return refs[0]
+
+
+def same_graph_pairs(form: str) -> list[tuple[str, str]]:
+    """(reference, other) settings compared on one ONNX ``form``: every other engine that loads the form,
+    its FP32-pinned setting first where it has one (raw tensors), then its default (detections)."""
+    reference = parity_reference()
+    if form not in engine_class(reference).forms():
+        return []
+    pairs = []
+    for name, cls in _classes().items():
+        if name == reference or form not in cls.forms():
+            continue
+        if cls.fp32_options:
+            pairs.append((reference, name + PINNED_FP32_SUFFIX))
+        pairs.append((reference, name))
+    return pairs
+
+
 def all_engines() -> list[Engine]:
-    return [get(name) for name in ENGINE_NAMES]
+    return [get(name) for name in engine_names()]
 
 
-__all__ = ["ENGINE_NAMES", "ONNX_ENGINE_NAMES", "Engine", "EngineUnsupported", "ModelSpec", "Session", "get",
-           "all_engines", "get_pinned_fp32", "get_setting", "FP32_PINNING", "PINNED_FP32_SUFFIX", "default_threads",
-           "inspect_onnx", "FORM_FP32", "FORM_QDQ", "FORM_DEEPSPARSE", "FORM_TORCH"]
+__all__ = ["Engine", "EngineUnsupported", "ModelSpec", "Session", "get", "all_engines", "engine_names",
+           "onnx_engine_names", "engine_class", "trait", "get_pinned_fp32", "get_setting", "parity_reference",
+           "same_graph_pairs", "PINNED_FP32_SUFFIX", "EXTRA_ENGINES_ENV", "default_threads", "inspect_onnx",
+           "FORM_FP32", "FORM_QDQ", "FORM_DEEPSPARSE", "FORM_TORCH"]

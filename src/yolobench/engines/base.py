@@ -327,13 +327,38 @@ class Session(abc.ABC):
 
 
 class Engine(abc.ABC):
-    """One runtime. Subclasses set ``name``, ``package`` and ``preferred_forms``."""
+    """One runtime. Subclasses set ``name``, ``package`` and ``preferred_forms``, and the traits below
+    where they differ from the defaults: the rest of the suite (matrix, parity pairs, run files,
+    benchmarks, report) asks the registry (``yolobench.engines``) about them and knows no engine by name.
+    """
 
     name: str = ""
     package: str = ""  # the distribution whose version is reported
     preferred_forms: tuple[str, ...] = (FORM_FP32,)
+    # Every form it can load, best first (default: the preferred ones). Parity compares engines on each
+    # form that more than one of them accepts.
+    accepted_forms: tuple[str, ...] | None = None
     # Why quantized variants are not timed on this engine (None: they are, as a deployment would run them)
     untimed_quantized: str | None = None
+    # Its place in matrices, tables and charts (lower first), its colour and scatter marker in the report.
+    order: int = 100
+    color: str = "#555555"
+    marker: str = "o"
+    # True when its native code can end the whole process on a model it cannot compile (an abort, not a
+    # Python exception): benchmarks then load each of its cells in a child process first.
+    can_abort_process: bool = False
+    # True when it runs unsupported operators outside its own kernels and reports the share it ran itself
+    # (``fraction_of_supported_ops``): its run-file cells must carry that share.
+    reports_fallback: bool = False
+    # Constructor options that pin its arithmetic to FP32 where its default computes lower (None: it
+    # computes in FP32 as it is). Timed at its defaults; parity also checks the pinned setting.
+    fp32_options: dict[str, Any] | None = None
+    # The engine every other one is compared with on the same ONNX graph in parity (exactly one).
+    parity_reference: bool = False
+
+    @classmethod
+    def forms(cls) -> tuple[str, ...]:
+        return cls.accepted_forms or cls.preferred_forms
 
     def version(self) -> str:
         from importlib import metadata  # noqa: PLC0415

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from yolobench.engines.base import (FORM_FP32, FORM_QDQ, Engine, EngineUnsupported, Geometry, ModelSpec, Session,
-                                    first_line)
+from yolobench.engines.base import (FORM_DEEPSPARSE, FORM_FP32, FORM_QDQ, Engine, EngineUnsupported, Geometry,
+                                    ModelSpec, Session, first_line)
 
 
 class OnnxRuntimeSession(Session):
@@ -31,6 +31,10 @@ class OnnxRuntimeEngine(Engine):
     name = "onnxruntime"
     package = "onnxruntime"
     preferred_forms = (FORM_QDQ, FORM_FP32)
+    # It also runs sparseml's integer graph (ConvInteger/QLinearConv): the reference for every ONNX form.
+    accepted_forms = (FORM_QDQ, FORM_FP32, FORM_DEEPSPARSE)
+    parity_reference = True
+    order, color, marker = 1, "#4a4a4a", "s"
 
     def _import(self):
         import onnxruntime  # noqa: PLC0415

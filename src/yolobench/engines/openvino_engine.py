@@ -67,6 +67,10 @@ class OpenVinoEngine(Engine):
     name = "openvino"
     package = "openvino"
     preferred_forms = (FORM_QDQ, FORM_FP32)
+    order, color, marker = 3, "#6a3d9a", "^"
+    # Its CPU default computes in bf16 where the CPU has it (timed so: what a user gets); parity also
+    # pins f32 to check the graph itself on raw tensors.
+    fp32_options = {"precision": "f32"}
 
     def __init__(self, precision: str | None = None):
         """``precision``: None runs at OpenVINO's default (what users get); "f32" (or "bf16", "f16") pins it."""

@@ -41,6 +41,7 @@ class TorchEngine(Engine):
     name = "torch"
     package = "torch"
     preferred_forms = (FORM_TORCH,)
+    order, color, marker = 0, "#ee4c2c", "o"
     # A quantized variant in PyTorch is fake-quantization: float arithmetic that simulates INT8 rounding,
     # slower than the float model and deployed by nobody. The parity tests check its outputs; the
     # benchmark matrix does not time it (bench.untimed_reason).
