@@ -464,7 +464,8 @@ def dense_tiny(tiny_home):
 @pytest.mark.slow
 def test_detections_of_built_variants_and_a_note_for_the_others(tmp_path, dense_tiny, capfd):
     cells = {("dense", "onnxruntime"): (20.0, 0.5, 0.0, 1), ("pruned", "onnxruntime"): (10.0, 0.5, 0.8, 1)}
-    run_path = make_run(tmp_path, cells, imgsz=64)
+    run_path = make_run(tmp_path, cells, imgsz=64, extra={("dense", "onnxruntime"): {"artifact_key": dense_tiny.key},
+                                                           ("pruned", "onnxruntime"): {"artifact_key": "f" * 16}})
     out = tmp_path / "report"
     code, stdout, stderr = run_report(capfd, "--run", run_path, "--out", out, "--store", dense_tiny.path.parent)
     assert code == 0, stderr
@@ -472,14 +473,20 @@ def test_detections_of_built_variants_and_a_note_for_the_others(tmp_path, dense_
     assert sheet is not None and sheet.shape[0] == DETECTION_SHEET_HEIGHT
     markdown = (out / "report.md").read_text()
     assert "![dense detections](detections/dense.png)" in markdown
-    assert re.search(r"### pruned\n\nskipped: not built for profile tiny", markdown)
+    assert re.search(r"### pruned\n\nskipped: artifact f{16}, which this run measured, is not in ", markdown)
     assert not (out / "detections" / "pruned.png").exists()
-    assert "not built for profile tiny: pruned" in stdout
+    assert "the artifacts this run measured are not in the store: pruned" in stdout
 
 
 class FakeArtifact:
     key = "0123456789abcdef"
     export_sizes = [64]
+    path = Path("/nonexistent/fake-artifact")  # no files: the table shows no size
+
+    def eval_data_yaml(self, imgsz):
+        from yolobench.data import builtin_dataset
+
+        return str(builtin_dataset("target", **dict(catalogue.get_profile("tiny").dataset)))
 
 
 class FakeDetector:
@@ -499,11 +506,13 @@ def test_detection_sheets_for_built_variants_notes_for_the_rest(tmp_path, tiny_h
     """The plumbing, with a fake model: built -> a sheet with the boxes drawn; not built -> a note."""
     from yolobench import draw
 
-    monkeypatch.setattr(annotate, "load_built", lambda variant, *a, **k: FakeArtifact() if variant == "dense" else None)
+    monkeypatch.setattr(annotate, "load_built", lambda *a, **k: pytest.fail("the report recomputed a key"))
+    monkeypatch.setattr(Store, "get", lambda self, variant, key, **kw: FakeArtifact() if key == FakeArtifact.key else None)
     monkeypatch.setattr(annotate.Detector, "load", classmethod(lambda cls, *a, **k: FakeDetector()))
     cells = {("dense", "onnxruntime"): (20.0, 0.5, 0.0, 1), ("pruned", "onnxruntime"): (10.0, 0.5, 0.8, 1)}
     out = tmp_path / "report"
-    code, stdout, stderr = run_report(capfd, "--run", make_run(tmp_path, cells, imgsz=64), "--out", out)
+    run_path = make_run(tmp_path, cells, imgsz=64, extra={("dense", "onnxruntime"): {"artifact_key": FakeArtifact.key}})
+    code, stdout, stderr = run_report(capfd, "--run", run_path, "--out", out)
     assert code == 0, stderr
     sheet = cv2.imread(str(out / "detections" / "dense.png"))
     assert sheet.shape[0] == DETECTION_SHEET_HEIGHT
@@ -511,5 +520,20 @@ def test_detection_sheets_for_built_variants_notes_for_the_rest(tmp_path, tiny_h
     assert box_colour.sum() > 3 * report.DETECTION_PANEL_HEIGHT  # one box outline per panel, at least
     markdown = (out / "report.md").read_text()
     assert "detections per image: 1 (val_000000.png), 1 (bus.jpg), 1 (zidane.jpg)" in markdown
-    assert "### pruned\n\nskipped: not built for profile tiny" in markdown
+    assert "### pruned\n\nskipped: the run does not record which artifact it measured" in markdown
     assert not (out / "detections" / "pruned.png").exists()
+
+
+def test_the_report_imports_nothing_from_the_build_side():
+    """It reads run files and the store by the keys the runs name: no recipe, key or dataset resolution."""
+    import ast
+
+    tree = ast.parse(Path(report.__file__).read_text())
+    imported = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            imported |= {f"{node.module}.{a.name}" for a in node.names} | {node.module or ""}
+        elif isinstance(node, ast.Import):
+            imported |= {a.name for a in node.names}
+    build_side = {"yolobench.builder", "yolobench.training", "yolobench.modelio", "sparseml", "ultralytics"}
+    assert not {name for name in imported for side in build_side if name == side or name.startswith(side + ".")}

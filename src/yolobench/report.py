@@ -14,7 +14,7 @@
   ``tradeoff-<imgsz>.png`` for a run of several (:func:`chart_names`): FPS per variant (groups) and
   engine (bars); mAP@0.5 against FPS;
 - ``detections/<variant>.png``: the same sample images with the variant's detections, run through its
-  built artifact on one engine (skipped with a note when the variant is not built).
+  artifact the run measured on one engine (skipped with a note when the store no longer has it).
 
 Every number in the tables is copied from the run file (``benchmarks[].extra_info``) and only rounded for
 display; the derived columns are documented in the report itself: the speedup vs dense on PyTorch
@@ -811,14 +811,12 @@ class SampleImage:
     image: np.ndarray
 
 
-def sample_images(profile: str, data: str | os.PathLike | None) -> list[SampleImage]:
-    """The first validation image of the dataset the variants were trained on, and ultralytics' two photos."""
-    from yolobench import builder
+def sample_images(data_yaml: str | os.PathLike) -> list[SampleImage]:
+    """The first validation image of ``data_yaml`` (the set the artifact was judged on, as its meta names
+    it: nothing is generated or resolved here) and ultralytics' two photos."""
     from yolobench.data import check_dataset
     from yolobench.processing import IMAGE_SUFFIXES, default_images, load_images
 
-    spec = catalogue.get_variant(DENSE_VARIANT)
-    data_yaml = builder.dataset_for(spec, catalogue.get_profile(profile), data)
     info = check_dataset(data_yaml, decode_images=False)
     val = sorted(p for d in info.val_dirs for p in d.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
     if not val:
@@ -860,52 +858,42 @@ def _detection_imgsz(run: Run, variant: str, artifact) -> int | None:
 
 def draw_detections_for(run: Run, out_dir: Path, *, profile: str, data, store, engine: str,
                         say: Progress) -> list[DetectionResult]:
+    """A detection sheet per variant, from the artifact the run's cells name (``artifact_key``) when the
+    store has it. The report reads: it never builds, and never recomputes a key to guess which artifact
+    a run meant (that needs the recipes, the data and SparseML of today, not of the run)."""
     from yolobench import annotate
 
     store = store if store is not None else Store()
     results: list[DetectionResult] = []
-    samples: list[SampleImage] | None = None
+    samples: dict[str, list[SampleImage]] = {}
     for variant in variants_of(run):
-        # The artifact the run measured (its cells name it) where the store still has it, else the one
-        # the profile builds today.
         keys = {c.extra.get("artifact_key") for c in run.cells.values() if c.variant == variant}
         measured = next(iter(keys)) if len(keys) == 1 and None not in keys else None
         artifact = store.get(variant, str(measured)) if measured else None
         if artifact is None:
-            try:
-                artifact = annotate.load_built(variant, profile, data, store)
-            except UserError as err:
-                results.append(DetectionResult(variant, None, f"skipped: {err}"))
-                continue
-        if artifact is None:
             build = f"yolobench build --variants {variant} --profile {profile}" + (f" --data {data}" if data else "")
-            results.append(DetectionResult(variant, None, f"skipped: not built for profile {profile} in {store.root} "
-                                                          f"(`{build}` builds it)", not_built=True))
+            why = (f"artifact {measured}, which this run measured, is not in {store.root}" if measured else
+                   "the run does not record which artifact it measured")
+            results.append(DetectionResult(variant, None, f"skipped: {why} (`{build}` builds the current one; "
+                                                          "a new run then names it)", not_built=True))
             continue
-        if measured and artifact.key != measured:
-            say(f"{variant}: artifact {measured} of the run is not in {store.root}; drawing {artifact.key}")
-        if samples is None:
-            samples = sample_images(profile, data)
+        imgsz = _detection_imgsz(run, variant, artifact)
         say(f"drawing detections of {variant} on {engine}")
         try:
-            detector = annotate.Detector.load(artifact, engine, imgsz=_detection_imgsz(run, variant, artifact),
-                                              conf=DETECTION_CONF)
+            eval_yaml = artifact.eval_data_yaml(imgsz)
+            if eval_yaml not in samples:
+                samples[eval_yaml] = sample_images(eval_yaml)
+            detector = annotate.Detector.load(artifact, engine, imgsz=imgsz, conf=DETECTION_CONF)
         except UserError as err:
             results.append(DetectionResult(variant, None, f"skipped: {err}"))
             continue
-        sheet, counts = detection_sheet(detector, samples)
+        sheet, counts = detection_sheet(detector, samples[eval_yaml])
         relative = Path("detections") / f"{variant}.png"
         _write_png(out_dir / relative, sheet)
-        if artifact.key == measured:
-            which = "the one this run measured"
-        elif measured:
-            which = f"the profile's current build; the run measured {measured}, no longer in the store"
-        else:
-            which = "the profile's current build; the run does not record which artifact it measured"
-        per_image = ", ".join(f"{n} ({s.label.split(': ')[-1]})" for n, s in zip(counts, samples))
+        per_image = ", ".join(f"{n} ({s.label.split(': ')[-1]})" for n, s in zip(counts, samples[eval_yaml]))
         results.append(DetectionResult(variant, relative, (
-            f"Artifact {artifact.key} ({which}), {engine} {detector.form} graph at {detector.imgsz} px, "
-            f"conf {detector.conf:g}; detections per image: {per_image}.")))
+            f"Artifact {artifact.key} (the one this run measured), {engine} {detector.form} graph at "
+            f"{detector.imgsz} px, conf {detector.conf:g}; detections per image: {per_image}.")))
     return results
 
 

@@ -50,8 +50,9 @@ def run(args: argparse.Namespace) -> int:
         skipped = [d for d in result.detections if d.image is None]
         not_built = [d.variant for d in skipped if d.not_built]
         if not_built:
-            print(f"detections skipped, not built for profile {result.profile}: {', '.join(not_built)} "
-                  f"(yolobench build --variants {','.join(not_built)} --profile {result.profile})")
+            print(f"detections skipped, the artifacts this run measured are not in the store: {', '.join(not_built)} "
+                  f"(yolobench build --variants {','.join(not_built)} --profile {result.profile} builds the "
+                  "current ones; a new run names them)")
         for other in (d for d in skipped if not d.not_built):
             print(f"detections of {other.variant} {other.note}")
     return 0
