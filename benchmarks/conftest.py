@@ -27,29 +27,21 @@ from __future__ import annotations
 
 import pytest
 
+from fixtures import options
+
 BENCH_MODULE = "test_latency.py"
-
-
-def _defined(parser, name: str) -> bool:
-    """Whether another plugin already added option ``name`` (then it is shared, not added twice)."""
-    groups = [*getattr(parser, "_groups", []), getattr(parser, "_anonymous", None)]
-    return any(name in option.names() for group in groups if group is not None
-               for option in getattr(group, "options", []))
 
 
 def pytest_addoption(parser):
     group = parser.getgroup("yolobench-bench", "yolobench benchmarks")
-    if not _defined(parser, "--engines"):
-        group.addoption("--engines", default=None,
-                        help="comma-separated engines to benchmark, in this order (default: every "
-                             "engine, as `yolobench bench --help` lists them)")
-    if not _defined(parser, "--sessions"):
-        group.addoption("--sessions", type=int, default=None,
-                        help="independently loaded sessions per cell, run in passes over the matrix "
-                             "(default: yolobench.timer.SESSIONS)")
-    if not _defined(parser, "--threads"):
-        group.addoption("--threads", type=int, default=None,
-                        help="threads per engine session (default: every usable core); recorded per cell")
+    options.add(parser, group, "engines", default=None,
+                help="comma-separated engines to benchmark, in this order (default: every engine, as "
+                     "`yolobench bench --help` lists them)")
+    options.add(parser, group, "sessions", type=int, default=None,
+                help="independently loaded sessions per cell, run in passes over the matrix "
+                     "(default: yolobench.timer.SESSIONS)")
+    options.add(parser, group, "threads", type=int, default=None,
+                help="threads per engine session (default: every usable core); recorded per cell")
 
 
 def engine_names(config) -> list[str]:
@@ -57,7 +49,7 @@ def engine_names(config) -> list[str]:
     from yolobench.errors import UserError
 
     try:
-        return bench.parse_engines(config.getoption("--engines"))
+        return bench.parse_engines(options.get(config, "engines"))
     except UserError as err:
         raise pytest.UsageError(f"--engines: {err}") from None
 
@@ -65,7 +57,7 @@ def engine_names(config) -> list[str]:
 def session_count(config) -> int:
     from yolobench import timer
 
-    sessions = config.getoption("--sessions")
+    sessions = options.get(config, "sessions")
     if sessions is None:
         return timer.SESSIONS
     if sessions < 1:
@@ -154,7 +146,7 @@ def pytest_report_header(config):
 def bench_threads(pytestconfig) -> int:
     from yolobench import bench
 
-    threads = pytestconfig.getoption("--threads")
+    threads = options.get(pytestconfig, "threads")
     if threads is not None and threads < 1:
         raise pytest.UsageError(f"--threads must be at least 1, got {threads}")
     return threads or bench.default_threads()

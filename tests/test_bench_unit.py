@@ -579,8 +579,8 @@ def test_yolobench_bench_runs_pytest_benchmarks_and_passes_its_exit_status_throu
     assert code == 3
     (cmd, cwd), = calls
     assert cwd == REPO and cmd[:5] == [sys.executable, "-m", "pytest", "benchmarks", "--benchmark-only"]
-    assert f"--benchmark-json={out}" in cmd and "--engines=deepsparse,onnxruntime" in cmd
-    assert "--threads=2" in cmd and cmd[-3:] == ["-k", "dense", "-x"]
+    assert f"--benchmark-json={out}" in cmd and "--yb-engines=deepsparse,onnxruntime" in cmd
+    assert "--yb-threads=2" in cmd and cmd[-3:] == ["-k", "dense", "-x"]
 
 
 def test_yolobench_bench_rejects_unknown_names_before_running(monkeypatch, capsys):

@@ -96,3 +96,16 @@ def test_a_parent_with_other_classes_gives_all_but_its_class_outputs():
     own["model.0.conv.weight"] = torch.zeros(8, 3, 3, 3)
     with pytest.raises(ValueError, match=r"model\.0\.conv\.weight is \(4, 3, 3, 3\) in the parent"):
         class_head_adapted(parent, own)
+
+
+# Artifact keys of the tiny profile, as `yolobench build --list --profile tiny` printed them on
+# 2026-12-02: a refactor must not change them (a changed key rebuilds every store). Change a pin only
+# with the change that means to rebuild (a recipe, the data, a pinned library), and say so.
+PINNED_TINY_KEYS = {"dense": "a5c800e4d5205519", "pruned_quant": "1d27cfea66f95a24",
+                    "transfer": "f92ab925c8b25f2d", "v5n_hardswish_pq": "190510f2b03a43dd"}
+
+
+def test_artifact_keys_are_pinned(tiny_home, monkeypatch):
+    monkeypatch.delenv(builder.EPOCH_SCALE_ENV, raising=False)
+    cache: dict = {}
+    assert {name: builder.variant_key(name, "tiny", None, _cache=cache) for name in PINNED_TINY_KEYS} == PINNED_TINY_KEYS

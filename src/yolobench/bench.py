@@ -44,8 +44,7 @@ from yolobench.errors import UserError
 from yolobench.timer import Latency
 
 # Every speedup is against this (variant, engine) at the same image size, measured in the same run.
-REFERENCE_CELL = (runfile.REFERENCE_VARIANT, runfile.REFERENCE_ENGINE)
-assert catalogue.REFERENCE_VARIANT == runfile.REFERENCE_VARIANT, "catalogue and runfile disagree on the reference"
+REFERENCE_CELL = runfile.REFERENCE_CELL
 
 # pytest-benchmark's pedantic mode needs the number of rounds up front, so after the protocol's warm-up
 # the mean call is estimated over at least CALIBRATION_ITERS calls and CALIBRATION_SECONDS, and the

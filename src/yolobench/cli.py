@@ -12,7 +12,7 @@ import importlib
 import sys
 
 import yolobench
-from yolobench.errors import UserError
+from yolobench.errors import EXIT_BAD_INPUT, UserError
 
 # Order is the order shown by --help.
 COMMANDS = ("data", "build", "parity", "bench", "gate", "report", "annotate")
@@ -45,6 +45,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from yolobench import paths
+
+    here = paths.other_checkout()
+    if here is not None:  # before parsing: even --help would name the other checkout's files
+        print(f"yolobench: error: {paths.other_checkout_message(here)}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     parser = build_parser()
     args = parser.parse_args(argv)
     if getattr(args, "_run", None) is None:

@@ -7,6 +7,7 @@ ultralytics' settings. ``YOLOBENCH_STORE`` overrides the store alone.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 
@@ -25,3 +26,37 @@ def datasets_root() -> Path:
 def repo_root() -> Path:
     """The checkout (recipes/, results/ live here)."""
     return Path(__file__).resolve().parents[2]
+
+
+_PROJECT_NAME = re.compile(r'^name\s*=\s*"yolobench"\s*$', re.MULTILINE)
+
+
+def checkout_of(path: str | os.PathLike) -> Path | None:
+    """The yolobench checkout that holds ``path`` (a folder whose pyproject.toml names the project
+    yolobench), or None outside any."""
+    start = Path(path).resolve()
+    for folder in (start, *start.parents):
+        pyproject = folder / "pyproject.toml"
+        try:
+            if pyproject.is_file() and _PROJECT_NAME.search(pyproject.read_text(encoding="utf-8")):
+                return folder
+        except OSError:
+            continue
+    return None
+
+
+def other_checkout(cwd: str | os.PathLike | None = None) -> Path | None:
+    """The checkout ``cwd`` is in when it is not the one this yolobench is installed from, else None.
+
+    One environment serves every clone (it is large), and it installs yolobench in editable mode from
+    whichever clone last ran tox; a command must then act on the checkout it is run from or refuse,
+    never read another clone's recipes, thresholds and results/ in silence."""
+    here = checkout_of(cwd if cwd is not None else os.getcwd())
+    return here if here is not None and here != repo_root() else None
+
+
+def other_checkout_message(here: Path) -> str:
+    return (f"this environment's yolobench is installed from {repo_root()}, but you are in the checkout "
+            f"{here}: it would read {repo_root()}'s recipes, thresholds and results/. Run tox from {here} "
+            f"(it reinstalls yolobench from there, in seconds), or `python -m pip install --no-deps -e {here}` "
+            f"in this environment")

@@ -32,7 +32,6 @@ from __future__ import annotations
 import math
 import os
 import sys
-import uuid
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path, PurePath
@@ -42,6 +41,7 @@ import numpy as np
 
 from yolobench import bench, blog, catalogue, engines, paths
 from yolobench.errors import UserError
+from yolobench.fsutil import atomic_write, atomic_write_bytes, atomic_write_text
 from yolobench.runfile import Cell, Run, cell_name, load_run, reference_cell_name, speedup_of_fastest
 from yolobench.store import FORM_FP32, FORMS, WEIGHTS_NAME, Store, onnx_filename
 from yolobench.timer import cpu_generation
@@ -579,7 +579,7 @@ def _rc():
 
 
 def _save(figure, path: Path) -> None:
-    _atomic_write(path, lambda tmp: figure.savefig(tmp, dpi=CHART_DPI, format="png",
+    atomic_write(path, lambda tmp: figure.savefig(tmp, dpi=CHART_DPI, format="png",
                                                     metadata={"Software": None}))
 
 
@@ -900,26 +900,13 @@ def draw_detections_for(run: Run, out_dir: Path, *, profile: str, data, store, e
 # --- writing -----------------------------------------------------------------------------------------
 
 
-def _atomic_write(path: Path, write: Callable[[str], None]) -> None:
-    """``write(tmp)`` then rename onto ``path``: a reader never sees half a file. The temporary name is
-    made here, not by mkstemp, so the file gets the user's usual permissions (mkstemp's are 0600)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
-    try:
-        write(str(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
 def _write_png(path: Path, image: np.ndarray) -> None:
     import cv2
 
     ok, encoded = cv2.imencode(".png", image, [cv2.IMWRITE_PNG_COMPRESSION, 9])
     if not ok:  # pragma: no cover - a uint8 BGR image always encodes
         raise RuntimeError(f"cannot encode {path}")
-    _atomic_write(path, lambda tmp: Path(tmp).write_bytes(encoded.tobytes()))
+    atomic_write_bytes(path, encoded.tobytes())
 
 
 def _variant_label(variant: str, run_variants: Iterable[str]) -> str:
@@ -1153,7 +1140,7 @@ def write_report(run_path: str | os.PathLike | None = None, out_dir: str | os.Pa
         note = "Not drawn (--no-detections)."
     text = render_markdown(run, rows, detections=drawn, detections_note=note, untimed=untimed)
     markdown = out / "report.md"
-    _atomic_write(markdown, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+    atomic_write_text(markdown, text)
     first = sizes_of(run)[0]
     return Report(run=run, out_dir=out, markdown=markdown, fps_chart=fps_charts[first],
                   tradeoff_chart=tradeoff_charts[first], rows=rows, detections=drawn, profile=profile,

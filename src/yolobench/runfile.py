@@ -25,17 +25,20 @@ import json
 import math
 import os
 import re
-import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping
 
+from yolobench.catalogue import REFERENCE_VARIANT
 from yolobench.errors import UserError
 from yolobench.timer import SAMPLE_DECIMALS, Latency, machine_info
 
-# Every speedup is measured against dense on ONNX Runtime at the same image size, in the same run, so
-# ratios hold across runs and machines of one CPU generation (not across generations: see gate.py): ``reference_cell(imgsz)``, e.g. ``dense-onnxruntime-640``.
-REFERENCE_VARIANT, REFERENCE_ENGINE = "dense", "onnxruntime"
+# Every speedup is measured against dense on ONNX Runtime at the same image size, in the same run
+# (``reference_cell_name(imgsz)``, e.g. ``dense-onnxruntime-640``), so ratios hold across runs and
+# machines of one CPU generation (not across generations: see gate.py).
+REFERENCE_ENGINE = "onnxruntime"
+# (variant, engine) of the reference cell; its name at a size is reference_cell_name(imgsz)
+REFERENCE_CELL = (REFERENCE_VARIANT, REFERENCE_ENGINE)
 _SIZED_NAME = re.compile(r"^(?P<variant>.+)-(?P<engine>[^-]+)-(?P<imgsz>\d+)$")
 
 
@@ -246,18 +249,9 @@ def run_document(extra_infos: list[dict], *, machine: dict | None = None, commit
 
 def write_run(path: str | os.PathLike, document: dict) -> Path:
     """Write a run document atomically (temp file + rename): a reader never sees half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump(document, handle, indent=1)
-            handle.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    from yolobench.fsutil import atomic_write_text
+
+    return atomic_write_text(path, json.dumps(document, indent=1) + "\n")
 
 
 # --- Reading ---

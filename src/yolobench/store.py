@@ -39,10 +39,8 @@ MODEL_CFG_NAME = "model.yaml"
 RECIPE_NAME = "recipe.yaml"
 
 # ONNX forms: which graph each engine is fast on (OpenVINO runs sparseml's converted INT8 graph 3x slower than QDQ; DeepSparse is fast only on the converted one).
-FORM_FP32 = "fp32"  # dense float graph, Conv+BN fused: every engine
-FORM_DEEPSPARSE = "deepsparse"  # sparseml's converted integer graph (ConvInteger/QLinearConv)
-FORM_QDQ = "qdq"  # QuantizeLinear/DequantizeLinear graph: ONNX Runtime and OpenVINO
-FORMS = (FORM_FP32, FORM_DEEPSPARSE, FORM_QDQ)
+from yolobench.forms import FORM_DEEPSPARSE, FORM_FP32, FORM_QDQ  # noqa: E402,F401 (re-exported)
+from yolobench.forms import ONNX_FORMS as FORMS  # noqa: E402
 
 
 def onnx_filename(form: str, imgsz: int) -> str:

@@ -50,13 +50,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def pytest_command(args: argparse.Namespace, out: Path) -> list[str]:
     """The pytest command line this run executes."""
     command = [sys.executable, "-m", "pytest", "benchmarks", "--benchmark-only", f"--benchmark-json={out}",
-               f"--profile={args.profile}"]
+               f"--yb-profile={args.profile}"]
     for option in ("variants", "engines", "data", "imgsz", "threads", "sessions", "store"):
         value = getattr(args, option)
         if value is not None and option in ("data", "store"):
             value = Path(value).expanduser().resolve()  # pytest runs in the repository root, not here
         if value is not None:
-            command.append(f"--{option}={value}")
+            command.append(f"--yb-{option}={value}")
     if args.keyword:
         command += ["-k", args.keyword]
     extra = list(args.pytest_args or [])

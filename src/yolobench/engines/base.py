@@ -29,12 +29,8 @@ import numpy as np
 from yolobench.errors import UserError
 
 # Artifact export forms (each engine needs the form it is fast on: OpenVINO ran sparseml's converted INT8 graph 3x slower than its own QDQ INT8, measured).
-FORM_FP32 = "fp32"  # dense FP32 graph
-FORM_DEEPSPARSE = "deepsparse"  # sparseml's converted integer graph (ConvInteger / QLinearConv)
-FORM_QDQ = "qdq"  # QuantizeLinear/DequantizeLinear graph for ONNX Runtime and OpenVINO
-FORM_TORCH = "torch"  # a PyTorch module, not an ONNX file
-ONNX_FORMS = (FORM_FP32, FORM_DEEPSPARSE, FORM_QDQ)
-QUANTIZED_FORMS = (FORM_DEEPSPARSE, FORM_QDQ)
+from yolobench.forms import (FORM_DEEPSPARSE, FORM_FP32, FORM_QDQ, FORM_TORCH, ONNX_FORMS,  # noqa: E402,F401
+                             QUANTIZED_FORMS)
 
 _INTEGER_OPS = {"ConvInteger", "QLinearConv", "MatMulInteger", "QLinearMatMul"}
 _QDQ_OPS = {"QuantizeLinear", "DequantizeLinear"}
