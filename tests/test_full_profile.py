@@ -109,3 +109,15 @@ def test_artifact_keys_are_pinned(tiny_home, monkeypatch):
     monkeypatch.delenv(builder.EPOCH_SCALE_ENV, raising=False)
     cache: dict = {}
     assert {name: builder.variant_key(name, "tiny", None, _cache=cache) for name in PINNED_TINY_KEYS} == PINNED_TINY_KEYS
+
+
+def test_build_list_as_json(tiny_home, tmp_path, capsys, monkeypatch):
+    import json
+
+    from yolobench import cli
+
+    monkeypatch.delenv(builder.EPOCH_SCALE_ENV, raising=False)
+    assert cli.main(["build", "--list", "--profile", "tiny", "--json", "--store", str(tmp_path / "empty")]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["variant"] for r in rows] == list(catalogue.VARIANT_NAMES)
+    assert {r["state"] for r in rows} == {"missing"} and rows[0]["key"] == PINNED_TINY_KEYS["dense"]

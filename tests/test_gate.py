@@ -605,3 +605,18 @@ def test_machine_in_thresholds_must_be_a_generation_name(tmp_path):
     path.write_text(THRESHOLDS_HEADER.replace("[defaults]\n", "[defaults]\nmachine = 25\n", 1))
     with pytest.raises(UserError, match=r"machine must name a CPU generation"):
         gate.load_thresholds(path)
+
+
+def test_json_and_quiet_output_for_scripts(tmp_path, capsys):
+    import json as jsonlib
+
+    current = write(tmp_path, "current", cell(REFERENCE_CELL, tight(10.0), speedup=1.0, map50=0.3))
+    path = thresholds(tmp_path, f'\n[cells."{REFERENCE_CELL}"]\nmap50_floor = 0.5\nsource = "test"\n')
+    code, out, _ = gate_cli(capsys, "--current", current, "--thresholds", path, "--json")
+    doc = jsonlib.loads(out)
+    assert code == EXIT_FAILED and doc["passed"] is False and doc["summary"].startswith("gate: FAILED")
+    failed = [c for c in doc["checks"] if c["verdict"] == "FAIL"]
+    assert [(c["cell"], c["check"]) for c in failed] == [(REFERENCE_CELL, "map50")]
+    code, out, _ = gate_cli(capsys, "--current", current, "--thresholds", path, "--quiet")
+    assert code == EXIT_FAILED and out.strip().splitlines()[-1].startswith("gate: FAILED")
+    assert "latency p50" not in out  # only failing checks

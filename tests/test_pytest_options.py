@@ -52,3 +52,21 @@ def test_a_command_run_from_another_checkout_refuses_in_one_line(tmp_path, monke
     assert paths.other_checkout() is None
     monkeypatch.chdir(paths.repo_root() / "src")
     assert paths.other_checkout() is None
+
+
+def test_engines_are_spelled_the_same_in_every_command(monkeypatch):
+    from yolobench import cli
+    from yolobench.commands import bench as bench_command
+    from yolobench.commands import common
+
+    assert common.engine_list(["deepsparse,onnxruntime"]) == common.engine_list(["deepsparse", "onnxruntime"]) \
+        == ["deepsparse", "onnxruntime"]
+    parser = cli.build_parser()
+    for spelling in (["--engines", "deepsparse,onnxruntime"], ["--engines", "deepsparse", "onnxruntime"]):
+        args = parser.parse_args(["bench", "--profile", "tiny", *spelling])
+        command = bench_command.pytest_command(args, Path("/tmp/run.json"))
+        assert "--yb-engines=deepsparse,onnxruntime" in command
+        args = parser.parse_args(["parity", "--model", "m.onnx", *spelling])
+        assert common.engine_list(args.engines) == ["deepsparse", "onnxruntime"]
+    help_text = parser._subparsers._group_actions[0].choices["build"].format_help()
+    assert "smoke, tiny, full" in help_text or "smoke, full, tiny" in help_text.replace("\n", " ").replace("  ", " ")

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from yolobench import paths
+from yolobench.commands import common
 
 HELP = "benchmark every variant on every engine (pytest-benchmark) and write a run file for the gate"
 
@@ -29,10 +30,8 @@ def default_out(profile: str) -> Path:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--variants", default=None, help="comma-separated variants (default: the whole catalogue)")
-    parser.add_argument("--engines", default=None,
-                        help="comma-separated engines, run in this order "
-                             "(default: torch,onnxruntime,deepsparse,openvino)")
-    parser.add_argument("--profile", default="smoke", help="build profile: smoke (CI) or full (headline numbers)")
+    common.add_engines(parser, what="engines to benchmark, in this order")
+    common.add_profile(parser)
     parser.add_argument("--data", default=None, help="your YOLO-format data.yaml (default: the built-in dataset)")
     parser.add_argument("--imgsz", type=int, default=None, help="export size to run at (default: the profile's first)")
     parser.add_argument("--threads", type=int, default=None, help="threads per engine (default: every usable core)")
@@ -53,6 +52,8 @@ def pytest_command(args: argparse.Namespace, out: Path) -> list[str]:
                f"--yb-profile={args.profile}"]
     for option in ("variants", "engines", "data", "imgsz", "threads", "sessions", "store"):
         value = getattr(args, option)
+        if value is not None and option == "engines":
+            value = ",".join(common.engine_list(value))
         if value is not None and option in ("data", "store"):
             value = Path(value).expanduser().resolve()  # pytest runs in the repository root, not here
         if value is not None:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import sys
 import time
+
+from yolobench.commands import common
 
 HELP = "build the sparsification ladder's variants (cached in the artifact store); --list shows their state"
 
@@ -11,12 +14,13 @@ HELP = "build the sparsification ladder's variants (cached in the artifact store
 def add_arguments(parser) -> None:
     parser.add_argument("--variants", default=None,
                         help="comma-separated variant names (default: the whole catalogue)")
-    parser.add_argument("--profile", default="smoke", help="smoke (CI, minutes) or full (headline numbers)")
+    common.add_profile(parser)
     parser.add_argument("--data", default=None,
                         help="your YOLO-format data.yaml (default: the built-in synthetic dataset)")
     parser.add_argument("--store", default=None, help="artifact store folder (default: ~/.cache/yolobench/store)")
     parser.add_argument("--list", action="store_true", help="show each variant's state instead of building")
-    parser.add_argument("--quiet", action="store_true", help="no progress lines (CI logs)")
+    common.add_quiet(parser, "no progress lines (CI logs)")
+    common.add_json(parser, "the table (each variant's state, key, mAP@0.5 and sparsity)")
     parser.add_argument("--record", default=None, metavar="PATH.json",
                         help="write a build record (machine, command, per-variant key, build time, mAP, "
                              "sparsity) for results/ history")
@@ -47,6 +51,13 @@ def run(args) -> int:
         before = store.state(name, builder.variant_key(name, args.profile, args.data))
         artifact = builder.build(name, args.profile, args.data, store=store, progress=say)
         built.append((artifact, before))
+    if args.json:
+        print(json.dumps([{"variant": a.name, "state": "cached" if before == "built" else "built", "key": a.key,
+                           "map50": a.meta["metrics"]["map50"], "sparsity": a.meta["sparsity"]["overall"],
+                           "build_seconds": a.meta.get("build_seconds")} for a, before in built], indent=1))
+        if args.record:
+            _write_record(args, built, time.time() - started)
+        return 0
     print(f"{'variant':<18} {'state':<8} {'key':<16} {'mAP@0.5':>8} {'sparsity':>9} {'build s':>8}")
     for artifact, before in built:
         meta = artifact.meta
@@ -77,6 +88,7 @@ def _write_record(args, built, elapsed: float) -> None:
             "built_at": meta.get("built_at"),
             "parent": (meta.get("parent") or {}).get("variant"),
             "metrics": meta.get("metrics"),
+            "metrics_by_imgsz": meta.get("metrics_by_imgsz"),
             "sparsity": {k: v for k, v in meta.get("sparsity", {}).items() if k != "per_layer"},
             "parameters": meta.get("parameters"),
             "file_sizes": meta.get("file_sizes"),
@@ -100,10 +112,23 @@ def _write_record(args, built, elapsed: float) -> None:
 def _list(names, args, store) -> int:
     from yolobench import builder
 
-    print(f"{'variant':<18} {'state':<8} {'key':<16} {'mAP@0.5':>8} {'sparsity':>9}")
+    rows = []
     for name in names:
         key = builder.variant_key(name, args.profile, args.data)
         state = store.state(name, key)
+        artifact = store.get(name, key, deep=False) if state == "built" else None
+        meta = artifact.meta if artifact is not None else None
+        rows.append({"variant": name, "state": state, "key": key,
+                     "map50": meta["metrics"]["map50"] if meta else None,
+                     "map50_by_imgsz": {k: v.get("map50") for k, v in (meta.get("metrics_by_imgsz") or {}).items()}
+                     if meta else None,
+                     "sparsity": meta["sparsity"]["overall"] if meta else None})
+    if args.json:
+        print(json.dumps(rows, indent=1))
+        return 0
+    print(f"{'variant':<18} {'state':<8} {'key':<16} {'mAP@0.5':>8} {'sparsity':>9}")
+    for row in rows:
+        name, state, key = row["variant"], row["state"], row["key"]
         artifact = store.get(name, key, deep=False) if state == "built" else None
         if artifact is not None:
             meta = artifact.meta

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from yolobench import gate, paths
+from yolobench.commands import common
 from yolobench.errors import EXIT_FAILED, EXIT_OK
 from yolobench.runfile import load_run
 
@@ -88,6 +89,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--baseline", metavar="RUN.json", type=Path,
                         help="earlier run on the same CPU generation to compare latency against; 'auto': "
                              "results/baselines/<profile>-<cpu generation>.json for the current run")
+    common.add_quiet(parser, "print only the failing checks and the summary line")
+    common.add_json(parser, "every check of --current (cell, check, measured, limit, ratio, verdict, note) and "
+                            "the verdict")
     parser.add_argument("--thresholds", metavar="TOML", type=Path, default=None,
                         help="thresholds file (default: results/thresholds-<profile of the run>.toml)")
 
@@ -120,8 +124,25 @@ def run(args: argparse.Namespace) -> int:
     baseline_file = auto_baseline(current) if args.baseline == AUTO else args.baseline
     baseline = load_run(baseline_file) if baseline_file is not None else None
     checks = gate.evaluate(current, baseline, thresholds)
-
+    failed = any(c.failed for c in checks)
     note = other_machine_note(thresholds, current, first)
+    if args.json:
+        import dataclasses
+        import json
+
+        print(json.dumps({"passed": not failed, "summary": gate.summary(checks), "current": str(current.path),
+                          "baseline": str(baseline.path) if baseline is not None else None,
+                          "thresholds": str(thresholds.path), "note": note,
+                          "checks": [dataclasses.asdict(c) for c in checks]}, indent=1))
+        return EXIT_FAILED if failed else EXIT_OK
+    if args.quiet:
+        if note:
+            print(note.splitlines()[0])
+        if failed:
+            print(gate.format_table([c for c in checks if c.failed]))
+        print(gate.summary(checks))
+        return EXIT_FAILED if failed else EXIT_OK
+
     if note:
         print(note)
         print()

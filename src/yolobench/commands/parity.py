@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from yolobench import engines as engine_registry
+from yolobench.commands import common
 from yolobench.engines.base import (FORM_FP32, EngineUnsupported, ModelSpec, default_threads, first_line,
                                     inspect_onnx, resolve_geometry)
 from yolobench.errors import EXIT_FAILED, EXIT_OK, UserError
@@ -39,8 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="a second ONNX of the same model: compare MODEL vs AGAINST on each engine")
     parser.add_argument("--images", nargs="+", type=Path, default=None,
                         help="image folder or files (default: the two photos shipped with ultralytics)")
-    parser.add_argument("--engines", nargs="+", choices=engine_registry.engine_names(),
-                        default=list(engine_registry.engine_names()), help="engines to run (default: all)")
+    common.add_engines(parser)
     parser.add_argument("--imgsz", type=int, default=None,
                         help="input size for a model with a dynamic input (a static one is read from the model)")
     parser.add_argument("--threads", type=int, default=None, help="threads per engine (default: usable cores)")
@@ -247,7 +247,7 @@ def format_report(report: ParityReport) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    report = check_onnx_parity(args.model, against=args.against, images=args.images, engine_names=args.engines,
+    report = check_onnx_parity(args.model, against=args.against, images=args.images, engine_names=common.engine_list(args.engines),
                                imgsz=args.imgsz, threads=args.threads, conf=args.conf, iou=args.iou)
     print(format_report(report))
     return EXIT_OK if report.ok else EXIT_FAILED
