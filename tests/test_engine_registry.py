@@ -64,7 +64,7 @@ def test_one_module_adds_an_engine_everywhere(fake_engine):
     # parity: compared with the reference on every form it loads, pinned and at its defaults
     assert ("onnxruntime", f"{name}-f32") in engines.same_graph_pairs("qdq")
     assert ("onnxruntime", name) in engines.same_graph_pairs("fp32")
-    assert (f"onnxruntime", name) not in engines.same_graph_pairs("deepsparse")
+    assert ("onnxruntime", name) not in engines.same_graph_pairs("deepsparse")
     assert engines.get_setting(f"{name}-f32").precision == "f32" and engines.get_setting(name).precision is None
     # run files: its cells must say how much ran natively, as a fallback engine's do
     assert runfile._reports_fallback(name) and not runfile._reports_fallback("openvino")

@@ -18,9 +18,6 @@ directory for the artifact's key). Must not: write anywhere but the store's work
 from __future__ import annotations
 
 import hashlib
-import math
-import os
-import re
 import sys
 import time
 from pathlib import Path
@@ -31,6 +28,9 @@ import yaml
 from yolobench import catalogue, offline, paths
 from yolobench.catalogue import ONESHOT, Profile, VariantSpec
 from yolobench.errors import UserError
+# Recipes and the schedule scale live in yolobench.recipes; these names stay importable from here.
+from yolobench.recipes import (EPOCH_SCALE_ENV, RecipeLoader, epoch_scale, load_recipe, recipe_path,  # noqa: F401
+                               scaled_epochs, validate_recipe)
 from yolobench.store import (FORM_DEEPSPARSE, FORM_FP32, FORM_QDQ, MODEL_CFG_NAME, RECIPE_NAME,
                              WEIGHTS_NAME, Artifact, Store, content_key, onnx_filename)
 
@@ -40,102 +40,15 @@ BUILDER_VERSION = 2  # bump when a change here changes what an artifact contains
 DATASET_SEED = 0
 Progress = Callable[[str], None]
 
-# One option lengthens every schedule (a GPU, more cores): epochs of from-scratch training and every
-# epoch variable of a recipe are multiplied by it, so a variant's phases keep their proportions.
-EPOCH_SCALE_ENV = "YOLOBENCH_EPOCH_SCALE"
-_EPOCH_VARIABLE = re.compile(r"^(?:num_epochs|qat_epochs|\w+_epoch)$")
-
-
-def epoch_scale() -> float:
-    """The schedule multiplier from ``YOLOBENCH_EPOCH_SCALE`` (default 1: the catalogue's schedules)."""
-    text = os.environ.get(EPOCH_SCALE_ENV, "").strip()
-    if not text:
-        return 1.0
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not math.isfinite(value) or value <= 0:
-        raise UserError(f"{EPOCH_SCALE_ENV}={text!r}: give a positive number (2 doubles every training "
-                        "schedule; 1 or unset keeps the catalogue's)")
-    return value
-
-
-def _scaled_epochs(value, scale: float):
-    if scale == 1.0 or value <= 0:  # epoch 0 (start at once) stays 0
-        return value
-    return max(1, int(round(value * scale)))
-
-
 def train_args(spec: VariantSpec, profile: str) -> dict:
     """The variant's trainer arguments for the profile, epochs scaled by :func:`epoch_scale`."""
     args = spec.args_for(profile)
     if "epochs" in args:
-        args["epochs"] = _scaled_epochs(args["epochs"], epoch_scale())
+        args["epochs"] = scaled_epochs(args["epochs"], epoch_scale())
     return args
 
 
 # --- inputs -------------------------------------------------------------------------------------------
-def recipe_path(spec: VariantSpec) -> Path | None:
-    return paths.repo_root() / "recipes" / spec.recipe if spec.recipe else None
-
-
-def load_recipe(spec: VariantSpec, profile: str) -> tuple[str | None, dict]:
-    """Recipe text and the profile's variable overrides, checked so a malformed recipe fails early."""
-    path = recipe_path(spec)
-    if path is None:
-        return None, {}
-    try:
-        text = path.read_text()
-    except OSError as err:
-        raise UserError(f"recipe {path} for variant {spec.name!r} cannot be read ({err.strerror}); "
-                        f"restore it from git") from None
-    variables = spec.variables_for(profile)
-    scale = epoch_scale()
-    if scale != 1.0:
-        doc = yaml.load(text, Loader=_RecipeLoader)
-        for name, value in (doc.items() if isinstance(doc, dict) else ()):
-            value = variables.get(name, value)
-            if _EPOCH_VARIABLE.match(str(name)) and isinstance(value, (int, float)) and not isinstance(value, bool):
-                variables[name] = _scaled_epochs(value, scale)
-    validate_recipe(path, text, variables)
-    return text, variables
-
-
-def validate_recipe(path: Path, text: str, variables: dict) -> None:
-    """One-line UserError naming the file and the bad field for a malformed recipe."""
-    try:
-        doc = yaml.load(text, Loader=_RecipeLoader)
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f":{mark.line + 1}" if mark else ""
-        raise UserError(f"{path}{where}: not valid YAML ({getattr(err, 'problem', err)}); fix the recipe") from None
-    if not isinstance(doc, dict):
-        raise UserError(f"{path}: a recipe must be a YAML mapping of variables and modifier lists")
-    for key in variables:
-        if key not in doc:
-            raise UserError(f"{path}: the profile overrides variable {key!r}, which the recipe does not "
-                            f"define; add it to the recipe or remove the override")
-    from yolobench import shims
-
-    shims.apply()
-    from sparseml.pytorch.optim import ScheduledModifierManager
-
-    try:
-        ScheduledModifierManager.from_yaml(text, recipe_variables=variables)
-    except Exception as err:  # sparseml raises ValueError/TypeError/KeyError/… for a bad field
-        message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise UserError(f"{path}: invalid recipe field: {message}; see the SparseML modifier docs "
-                        f"for the accepted fields") from None
-
-
-class _RecipeLoader(yaml.SafeLoader):
-    """Safe YAML loader that accepts SparseML's ``!ModifierName`` tags (as plain mappings)."""
-
-
-_RecipeLoader.add_multi_constructor("!", lambda loader, suffix, node: loader.construct_mapping(node))
-
-
 def builtin_settings(spec: VariantSpec, profile: Profile) -> tuple[str, dict]:
     """(generator domain, builtin_dataset() arguments) of the built-in data a variant trains on."""
     if spec.domain == "source" and profile.name in catalogue.SOURCE_DATASETS:
@@ -323,7 +236,7 @@ def _build_one(name: str, key: str, profile_name: str, data, parent: Artifact | 
     sparsity = modelio.sparsity_report(model)
     target = variables.get(spec.sparsity_target) if spec.sparsity_target else None
     if spec.sparsity_target and target is None and recipe_text:
-        target = yaml.load(recipe_text, Loader=_RecipeLoader).get(spec.sparsity_target)
+        target = yaml.load(recipe_text, Loader=RecipeLoader).get(spec.sparsity_target)
     meta = {
         "variant": name,
         "description": spec.description,
@@ -444,7 +357,7 @@ def _oneshot(spec, profile, parent, recipe_text, variables, data_yaml, work, say
 
     model, _ = modelio.load_weights_model(parent.path / WEIGHTS_NAME)
     manager = ScheduledModifierManager.from_yaml(recipe_text, recipe_variables=variables)
-    doc = yaml.load(recipe_text, Loader=_RecipeLoader)
+    doc = yaml.load(recipe_text, Loader=RecipeLoader)
     batches = int(variables.get("num_calibration_batches", doc.get("num_calibration_batches", 16)))
     # Structure in train() so Conv+BN fuse for QAT exactly as in pruned_quant;
     # calibrate in eval(): observers record in any mode, BN statistics must not move.

@@ -286,6 +286,15 @@ _CPUINFO_MODEL_KEYS = ("model name", "Model", "cpu model", "Processor", "cpu")
 KNOWN_GENERATIONS = {("AuthenticAMD", 25, 17): "Zen 4", ("AuthenticAMD", 26, 2): "Zen 5"}
 
 
+def default_threads() -> int:
+    """The cores this process may use (affinity-aware): the default thread count of every engine and
+    of training."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover (non-Linux)
+        return os.cpu_count() or 1
+
+
 def cpu_generation(machine: Mapping | None) -> str | None:
     """``"AMD family 26 model 2 (Zen 5)"`` from a run file's machine_info (pytest-benchmark's ``cpu``
     record, or yolobench's own ``machine_info()``, possibly under a key), None where it is not recorded."""

@@ -30,7 +30,8 @@ from typing import Any, Callable
 import torch
 
 from yolobench import offline, shims
-from yolobench.engines.base import default_threads
+from yolobench.recipes import recipe_variable
+from yolobench.timer import default_threads
 
 offline.apply()
 
@@ -119,7 +120,7 @@ class RecipeTrainer(DetectionTrainer):
         # ones before in float (fake-quant and observers off), as the QAT recipes schedule it.
         self.inherited_qat_epochs = None
         if self.parent_recipe is not None:
-            value = _recipe_variable(self.recipe_text, self.recipe_variables, "qat_epochs")
+            value = recipe_variable(self.recipe_text, self.recipe_variables, "qat_epochs")
             self.inherited_qat_epochs = self.epochs if value is None else max(1, min(int(value), self.epochs))
         self.add_callback("on_train_epoch_start", RecipeTrainer._on_epoch_start)
         self.add_callback("on_train_epoch_end", RecipeTrainer._on_epoch_end)
@@ -259,18 +260,6 @@ class RecipeTrainer(DetectionTrainer):
     def finish(self) -> None:
         if self.manager is not None:
             self.manager.finalize(self.model)
-
-
-def _recipe_variable(recipe_text: str | None, variables: dict, name: str):
-    """A top-level recipe variable: the profile's override, else the recipe file's value, else None."""
-    import yaml
-
-    from yolobench.builder import _RecipeLoader  # the builder's own SparseML-tag-tolerant loader
-
-    if name in variables:
-        return variables[name]
-    data = yaml.load(recipe_text or "", Loader=_RecipeLoader) or {}
-    return data.get(name) if isinstance(data, dict) else None
 
 
 class _Float32Loss:

@@ -27,6 +27,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from yolobench.errors import UserError
+from yolobench.timer import default_threads  # noqa: F401 (re-exported: engines' default threads)
 
 # Artifact export forms (each engine needs the form it is fast on: OpenVINO ran sparseml's converted INT8 graph 3x slower than its own QDQ INT8, measured).
 from yolobench.forms import (FORM_DEEPSPARSE, FORM_FP32, FORM_QDQ, FORM_TORCH, ONNX_FORMS,  # noqa: E402,F401
@@ -42,14 +43,6 @@ class EngineUnsupported(Exception):
     def __init__(self, reason: str):
         self.reason = " ".join(str(reason).split())
         super().__init__(self.reason)
-
-
-def default_threads() -> int:
-    """The cores this process may use (affinity-aware), the default thread count of every engine."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover (non-Linux)
-        return os.cpu_count() or 1
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,113 @@
+"""SparseML recipes as the build reads them: the file of a variant, the profile's variable overrides,
+the one-option schedule scale, validation with a one-line error, and a YAML loader for their tags.
+
+Must not: import torch or SparseML at module import (listing variants and keys stays cheap);
+``validate_recipe`` imports SparseML when it runs.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from pathlib import Path
+
+import yaml
+
+from yolobench import paths
+from yolobench.catalogue import VariantSpec
+from yolobench.errors import UserError
+
+# One option lengthens every schedule (a GPU, more cores): epochs of from-scratch training and every
+# epoch variable of a recipe are multiplied by it, so a variant's phases keep their proportions.
+EPOCH_SCALE_ENV = "YOLOBENCH_EPOCH_SCALE"
+_EPOCH_VARIABLE = re.compile(r"^(?:num_epochs|qat_epochs|\w+_epoch)$")
+
+
+def epoch_scale() -> float:
+    """The schedule multiplier from ``YOLOBENCH_EPOCH_SCALE`` (default 1: the catalogue's schedules)."""
+    text = os.environ.get(EPOCH_SCALE_ENV, "").strip()
+    if not text:
+        return 1.0
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not math.isfinite(value) or value <= 0:
+        raise UserError(f"{EPOCH_SCALE_ENV}={text!r}: give a positive number (2 doubles every training "
+                        "schedule; 1 or unset keeps the catalogue's)")
+    return value
+
+
+def scaled_epochs(value, scale: float):
+    if scale == 1.0 or value <= 0:  # epoch 0 (start at once) stays 0
+        return value
+    return max(1, int(round(value * scale)))
+
+
+def recipe_path(spec: VariantSpec) -> Path | None:
+    return paths.repo_root() / "recipes" / spec.recipe if spec.recipe else None
+
+
+def load_recipe(spec: VariantSpec, profile: str) -> tuple[str | None, dict]:
+    """Recipe text and the profile's variable overrides, checked so a malformed recipe fails early."""
+    path = recipe_path(spec)
+    if path is None:
+        return None, {}
+    try:
+        text = path.read_text()
+    except OSError as err:
+        raise UserError(f"recipe {path} for variant {spec.name!r} cannot be read ({err.strerror}); "
+                        f"restore it from git") from None
+    variables = spec.variables_for(profile)
+    scale = epoch_scale()
+    if scale != 1.0:
+        doc = yaml.load(text, Loader=RecipeLoader)
+        for name, value in (doc.items() if isinstance(doc, dict) else ()):
+            value = variables.get(name, value)
+            if _EPOCH_VARIABLE.match(str(name)) and isinstance(value, (int, float)) and not isinstance(value, bool):
+                variables[name] = scaled_epochs(value, scale)
+    validate_recipe(path, text, variables)
+    return text, variables
+
+
+def validate_recipe(path: Path, text: str, variables: dict) -> None:
+    """One-line UserError naming the file and the bad field for a malformed recipe."""
+    try:
+        doc = yaml.load(text, Loader=RecipeLoader)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f":{mark.line + 1}" if mark else ""
+        raise UserError(f"{path}{where}: not valid YAML ({getattr(err, 'problem', err)}); fix the recipe") from None
+    if not isinstance(doc, dict):
+        raise UserError(f"{path}: a recipe must be a YAML mapping of variables and modifier lists")
+    for key in variables:
+        if key not in doc:
+            raise UserError(f"{path}: the profile overrides variable {key!r}, which the recipe does not "
+                            f"define; add it to the recipe or remove the override")
+    from yolobench import shims
+
+    shims.apply()
+    from sparseml.pytorch.optim import ScheduledModifierManager
+
+    try:
+        ScheduledModifierManager.from_yaml(text, recipe_variables=variables)
+    except Exception as err:  # sparseml raises ValueError/TypeError/KeyError/… for a bad field
+        message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise UserError(f"{path}: invalid recipe field: {message}; see the SparseML modifier docs "
+                        f"for the accepted fields") from None
+
+
+class RecipeLoader(yaml.SafeLoader):
+    """Safe YAML loader that accepts SparseML's ``!ModifierName`` tags (as plain mappings)."""
+
+
+RecipeLoader.add_multi_constructor("!", lambda loader, suffix, node: loader.construct_mapping(node))
+
+
+def recipe_variable(recipe_text: str | None, variables: dict, name: str):
+    """A top-level recipe variable: the profile's override, else the recipe file's value, else None."""
+    if name in variables:
+        return variables[name]
+    data = yaml.load(recipe_text or "", Loader=RecipeLoader) or {}
+    return data.get(name) if isinstance(data, dict) else None
