@@ -315,6 +315,18 @@ class Session(abc.ABC):
         return f"<{type(self).__name__} {self.describe()}>"
 
 
+@dataclass(frozen=True)
+class LayerTime:
+    """One layer (as the engine schedules it) in a per-layer profile: its mean time per inference."""
+
+    name: str  # the engine's own name for it (often the ONNX node name of the layer it starts with)
+    onnx_node: str | None  # the ONNX node it maps to, where the engine says (else None)
+    op_type: str
+    ms: float
+    ran_as: str  # how it ran: kernel / precision / sparsity, in the engine's words
+    flops: float | None = None  # as the engine counts them, where it reports them
+
+
 class Engine(abc.ABC):
     """One runtime. Subclasses set ``name``, ``package`` and ``preferred_forms``, and the traits below
     where they differ from the defaults: the rest of the suite (matrix, parity pairs, run files,
@@ -388,6 +400,29 @@ class Engine(abc.ABC):
 
     def _load_onnx(self, spec: ModelSpec, form: str, geometry: Geometry, threads: int) -> Session:
         raise EngineUnsupported(f"{self.name} does not run ONNX models")
+
+    def layer_profile(self, model: Any, *, imgsz: int | None = None, threads: int | None = None,
+                      runs: int = 20, warmup: int = 5, form: str | None = None) -> tuple[list[LayerTime], str]:
+        """The engine's own per-layer timing of ``model`` (batch 1): (layers, the form it ran).
+
+        Runs ``warmup`` inferences, then ``runs`` whose per-layer times are averaged, on a fixed
+        pseudo-random image (layer times of a convolutional detector do not depend on the pixels;
+        activation sparsity could, and DeepSparse reports it). Engines without a profiler raise
+        :class:`EngineUnsupported`."""
+        if type(self)._layer_times is Engine._layer_times:
+            raise EngineUnsupported(f"{self.name} has no per-layer profiler in yolobench")
+        ok, reason = self.available()
+        if not ok:
+            raise EngineUnsupported(reason)
+        threads = default_threads() if threads is None else int(threads)
+        spec, chosen = resolve_onnx(model, self.preferred_forms, form, imgsz)
+        geometry = resolve_geometry(spec, 1, imgsz)
+        images = np.random.default_rng(0).random(geometry.input_shape, dtype=np.float32)
+        return self._layer_times(spec, geometry, threads, images, runs, warmup), chosen
+
+    def _layer_times(self, spec: ModelSpec, geometry: Geometry, threads: int, images: np.ndarray, runs: int,
+                     warmup: int) -> list[LayerTime]:
+        raise EngineUnsupported(f"{self.name} has no per-layer profiler in yolobench")
 
     @abc.abstractmethod
     def _import(self):

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from pathlib import Path
+
 from yolobench.engines.base import (FORM_DEEPSPARSE, FORM_FP32, FORM_QDQ, Engine, EngineUnsupported, Geometry,
-                                    ModelSpec, Session, first_line)
+                                    LayerTime, ModelSpec, Session, first_line)
 
 
 class OnnxRuntimeSession(Session):
@@ -54,3 +56,40 @@ class OnnxRuntimeEngine(Engine):
             raise EngineUnsupported(f"onnxruntime cannot load {spec.path.name}: {first_line(err)}") from err
         return OnnxRuntimeSession(session, spec, engine=self.name, engine_version=self.version(), form=form,
                                   model_path=spec.path, threads=threads, geometry=geometry, nc=spec.nc)
+
+    def _layer_times(self, spec, geometry, threads, images, runs, warmup):
+        """ONNX Runtime's profiler (``enable_profiling``): every node's kernel time, per run."""
+        import json
+        import os
+        import tempfile
+
+        ort = self._import()
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.log_severity_level = 3
+        with tempfile.TemporaryDirectory(prefix="yolobench-ort-profile-") as folder:
+            options.enable_profiling = True
+            options.profile_file_prefix = os.path.join(folder, "ort")
+            session = ort.InferenceSession(str(spec.path), options, providers=["CPUExecutionProvider"])
+            feed = {spec.input_name: images}
+            for _ in range(warmup):
+                session.run(None, feed)
+            # the profile holds every run: keep the kernels of the last `runs` only
+            session.run(None, feed)
+            for _ in range(runs - 1):
+                session.run(None, feed)
+            events = json.loads(Path(session.end_profiling()).read_text())
+        kernels = [e for e in events if e.get("cat") == "Node" and str(e.get("name", "")).endswith("_kernel_time")]
+        per_run = len(kernels) // (warmup + runs) if kernels else 0
+        kernels = kernels[len(kernels) - per_run * runs:]
+        totals: dict[str, list] = {}
+        for event in kernels:
+            node = event["name"][: -len("_kernel_time")]
+            args = event.get("args", {})
+            entry = totals.setdefault(node, [0.0, args.get("op_name", "?"), args.get("provider", "?")])
+            entry[0] += float(event.get("dur", 0)) / 1000.0
+        return [LayerTime(name=node, onnx_node=node, op_type=op, ms=total / runs,
+                          ran_as=f"{op} on {provider.replace('ExecutionProvider', '')}")
+                for node, (total, op, provider) in totals.items()]

@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from yolobench.engines.base import (FORM_FP32, FORM_QDQ, Engine, EngineUnsupported, Geometry, ModelSpec, Session,
-                                    first_line)
+from yolobench.engines.base import (FORM_FP32, FORM_QDQ, Engine, EngineUnsupported, Geometry, LayerTime, ModelSpec,
+                                    Session, first_line)
 from yolobench.errors import UserError
 
 PRECISIONS = ("f32", "bf16", "f16")  # values of INFERENCE_PRECISION_HINT a caller may pin
@@ -104,3 +104,37 @@ class OpenVinoEngine(Engine):
         return OpenVinoSession(compiled, pinned_precision=self.precision, engine=self.name,
                                engine_version=self.version(), form=form, model_path=spec.path, threads=threads,
                                geometry=geometry, nc=spec.nc)
+
+    def _layer_times(self, spec, geometry, threads, images, runs, warmup):
+        """OpenVINO's performance counters (``PERF_COUNT``): each executed node's time and the kernel it
+        ran (``exec_type``, e.g. ``brgconv_avx512_amx_I8`` or ``jit_avx512_bf16``), at this engine's
+        settings (its default precision unless pinned)."""
+        ov = self._import()
+        core = ov.Core()
+        model = core.read_model(str(spec.path))
+        if any(d is None for d in spec.input_shape):
+            model.reshape({spec.input_name: list(geometry.input_shape)})
+        compiled = core.compile_model(model, "CPU", {**self.compile_config(threads), "PERF_COUNT": True})
+        request = compiled.create_infer_request()
+        # The plugin names fused nodes after one of their parts ("Multiply_22247"); its runtime model
+        # lists the ONNX nodes each one holds (rt_info originalLayersNames): map to the first of them.
+        original: dict[str, str] = {}
+        for op in compiled.get_runtime_model().get_ops():
+            info = op.get_rt_info()
+            if "originalLayersNames" in info:
+                names = str(info["originalLayersNames"].astype(str) if hasattr(info["originalLayersNames"], "astype")
+                            else info["originalLayersNames"])
+                original[op.get_friendly_name()] = next((n for n in names.split(",") if "model." in n),
+                                                        names.split(",")[0])
+        for _ in range(warmup):
+            request.infer({0: images})
+        totals: dict[str, list] = {}
+        for _ in range(runs):
+            request.infer({0: images})
+            for info in request.get_profiling_info():
+                if str(info.status).endswith("NOT_RUN"):
+                    continue
+                entry = totals.setdefault(info.node_name, [0.0, info.node_type, info.exec_type])
+                entry[0] += info.real_time.total_seconds() * 1000.0
+        return [LayerTime(name=name, onnx_node=original.get(name, name), op_type=node_type, ms=total / runs,
+                          ran_as=exec_type) for name, (total, node_type, exec_type) in totals.items()]
