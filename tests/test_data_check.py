@@ -209,3 +209,16 @@ def test_label_zero_size_box(ds, capsys, wh):
 def test_polygon_rows_are_accepted(ds):
     _label(ds, "val", 0).write_text("1 0.1 0.1 0.4 0.1 0.3 0.5\n")
     assert check_dataset(ds / "data.yaml").val_boxes >= 1
+
+
+def test_images_evaluation_cannot_read_are_refused_not_skipped(ds, capsys):
+    (_image(ds).parent / "extra.heic").write_bytes(b"not decoded")
+    _fails(ds / "data.yaml", capsys, "extra.heic", "not read by yolobench's evaluation")
+
+
+def test_evaluation_reads_exactly_the_images_the_check_counted(ds):
+    from yolobench.evaluate import validation_set
+
+    info = check_dataset(ds / "data.yaml", decode_images=False)
+    images, labels, _ = validation_set(ds / "data.yaml")
+    assert images == list(info.val_files) and len(images) == info.val_images == len(labels)

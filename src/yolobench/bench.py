@@ -110,7 +110,7 @@ def benchmark_image(artifact: Any, imgsz: int | None = None) -> Path:
     Falls back to ultralytics' ``bus.jpg`` only when the artifact's dataset is gone (a store restored
     without its datasets); the chosen file is recorded with every number.
     """
-    from yolobench.processing import IMAGE_SUFFIXES, default_images  # noqa: PLC0415
+    from yolobench.processing import default_images  # noqa: PLC0415
 
     dataset = (getattr(artifact, "meta", None) or {}).get("dataset") or {}
     data_yaml = (dataset.get("eval_data_yaml") or {}).get(str(imgsz)) or dataset.get("data_yaml")
@@ -118,10 +118,9 @@ def benchmark_image(artifact: Any, imgsz: int | None = None) -> Path:
         from yolobench.data import check_dataset  # noqa: PLC0415
 
         try:
-            val_dirs = check_dataset(data_yaml, decode_images=False).val_dirs
+            found = check_dataset(data_yaml, decode_images=False).val_files
         except Exception:  # noqa: BLE001 (a dataset that no longer checks out: use the fallback image)
-            val_dirs = ()
-        found = sorted(p for d in val_dirs for p in Path(d).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+            found = ()
         if found:
             return found[0]
     return default_images()[0]

@@ -33,8 +33,7 @@ def validation_set(data_yaml: str | Path) -> tuple[list[Path], list[tuple[np.nda
     from yolobench.data import check_dataset
 
     info = check_dataset(data_yaml, decode_images=False)
-    images = sorted(p for d in info.val_dirs for p in d.rglob("*")
-                    if p.suffix.lower() in (".png", ".jpg", ".jpeg", ".bmp", ".webp"))
+    images = list(info.val_files)
     labels = []
     for path in images:
         label_path = _label_path(path)

@@ -17,10 +17,10 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from yolobench.data.check import IMAGE_SUFFIXES  # noqa: F401 (one list of image files for all of yolobench)
 from yolobench.errors import UserError
 
 PAD_VALUE = 114  # ultralytics' letterbox grey: the value the models were trained with at the borders
-IMAGE_SUFFIXES = (".bmp", ".jpeg", ".jpg", ".png", ".tif", ".tiff", ".webp")
 MAX_NMS_CANDIDATES = 30000  # as ultralytics: bound the O(n^2) NMS on a garbage model's output
 
 

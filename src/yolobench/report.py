@@ -815,10 +815,10 @@ def sample_images(data_yaml: str | os.PathLike) -> list[SampleImage]:
     """The first validation image of ``data_yaml`` (the set the artifact was judged on, as its meta names
     it: nothing is generated or resolved here) and ultralytics' two photos."""
     from yolobench.data import check_dataset
-    from yolobench.processing import IMAGE_SUFFIXES, default_images, load_images
+    from yolobench.processing import default_images, load_images
 
     info = check_dataset(data_yaml, decode_images=False)
-    val = sorted(p for d in info.val_dirs for p in d.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    val = list(info.val_files)
     if not val:
         raise UserError(f"{data_yaml}: the validation split has no images to draw detections on")
     samples = [SampleImage(f"validation: {val[0].name}", load_images(val[0])[0][1])]

@@ -43,9 +43,13 @@ import yaml
 
 from yolobench.errors import UserError
 
-# The image extensions ultralytics 8.4 loads (ultralytics.data.utils.IMG_FORMATS).
-IMG_FORMATS = frozenset({"avif", "bmp", "dng", "heic", "heif", "jp2", "jpeg", "jpg", "mpo", "png", "tif", "tiff",
-                         "webp"})
+# The image files of a dataset, for every part of yolobench: the formats ultralytics 8.4 trains on
+# (ultralytics.data.utils.IMG_FORMATS) that OpenCV also reads, because evaluation, benchmarks and the
+# report decode with OpenCV. `data check` refuses the others ultralytics would train on (an image
+# counted here and skipped by evaluation would make mAP silently judge fewer images).
+IMAGE_SUFFIXES = (".bmp", ".jpeg", ".jpg", ".png", ".tif", ".tiff", ".webp")
+IMG_FORMATS = frozenset(s[1:] for s in IMAGE_SUFFIXES)
+TRAIN_ONLY_FORMATS = frozenset({"avif", "dng", "heic", "heif", "jp2", "mpo"})
 COORD_TOLERANCE = 0.01  # ultralytics accepts coordinates in [-0.01, 1.01]; so do we
 MIN_IMAGE_PX = 10  # ultralytics rejects images under 10 px a side
 SPLITS = ("train", "val")
@@ -68,6 +72,9 @@ class DatasetInfo:
     val_boxes: int
     content_hash: str  # "sha256:<hex>"
     class_counts: dict[str, dict[int, int]] = field(default_factory=dict)  # split -> class id -> rows
+    # the image files counted, sorted: what evaluation, benchmarks and the report read (nothing else)
+    train_files: tuple[Path, ...] = ()
+    val_files: tuple[Path, ...] = ()
 
     @property
     def nc(self) -> int:
@@ -217,6 +224,11 @@ def _walk_images(folder: Path) -> list[Path]:
     for dirpath, dirnames, filenames in os.walk(folder):
         dirnames[:] = [d for d in dirnames if not d.startswith(".")]
         found += [Path(dirpath) / f for f in filenames if not f.startswith(".") and _is_image(f)]
+        other = next((f for f in filenames if f.rpartition(".")[-1].lower() in TRAIN_ONLY_FORMATS), None)
+        if other is not None:
+            raise UserError(f"{_show(Path(dirpath) / other)}: .{other.rpartition('.')[-1]} images are not read by "
+                            f"yolobench's evaluation (OpenCV); convert them to "
+                            f"{'/'.join(s[1:] for s in IMAGE_SUFFIXES)}")
     return found
 
 
@@ -421,6 +433,7 @@ def check_dataset(data_yaml: str | Path, *, decode_images: bool = True) -> Datas
                 boxes += _check_labels(lbl, lbl_bytes, len(names), counts)
             del img_bytes
         out[f"{split}_dirs"] = tuple(sorted({p.parent for p in images}))
+        out[f"{split}_files"] = tuple(images)
         out[f"{split}_images"] = len(images)
         out[f"{split}_labels"] = sum(found)
         out[f"{split}_boxes"] = boxes
