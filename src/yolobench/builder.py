@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -102,9 +103,28 @@ def library_versions() -> dict:
     return out
 
 
-# --- keys ------------------------------------------------------------------------------------------
-def variant_key(name: str, profile: str, data: str | Path | None, *, _cache: dict | None = None) -> str:
-    """Content key of a variant: changes whenever anything that decides its content changes."""
+# --- resolving a variant once: what its key and its build both use ----------------------------------
+@dataclass(frozen=True)
+class Resolved:
+    """A variant under a profile and dataset, resolved once: catalogue entry, profile, recipe (read and
+    validated), the data it trains on (hashed), its parent's record, and the key all of it makes."""
+
+    spec: VariantSpec
+    profile: Profile
+    recipe_text: str | None
+    variables: dict
+    data_yaml: Path
+    dataset_hash: str
+    parent: "Resolved | None"
+    key: str
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+
+def resolve(name: str, profile: str, data: str | Path | None, *, _cache: dict | None = None) -> Resolved:
+    """The variant's :class:`Resolved` record (parents first, each resolved once per ``_cache``)."""
     cache = {} if _cache is None else _cache
     if name in cache:
         return cache[name]
@@ -115,6 +135,7 @@ def variant_key(name: str, profile: str, data: str | Path | None, *, _cache: dic
     from yolobench.data import check_dataset
 
     dataset_hash = check_dataset(data_yaml, decode_images=False).content_hash
+    parent = resolve(spec.parent, profile, data, _cache=cache) if spec.parent else None
     model_ref = spec.model
     model_text = (paths.repo_root() / model_ref).read_text() if model_ref.endswith(".yaml") else model_ref
     parts = {
@@ -125,7 +146,7 @@ def variant_key(name: str, profile: str, data: str | Path | None, *, _cache: dic
         "recipe": hashlib.sha256(recipe_text.encode()).hexdigest() if recipe_text else None,
         "recipe_variables": variables,
         "model": model_text,
-        "parent": variant_key(spec.parent, profile, data, _cache=cache) if spec.parent else None,
+        "parent": parent.key if parent else None,
         "dataset": dataset_hash,
         "profile": {k: v for k, v in _plain(prof).items() if k != "description"},
         "versions": library_versions(),
@@ -136,8 +157,14 @@ def variant_key(name: str, profile: str, data: str | Path | None, *, _cache: dic
         from yolobench.modelio import HARDSWISH_EXPORT_REVISION
 
         parts["hardswish_export"] = HARDSWISH_EXPORT_REVISION
-    cache[name] = content_key(parts)
+    cache[name] = Resolved(spec=spec, profile=prof, recipe_text=recipe_text, variables=variables,
+                           data_yaml=data_yaml, dataset_hash=dataset_hash, parent=parent, key=content_key(parts))
     return cache[name]
+
+
+def variant_key(name: str, profile: str, data: str | Path | None, *, _cache: dict | None = None) -> str:
+    """Content key of a variant: changes whenever anything that decides its content changes."""
+    return resolve(name, profile, data, _cache=_cache).key
 
 
 def _plain(value):
@@ -153,39 +180,39 @@ def _plain(value):
 
 # --- building ----------------------------------------------------------------------------------------
 def build(name: str, profile: str = "smoke", data: str | Path | None = None, *, store: Store | None = None,
-          progress: Progress | None = None) -> Artifact:
-    """The variant's artifact, building it (and its parents) if needed."""
+          progress: Progress | None = None, _cache: dict | None = None) -> Artifact:
+    """The variant's artifact, building it (and its parents) if needed. ``_cache``: resolved records
+    shared with earlier calls (``resolve``), so a recipe or dataset is read and checked once."""
     store = store or Store()
     say = progress or (lambda message: None)
-    keys: dict = {}
+    cache = {} if _cache is None else _cache
     artifact = None
     for step in catalogue.ancestry(name):
-        key = variant_key(step, profile, data, _cache=keys)
+        resolved = resolve(step, profile, data, _cache=cache)
+        key = resolved.key
         found = store.get(step, key)
         if found is not None:
             artifact = found
             continue
         parent = artifact
         say(f"[{step}] building (key {key})")
-        artifact = store.build(step, key, lambda work, out, step=step, parent=parent, key=key:
-                               _build_one(step, key, profile, data, parent, work, out, say))
+        artifact = store.build(step, key, lambda work, out, resolved=resolved, parent=parent:
+                               _build_one(resolved, data, parent, work, out, say))
         say(f"[{step}] done in {artifact.meta.get('build_seconds', 0):.0f} s: "
             f"mAP@0.5 {artifact.meta['metrics']['map50']:.3f}, sparsity "
             f"{artifact.meta['sparsity']['overall']:.3f}")
     return artifact
 
 
-def _build_one(name: str, key: str, profile_name: str, data, parent: Artifact | None, work: Path,
-               out: Path, say: Progress) -> dict:
+def _build_one(resolved: Resolved, data, parent: Artifact | None, work: Path, out: Path, say: Progress) -> dict:
     import torch
 
     from yolobench import modelio
 
     started = time.time()
-    spec = catalogue.get_variant(name)
-    profile = catalogue.get_profile(profile_name)
-    recipe_text, variables = load_recipe(spec, profile_name)
-    data_yaml = dataset_for(spec, profile, data)
+    name, key, spec, profile = resolved.name, resolved.key, resolved.spec, resolved.profile
+    profile_name = profile.name
+    recipe_text, variables, data_yaml = resolved.recipe_text, dict(resolved.variables), resolved.data_yaml
     from yolobench.data import check_dataset
 
     info = check_dataset(data_yaml)

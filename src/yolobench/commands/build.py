@@ -47,9 +47,10 @@ def run(args) -> int:
             print(f"{time.time() - started:7.0f}s  {message}", file=sys.stderr, flush=True)
 
     built = []
+    resolved: dict = {}  # each variant's recipe, data and key resolved once for the whole command
     for name in names:
-        before = store.state(name, builder.variant_key(name, args.profile, args.data))
-        artifact = builder.build(name, args.profile, args.data, store=store, progress=say)
+        before = store.state(name, builder.variant_key(name, args.profile, args.data, _cache=resolved))
+        artifact = builder.build(name, args.profile, args.data, store=store, progress=say, _cache=resolved)
         built.append((artifact, before))
     if args.json:
         print(json.dumps([{"variant": a.name, "state": "cached" if before == "built" else "built", "key": a.key,
@@ -113,8 +114,9 @@ def _list(names, args, store) -> int:
     from yolobench import builder
 
     rows = []
+    resolved: dict = {}
     for name in names:
-        key = builder.variant_key(name, args.profile, args.data)
+        key = builder.variant_key(name, args.profile, args.data, _cache=resolved)
         state = store.state(name, key)
         artifact = store.get(name, key, deep=False) if state == "built" else None
         meta = artifact.meta if artifact is not None else None

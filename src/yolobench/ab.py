@@ -1,0 +1,168 @@
+"""Paired, interleaved A/B timing: is B slower than A, beyond a threshold, on this machine now?
+
+Comparing a run with a file from another day cannot see a 10% change on a shared 2-core VM (cells of
+unchanged code moved up to 1.69x between runs). The method that can: measure A and B in the same job,
+alternating, each measurement in a fresh process (load, warm up, time a fixed share, reduce to one
+median), and test the **paired** log-ratios ``ln(B/A)``, adding pairs until the answer is clear. Slow
+phases of the machine then hit both sides of a pair alike and cancel in the ratio.
+
+Decision rule, after each pair once ``MIN_PAIRS`` are in: a two-sided t interval of the mean log-ratio
+at level ``1 - alpha / cells`` (Bonferroni: several cells at once keep the family's false-alarm rate):
+
+- its lower end above ``ln(threshold)``: **slower** (B is slower than A by more than the threshold);
+- its upper end below ``ln(threshold)``: **not slower**;
+- else another pair, up to ``max_pairs``; then the point estimate decides and the verdict says it was
+  not clear.
+
+Pair order alternates ABBA so that a drift within a pair does not favour one side.
+"""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from statistics import mean, median, stdev
+
+MIN_PAIRS = 5  # below this, the spread of the log-ratios is not known well enough to stop
+DEFAULT_THRESHOLD = 1.05  # "slower" means more than 5% slower
+DEFAULT_ALPHA = 0.05
+DEFAULT_MAX_PAIRS = 40
+DEFAULT_SECONDS = 1.0  # timed share of one measurement (after warm-up), per process
+WARMUP_SECONDS = 0.5
+
+SLOWER, NOT_SLOWER = "slower", "not slower"
+
+
+def t_quantile(p: float, df: int) -> float:
+    """The p-quantile of Student's t with ``df`` degrees of freedom: Hill's (1970) expansion around the
+    normal quantile, within 0.3% of exact from df 4 to the 0.99875 quantile (tests/test_ab.py)."""
+    if df < 1:
+        raise ValueError("df must be >= 1")
+    z = _normal_quantile(p)
+    g1 = (z**3 + z) / 4
+    g2 = (5 * z**5 + 16 * z**3 + 3 * z) / 96
+    g3 = (3 * z**7 + 19 * z**5 + 17 * z**3 - 15 * z) / 384
+    g4 = (79 * z**9 + 776 * z**7 + 1482 * z**5 - 1920 * z**3 - 945 * z) / 92160
+    return z + g1 / df + g2 / df**2 + g3 / df**3 + g4 / df**4
+
+
+def _normal_quantile(p: float) -> float:
+    from statistics import NormalDist
+
+    return NormalDist().inv_cdf(p)
+
+
+@dataclass(frozen=True)
+class Interval:
+    pairs: int
+    ratio: float  # exp(mean log-ratio): B's time over A's
+    low: float
+    high: float
+
+
+def interval(log_ratios: list[float], *, alpha: float = DEFAULT_ALPHA, cells: int = 1) -> Interval:
+    """The ratio B/A with its (1 - alpha/cells) interval from paired log-ratios."""
+    n = len(log_ratios)
+    if n < 2:
+        raise ValueError("an interval needs at least two pairs")
+    m, s = mean(log_ratios), stdev(log_ratios)
+    half = t_quantile(1 - alpha / cells / 2, n - 1) * s / math.sqrt(n)
+    return Interval(pairs=n, ratio=math.exp(m), low=math.exp(m - half), high=math.exp(m + half))
+
+
+def decide(ci: Interval, threshold: float) -> str | None:
+    """SLOWER / NOT_SLOWER once the interval is clear of the threshold, else None (another pair)."""
+    if ci.low > threshold:
+        return SLOWER
+    if ci.high < threshold:
+        return NOT_SLOWER
+    return None
+
+
+@dataclass
+class Comparison:
+    label: str
+    a_ms: list[float] = field(default_factory=list)
+    b_ms: list[float] = field(default_factory=list)
+    verdict: str | None = None
+    clear: bool = False
+    seconds: float = 0.0
+
+    @property
+    def log_ratios(self) -> list[float]:
+        return [math.log(b / a) for a, b in zip(self.a_ms, self.b_ms)]
+
+
+def run_sequential(measure_a, measure_b, *, threshold: float = DEFAULT_THRESHOLD, alpha: float = DEFAULT_ALPHA,
+                   cells: int = 1, max_pairs: int = DEFAULT_MAX_PAIRS, label: str = "B vs A",
+                   say=lambda line: None) -> tuple[Comparison, Interval]:
+    """Pairs ABBA-alternated until :func:`decide` is clear or ``max_pairs``; ``measure_*()`` -> ms."""
+    if threshold <= 1.0 or max_pairs < MIN_PAIRS:
+        raise ValueError(f"threshold must be > 1 and max_pairs >= {MIN_PAIRS}")
+    comparison = Comparison(label)
+    started = time.monotonic()
+    ci = None
+    for i in range(max_pairs):
+        if i % 2 == 0:
+            a = measure_a()
+            b = measure_b()
+        else:
+            b = measure_b()
+            a = measure_a()
+        comparison.a_ms.append(a)
+        comparison.b_ms.append(b)
+        if len(comparison.a_ms) < 2:
+            continue
+        ci = interval(comparison.log_ratios, alpha=alpha, cells=cells)
+        say(f"{label}: pair {ci.pairs}: A {a:.2f} ms, B {b:.2f} ms; B/A {ci.ratio:.3f} "
+            f"[{ci.low:.3f}, {ci.high:.3f}]")
+        if ci.pairs >= MIN_PAIRS:
+            verdict = decide(ci, threshold)
+            if verdict is not None:
+                comparison.verdict, comparison.clear = verdict, True
+                break
+    if comparison.verdict is None:  # at the cap: the point estimate decides, and says it was not clear
+        comparison.verdict = SLOWER if ci.ratio > threshold else NOT_SLOWER
+    comparison.seconds = time.monotonic() - started
+    return comparison, ci
+
+
+# --- one measurement: a fresh process loads, warms up, times a fixed share, prints its median --------
+
+_MARK = "YOLOBENCH_AB_MEDIAN_MS "
+
+
+def measure_in_child(model: str, engine: str, *, threads: int | None, imgsz: int | None,
+                     seconds: float = DEFAULT_SECONDS) -> float:
+    code = "import sys; from yolobench.ab import _child; sys.exit(_child(sys.argv[1:]))"
+    args = [model, engine, str(threads or 0), str(imgsz or 0), str(seconds)]
+    done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=600)
+    line = next((l for l in done.stdout.splitlines() if l.startswith(_MARK)), None)
+    if done.returncode != 0 or line is None:
+        tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        raise RuntimeError(f"measuring {model} on {engine} failed: {tail}")
+    return float(line[len(_MARK):])
+
+
+def _child(argv: list[str]) -> int:
+    import numpy as np
+
+    from yolobench import engines
+
+    model, engine, threads, imgsz, seconds = argv
+    session = engines.get_setting(engine).load(model, threads=int(threads) or None, imgsz=int(imgsz) or None)
+    images = np.random.default_rng(0).random(session.input_shape, dtype=np.float32)
+    end = time.perf_counter() + WARMUP_SECONDS
+    while time.perf_counter() < end:
+        session.run(images)
+    samples = []
+    end = time.perf_counter() + float(seconds)
+    while time.perf_counter() < end or len(samples) < 5:
+        start = time.perf_counter()
+        session.run(images)
+        samples.append((time.perf_counter() - start) * 1000.0)
+    print(f"{_MARK}{median(samples):.6f}", flush=True)
+    return 0

@@ -1,0 +1,84 @@
+"""The A/B decision rule on hand-made pairs (no clock)."""
+
+from __future__ import annotations
+
+import math
+import random
+
+import pytest
+
+from yolobench import ab
+
+
+# exact values: scipy.stats.t.ppf. Hill's approximation is within 0.3% from df 4 (MIN_PAIRS - 1) up to the
+# 0.99875 quantile (20 cells at alpha 0.05): an interval 0.3% too narrow or wide decides nothing differently.
+@pytest.mark.parametrize("p, df, exact", [(0.975, 4, 2.7764), (0.975, 9, 2.2622), (0.975, 29, 2.0452),
+                                           (0.99375, 9, 3.1109), (0.99375, 4, 4.3147), (0.99875, 5, 5.6042)])
+def test_t_quantiles(p, df, exact):
+    assert ab.t_quantile(p, df) == pytest.approx(exact, rel=3e-3)
+
+
+def noisy(center: float, rng: random.Random, phase: list[float]):
+    """A machine with slow phases: each measurement is center x (current phase) x 3% noise."""
+    def measure():
+        if rng.random() < 0.2:  # the machine changes mode now and then, for both sides alike
+            phase[0] = rng.choice([1.0, 1.7])
+        return center * phase[0] * math.exp(rng.gauss(0, 0.03))
+    return measure
+
+
+def compare(ratio: float, seed: int, **kw):
+    rng, phase = random.Random(seed), [1.0]
+    return ab.run_sequential(noisy(10.0, rng, phase), noisy(10.0 * ratio, rng, phase), **kw)
+
+
+def test_a_ten_percent_slowdown_is_found_despite_slow_phases():
+    verdicts = [compare(1.10, seed)[0] for seed in range(40)]
+    assert sum(c.verdict == ab.SLOWER for c in verdicts) >= 38
+    assert all(len(c.a_ms) <= ab.DEFAULT_MAX_PAIRS for c in verdicts)
+
+
+def test_identical_sides_rarely_raise_an_alarm():
+    verdicts = [compare(1.0, seed)[0] for seed in range(40)]
+    assert sum(c.verdict == ab.SLOWER for c in verdicts) <= 2
+
+
+def test_more_cells_widen_the_interval():
+    logs = [0.02, 0.05, 0.01, 0.04, 0.03, 0.06]
+    one, five = ab.interval(logs), ab.interval(logs, cells=5)
+    assert five.low < one.low < one.ratio < one.high < five.high
+
+
+def test_decide_waits_while_the_interval_straddles_the_threshold():
+    assert ab.decide(ab.Interval(6, 1.10, 1.06, 1.14), 1.05) == ab.SLOWER
+    assert ab.decide(ab.Interval(6, 1.00, 0.97, 1.03), 1.05) == ab.NOT_SLOWER
+    assert ab.decide(ab.Interval(6, 1.05, 1.02, 1.08), 1.05) is None
+
+
+def test_at_the_cap_the_estimate_decides_and_says_it_was_not_clear():
+    values = iter([10.0, 10.6, 10.0, 10.2] * 50)  # alternating 6% and 2%: never clear at 1.05 in 6 pairs
+    comparison, ci = ab.run_sequential(lambda: next(values), lambda: next(values), max_pairs=6)
+    assert not comparison.clear and len(comparison.a_ms) == 6
+    assert comparison.verdict == (ab.SLOWER if ci.ratio > 1.05 else ab.NOT_SLOWER)
+
+
+def test_the_command_exits_1_when_b_is_slower_and_2_on_bad_input(tmp_path, monkeypatch, capsys):
+    from _tiny_yolo import tiny_yolo
+    from yolobench import cli
+
+    model = tiny_yolo(tmp_path / "tiny").onnx
+    slow = {"times": iter(range(10 ** 6))}
+
+    def fake(path, engine, **kw):  # B (openvino-f32) 20% slower, with a little noise: no process, no clock
+        noise = 1 + 0.01 * (next(slow["times"]) % 3)
+        return 10.0 * noise * (1.2 if engine == "openvino-f32" else 1.0)
+
+    monkeypatch.setattr(ab, "measure_in_child", fake)
+    code = cli.main(["ab", "--a", str(model), "--engine", "onnxruntime", "--b-engine", "openvino-f32", "--quiet"])
+    out = capsys.readouterr().out
+    assert code == 1 and ": slower (threshold 1.05)" in out and "after 5 pairs" in out
+    code = cli.main(["ab", "--a", str(model), "--engine", "onnxruntime", "--quiet"])
+    assert code == 0 and ": not slower" in capsys.readouterr().out
+    code = cli.main(["ab", "--a", str(tmp_path / "missing.onnx"), "--engine", "onnxruntime"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "missing.onnx" in err[0]
