@@ -21,16 +21,24 @@ PAIRS = (("deepsparse", "onnxruntime", "deepsparse"), ("qdq", "onnxruntime", "op
 VAL_IMAGES = 2  # as tests/test_parity_variants.py PARITY_VAL_IMAGES
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser()
+def arguments(description: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("variants", nargs="+")
     parser.add_argument("--profile", default="full")
     parser.add_argument("--imgsz", type=int, default=640)
-    args = parser.parse_args()
-    dense = annotate.load_built("dense", args.profile)
+    return parser.parse_args()
+
+
+def parity_images(profile: str) -> list:
+    """(name, image) of the parity tests' images: the first validation images and the two photos."""
+    dense = annotate.load_built("dense", profile)
     val, _, _ = validation_set(dense.meta["dataset"]["data_yaml"])
-    paths = val[:VAL_IMAGES] + default_images()
-    images = [(p.name, image) for p, image in load_images(paths)]
+    return [(p.name, image) for p, image in load_images(val[:VAL_IMAGES] + default_images())]
+
+
+def main() -> int:
+    args = arguments(__doc__)
+    images = parity_images(args.profile)
     print("| variant | graph | pair | image | max abs diff | scores > 0.05 apart | max where a score >= 0.25 |")
     print("|---|---|---|---|---:|---:|---:|")
     for variant in args.variants:

@@ -4,13 +4,11 @@ Runtime with all optimizations (its default) and with none, each against DeepSpa
     python results/scripts/ort_optimizer_drift.py --profile full --imgsz 640 VARIANT [VARIANT ...]
 """
 
-import argparse
-
 import numpy as np
+from int8_score_drift import arguments, parity_images  # the same images and options
 
 from yolobench import annotate, engines
-from yolobench.evaluate import validation_set
-from yolobench.processing import default_images, load_images, preprocess
+from yolobench.processing import preprocess
 
 
 def ort_session(path, level):
@@ -25,14 +23,8 @@ def ort_session(path, level):
 def main() -> int:
     import onnxruntime as ort
 
-    parser = argparse.ArgumentParser()
-    parser.add_argument("variants", nargs="+")
-    parser.add_argument("--profile", default="full")
-    parser.add_argument("--imgsz", type=int, default=640)
-    args = parser.parse_args()
-    dense = annotate.load_built("dense", args.profile)
-    val, _, _ = validation_set(dense.meta["dataset"]["data_yaml"])
-    images = [(p.name, im) for p, im in load_images(val[:2] + default_images())]
+    args = arguments(__doc__)
+    images = parity_images(args.profile)
     levels = {"ORT all optimizations (default)": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
               "ORT basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
               "ORT none": ort.GraphOptimizationLevel.ORT_DISABLE_ALL}
