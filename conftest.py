@@ -14,5 +14,5 @@ def pytest_configure(config):
     # One environment serves every clone; its editable yolobench is the clone that last ran tox. Tests
     # of this checkout must run this checkout's code (and read its recipes and results/).
     here = Path(__file__).resolve().parent
-    if paths.repo_root() != here:
+    if paths.installed_root() != here:
         raise pytest.UsageError(paths.other_checkout_message(here))

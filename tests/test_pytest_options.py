@@ -50,7 +50,7 @@ def test_a_command_run_from_another_checkout_refuses_in_one_line(tmp_path, monke
     assert len(err.splitlines()) == 1 and f"you are in the checkout {other}" in err and "Run tox from" in err
     monkeypatch.chdir(tmp_path)  # outside any checkout: acts on the installed one, as before
     assert paths.other_checkout() is None
-    monkeypatch.chdir(paths.repo_root() / "src")
+    monkeypatch.chdir(paths.installed_root() / "src")
     assert paths.other_checkout() is None
 
 

@@ -23,9 +23,14 @@ def datasets_root() -> Path:
     return home() / "datasets"
 
 
+def installed_root() -> Path:
+    """The checkout this code runs from (its editable install)."""
+    return Path(__file__).resolve().parents[2]
+
+
 def repo_root() -> Path:
     """The checkout (recipes/, results/ live here)."""
-    return Path(__file__).resolve().parents[2]
+    return installed_root()
 
 
 _PROJECT_NAME = re.compile(r'^name\s*=\s*"yolobench"\s*$', re.MULTILINE)
@@ -52,11 +57,11 @@ def other_checkout(cwd: str | os.PathLike | None = None) -> Path | None:
     whichever clone last ran tox; a command must then act on the checkout it is run from or refuse,
     never read another clone's recipes, thresholds and results/ in silence."""
     here = checkout_of(cwd if cwd is not None else os.getcwd())
-    return here if here is not None and here != repo_root() else None
+    return here if here is not None and here != installed_root() else None
 
 
 def other_checkout_message(here: Path) -> str:
-    return (f"this environment's yolobench is installed from {repo_root()}, but you are in the checkout "
-            f"{here}: it would read {repo_root()}'s recipes, thresholds and results/. Run tox from {here} "
+    return (f"this environment's yolobench is installed from {installed_root()}, but you are in the checkout "
+            f"{here}: it would read {installed_root()}'s recipes, thresholds and results/. Run tox from {here} "
             f"(it reinstalls yolobench from there, in seconds), or `python -m pip install --no-deps -e {here}` "
             f"in this environment")
