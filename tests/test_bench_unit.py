@@ -389,14 +389,14 @@ def completed(returncode, stdout="", stderr=""):
 
 @pytest.fixture
 def child(monkeypatch):
-    """subprocess.run replaced: returns what the test sets, records the command lines."""
+    """children.run replaced: returns what the test sets, records the command lines."""
     state = SimpleNamespace(result=completed(0), commands=[])
 
     def run(command, **kwargs):
         state.commands.append(command)
         return state.result
 
-    monkeypatch.setattr(bench.subprocess, "run", run)
+    monkeypatch.setattr(bench.children, "run", run)
     monkeypatch.setattr(bench, "_preflight_passed", set())
     return state
 
@@ -572,7 +572,7 @@ def test_yolobench_bench_runs_pytest_benchmarks_and_passes_its_exit_status_throu
     from yolobench.commands import bench as command
 
     calls = []
-    monkeypatch.setattr(command.subprocess, "call", lambda cmd, cwd: calls.append((cmd, cwd)) or 3)
+    monkeypatch.setattr(command.children, "run", lambda cmd, cwd: calls.append((cmd, cwd)) or completed(3))
     out = tmp_path / "run.json"
     code = cli.main(["bench", "--profile", "tiny", "--variants", "dense", "--engines", "deepsparse,onnxruntime",
                      "--threads", "2", "--out", str(out), "-k", "dense", "--", "-x"])
@@ -587,7 +587,7 @@ def test_yolobench_bench_rejects_unknown_names_before_running(monkeypatch, capsy
     from yolobench import cli
     from yolobench.commands import bench as command
 
-    monkeypatch.setattr(command.subprocess, "call", lambda *a, **k: pytest.fail("pytest must not start"))
+    monkeypatch.setattr(command.children, "run", lambda *a, **k: pytest.fail("pytest must not start"))
     assert cli.main(["bench", "--engines", "tensorrt"]) == 2
     assert "unknown engine 'tensorrt'" in capsys.readouterr().err
 

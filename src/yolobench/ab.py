@@ -20,11 +20,12 @@ Pair order alternates ABBA so that a drift within a pair does not favour one sid
 from __future__ import annotations
 
 import math
-import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
 from statistics import mean, median, stdev
+
+from yolobench import children
 
 MIN_PAIRS = 5  # below this, the spread of the log-ratios is not known well enough to stop
 DEFAULT_THRESHOLD = 1.05  # "slower" means more than 5% slower
@@ -139,7 +140,7 @@ def measure_in_child(model: str, engine: str, *, threads: int | None, imgsz: int
                      seconds: float = DEFAULT_SECONDS) -> float:
     code = "import sys; from yolobench.ab import _child; sys.exit(_child(sys.argv[1:]))"
     args = [model, engine, str(threads or 0), str(imgsz or 0), str(seconds)]
-    done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=600)
+    done = children.run([sys.executable, "-c", code, *args], capture_output=True, timeout=600)
     line = next((l for l in done.stdout.splitlines() if l.startswith(_MARK)), None)
     if done.returncode != 0 or line is None:
         tail = (done.stderr.strip().splitlines() or ["no output"])[-1]

@@ -38,7 +38,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from yolobench import catalogue, engines, runfile, timer
+from yolobench import catalogue, children, engines, runfile, timer
 from yolobench.engines import EngineUnsupported
 from yolobench.errors import UserError
 from yolobench.timer import Latency
@@ -191,8 +191,8 @@ def preflight(artifact: Any, engine_name: str, *, threads: int, imgsz: int, batc
     code = "import sys; from yolobench.bench import _preflight_child; sys.exit(_preflight_child(sys.argv[1:]))"
     args = [str(artifact.path), artifact.name, artifact.key, engine_name, str(threads), str(imgsz), str(batch)]
     try:
-        child = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
-                               timeout=PREFLIGHT_TIMEOUT_S, env=os.environ.copy())
+        child = children.run([sys.executable, "-c", code, *args], capture_output=True,
+                             timeout=PREFLIGHT_TIMEOUT_S, env=os.environ.copy())
     except subprocess.TimeoutExpired:
         raise EngineUnsupported(f"{engine_name} did not load {artifact.name} within {PREFLIGHT_TIMEOUT_S:g} s "
                                 "(child process killed)") from None

@@ -470,7 +470,8 @@ def _deepsparse_compiles(out: Path, forms: list[str], sizes) -> dict | None:
     Returns {file: fraction_of_supported_ops}, or None where deepsparse is not installed.
     """
     import importlib.util
-    import subprocess
+
+    from yolobench import children
 
     if importlib.util.find_spec("deepsparse") is None:
         return None
@@ -478,8 +479,7 @@ def _deepsparse_compiles(out: Path, forms: list[str], sizes) -> dict | None:
     result = {}
     for imgsz in sizes:
         path = out / onnx_filename(form, imgsz)
-        proc = subprocess.run([sys.executable, "-c", _DEEPSPARSE_PROBE, str(path)], capture_output=True,
-                              text=True, timeout=900)
+        proc = children.run([sys.executable, "-c", _DEEPSPARSE_PROBE, str(path)], capture_output=True, timeout=900)
         fraction = [line.split()[1] for line in proc.stdout.splitlines() if line.startswith("FRACTION")]
         if proc.returncode != 0 or not fraction:
             detail = next((line for line in (proc.stderr or "").splitlines() if "Assertion" in line

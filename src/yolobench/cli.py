@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
 
 import yolobench
@@ -45,6 +46,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from yolobench import children
+
+    previous = children.install_sigterm_handler()  # a cancelled job's SIGTERM stops our children too
+    try:
+        return _main(argv)
+    except children.Terminated:
+        command = (argv if argv is not None else sys.argv[1:])[:1] or [""]
+        print(f"yolobench {command[0]}: terminated (SIGTERM); child processes stopped, finished work is kept, "
+              "partial work was discarded", file=sys.stderr)
+        return children.EXIT_TERMINATED
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _main(argv: list[str] | None) -> int:
     from yolobench import paths
 
     here = paths.other_checkout()

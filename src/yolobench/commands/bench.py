@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import argparse
 import shlex
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-from yolobench import paths
+from yolobench import children, paths
 from yolobench.commands import common
 
 HELP = "benchmark every variant on every engine (pytest-benchmark) and write a run file for the gate"
@@ -78,7 +77,14 @@ def run(args: argparse.Namespace) -> int:
     if args.dry_run:
         return 0
     out.parent.mkdir(parents=True, exist_ok=True)
-    code = subprocess.call(command, cwd=paths.repo_root())
+    existed = out.exists()
+    try:
+        code = children.run(command, cwd=paths.repo_root()).returncode
+    except BaseException:
+        # A cancelled run leaves no run file: one written as pytest was stopped may be partial.
+        if not existed and out.exists():
+            out.unlink()
+        raise
     if out.exists():
         print(f"run file: {out}  (check it: yolobench gate --current {out})", file=sys.stderr)
     return code

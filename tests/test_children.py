@@ -1,0 +1,105 @@
+"""Cancelling a command stops everything it started: SIGTERM to `yolobench bench` ends its pytest child
+and that child's own children, exits 143 with one line, and leaves no run file behind."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from yolobench import children
+
+REPO = Path(__file__).resolve().parents[1]
+
+# Loaded into the benchmark session's pytest with -p: it records its pid, starts a grandchild that
+# sleeps, writes a partial run file (as a writer stopped half-way would), then hangs, like a long
+# benchmark. Nothing in it ends by itself within the test's time.
+SLEEPY_PLUGIN = textwrap.dedent('''
+    import os, subprocess, sys, time
+    from pathlib import Path
+
+    def pytest_configure(config):
+        here = Path(os.environ["YB_TEST_PIDS"])
+        grandchild = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"])
+        out = Path(os.environ["YB_TEST_OUT"])
+        out.write_text('{"partial": ')
+        (here / "pids.tmp").write_text(f"{os.getpid()} {grandchild.pid}")
+        (here / "pids.tmp").rename(here / "pids")
+        time.sleep(300)
+''')
+
+
+def _alive(pid: int) -> bool:
+    """Running or sleeping; a zombie (ended, not yet reaped by whoever adopted it) counts as gone."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state not in ("Z", "X")
+
+
+def _kill_leftovers(pid_file: Path) -> None:
+    """Kill whatever the plugin started that is still alive."""
+    if pid_file.exists():
+        for pid in map(int, pid_file.read_text().split()):
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
+def _wait_for(predicate, timeout: float) -> bool:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if predicate():
+            return True
+        time.sleep(0.1)
+    return predicate()
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads process states from /proc")
+def test_sigterm_stops_bench_and_its_children(tmp_path):
+    (tmp_path / "yb_sleepy_plugin.py").write_text(SLEEPY_PLUGIN)
+    out = tmp_path / "run.json"
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")])),
+               YB_TEST_PIDS=str(tmp_path), YB_TEST_OUT=str(out))
+    parent = subprocess.Popen([sys.executable, "-m", "yolobench", "bench", "--profile", "smoke", "--variants", "dense",
+                               "--engines", "onnxruntime", "--out", str(out), "--", "-p", "yb_sleepy_plugin"],
+                              cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert _wait_for(lambda: (tmp_path / "pids").exists() or parent.poll() is not None, 120), "child never started"
+        assert parent.poll() is None, parent.communicate()
+        child, grandchild = map(int, (tmp_path / "pids").read_text().split())
+        assert _alive(child) and _alive(grandchild)
+        parent.send_signal(signal.SIGTERM)
+        _, stderr = parent.communicate(timeout=children.GRACE_S + 30)
+        assert parent.returncode == children.EXIT_TERMINATED, stderr
+        last = stderr.strip().splitlines()[-1]
+        assert last.startswith("yolobench bench: terminated (SIGTERM)"), stderr
+        assert "Traceback" not in stderr
+        assert _wait_for(lambda: not _alive(child) and not _alive(grandchild), 10), "a child outlived its parent"
+        assert not out.exists(), "a cancelled run left a run file"
+    finally:  # only after the assertions: never leave this test's sleepers behind, pass or fail
+        if parent.poll() is None:
+            parent.kill()
+        _kill_leftovers(tmp_path / "pids")
+
+
+def test_run_stops_the_group_on_timeout(tmp_path):
+    """The same clean-up on a timeout: the child's own child does not survive."""
+    pid_file = tmp_path / "pid"
+    script = (f"import subprocess, sys, time; p = subprocess.Popen([sys.executable, '-c', 'import time; "
+              f"time.sleep(300)']); open({str(pid_file)!r}, 'w').write(str(p.pid)); time.sleep(300)")
+    with pytest.raises(subprocess.TimeoutExpired):
+        children.run([sys.executable, "-c", script], timeout=3)
+    grandchild = int(pid_file.read_text())
+    assert _wait_for(lambda: not _alive(grandchild), 10)
+
+
+def test_run_returns_output_and_status():
+    done = children.run([sys.executable, "-c", "import sys; print('out'); sys.exit(3)"], capture_output=True)
+    assert (done.returncode, done.stdout.strip()) == (3, "out")
