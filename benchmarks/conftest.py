@@ -30,6 +30,7 @@ import pytest
 from fixtures import options
 
 BENCH_MODULE = "test_latency.py"
+SCENARIO_MODULE = "test_scenarios.py"
 
 
 def pytest_addoption(parser):
@@ -42,6 +43,13 @@ def pytest_addoption(parser):
                      "(default: yolobench.timer.SESSIONS)")
     options.add(parser, group, "threads", type=int, default=None,
                 help="threads per engine session (default: every usable core); recorded per cell")
+    options.add(parser, group, "scenarios", default=None,
+                help="also measure these scenarios per cell after the matrix: e2e, throughput, memory or all "
+                     "(benchmarks/test_scenarios.py; default: none)")
+    options.add(parser, group, "scenario-variants", default=None,
+                help="comma-separated variants the scenarios run on (default: the matrix's variants)")
+    options.add(parser, group, "streams", type=int, default=None,
+                help="concurrent streams of the throughput scenario (default: every usable core, one thread each)")
 
 
 def engine_names(config) -> list[str]:
@@ -52,6 +60,30 @@ def engine_names(config) -> list[str]:
         return bench.parse_engines(options.get(config, "engines"))
     except UserError as err:
         raise pytest.UsageError(f"--engines: {err}") from None
+
+
+def scenario_names(config) -> list[str]:
+    from yolobench import scenarios
+    from yolobench.errors import UserError
+
+    try:
+        return scenarios.parse_scenarios(options.get(config, "scenarios"))
+    except UserError as err:
+        raise pytest.UsageError(f"--scenarios: {err}") from None
+
+
+def scenario_variants(config) -> list[str]:
+    from fixtures.variants import _config
+    from yolobench import catalogue
+    from yolobench.errors import UserError
+
+    text = options.get(config, "scenario_variants")
+    if not text:
+        return list(_config(config).variants)
+    try:
+        return list(catalogue.parse_variants(text))
+    except UserError as err:
+        raise pytest.UsageError(f"--scenario-variants: {err}") from None
 
 
 def session_count(config) -> int:
@@ -67,6 +99,9 @@ def session_count(config) -> int:
 
 @pytest.hookimpl(trylast=True)  # after fixtures/variants.py parametrized variant_name: ids read variant-engine-sK
 def pytest_generate_tests(metafunc):
+    if "scenario_variant" in metafunc.fixturenames:  # first: ids read variant-engine-size-scenario
+        names = scenario_variants(metafunc.config)
+        metafunc.parametrize("scenario_variant", names, ids=names, scope="session")
     if "engine_name" in metafunc.fixturenames:
         names = engine_names(metafunc.config)
         metafunc.parametrize("engine_name", names, ids=names, scope="session")
@@ -75,6 +110,9 @@ def pytest_generate_tests(metafunc):
 
         sizes = list(_config(metafunc.config).sizes)
         metafunc.parametrize("cell_imgsz", sizes, ids=[str(z) for z in sizes], scope="session")
+    if "scenario" in metafunc.fixturenames:
+        chosen = scenario_names(metafunc.config)
+        metafunc.parametrize("scenario", chosen, ids=chosen)
     if "session_index" in metafunc.fixturenames:
         indices = list(range(1, session_count(metafunc.config) + 1))
         metafunc.parametrize("session_index", indices, ids=[f"s{k}" for k in indices])
@@ -82,6 +120,10 @@ def pytest_generate_tests(metafunc):
 
 def _is_cell(item) -> bool:
     return item.path.name == BENCH_MODULE and "engine_name" in getattr(item, "fixturenames", ())
+
+
+def _is_scenario(item) -> bool:
+    return item.path.name == SCENARIO_MODULE and "scenario" in getattr(item, "fixturenames", ())
 
 
 def _implicit_run(config) -> bool:
@@ -115,11 +157,16 @@ def cell_order(config):
 @pytest.hookimpl(trylast=True)  # after pytest's own reordering by session-scoped parameters
 def pytest_collection_modifyitems(config, items):
     if _implicit_run(config) and not config.getoption("benchmark_only", False):
-        cells = [item for item in items if _is_cell(item)]
+        cells = [item for item in items if _is_cell(item) or _is_scenario(item)]
         if cells:
             config.hook.pytest_deselected(items=cells)
-            items[:] = [item for item in items if not _is_cell(item)]
+            items[:] = [item for item in items if item not in cells]
         return
+    if not scenario_names(config):  # scenarios run only when asked for (--yb-scenarios)
+        unasked = [item for item in items if _is_scenario(item)]
+        if unasked:
+            config.hook.pytest_deselected(items=unasked)
+            items[:] = [item for item in items if item not in unasked]
     # --benchmark-disable (pytest-benchmark's own rule): one load per cell checks that it runs
     if config.getoption("benchmark_disable", False) and not config.getoption("benchmark_enable", False):
         later = [item for item in items if _is_cell(item) and item.callspec.params.get("session_index", 1) > 1]
@@ -134,6 +181,10 @@ def pytest_collection_modifyitems(config, items):
 
 def pytest_configure(config):
     session_count(config)  # a bad --sessions is a usage error (exit 4) before collection
+    scenario_names(config)
+    streams = options.get(config, "streams")
+    if streams is not None and streams < 1:
+        raise pytest.UsageError(f"--streams must be at least 1, got {streams}")
 
 
 def pytest_report_header(config):
@@ -150,6 +201,11 @@ def bench_threads(pytestconfig) -> int:
     if threads is not None and threads < 1:
         raise pytest.UsageError(f"--threads must be at least 1, got {threads}")
     return threads or bench.default_threads()
+
+
+@pytest.fixture(scope="session")
+def bench_streams(pytestconfig, bench_threads) -> int:
+    return options.get(pytestconfig, "streams") or bench_threads
 
 
 @pytest.fixture(scope="session")

@@ -484,14 +484,15 @@ def test_collected_ids_are_variant_engine_size_with_the_reference_first_then_eng
     code, ids, out = collect("benchmarks", "--variants=dense", "--engines=onnxruntime", "--sessions=2")
     assert code == 0 and [i.split("[")[1].rstrip("]") for i in ids] == ["dense-onnxruntime-64-s1", "dense-onnxruntime-64-s2"]
     code, ids, out = collect("benchmarks", "--variants=dense", "--engines=onnxruntime", "--benchmark-disable")
-    assert code == 0 and len(ids) == 1 and "2 deselected" in out, out  # checking that a cell runs needs one load
+    # checking that a cell runs needs one load: sessions 2 and 3 deselected, and the scenarios (not asked for)
+    assert code == 0 and len(ids) == 1 and "3 deselected" in out, out
     code, _, out = collect("benchmarks", "--sessions=0")
     assert code == 4 and "--sessions must be at least 1" in out, out
 
 
 def test_a_plain_pytest_run_deselects_the_benchmark_cells():
     code, ids, out = collect("-o", "testpaths=benchmarks", "--variants=dense", "--engines=onnxruntime")
-    assert code == 5 and ids == [] and "3 deselected" in out, out
+    assert code == 5 and ids == [] and "4 deselected" in out, out  # 3 sessions of the cell and the scenario test
     code, ids, out = collect("-o", "testpaths=benchmarks", "--benchmark-only", "--variants=dense",
                              "--engines=onnxruntime")
     assert code == 0 and len(ids) == 3, out

@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import math
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -57,7 +57,16 @@ CHECK_LATENCY = "latency p50"
 CHECK_SPEEDUP = "speedup"
 CHECK_MAP50 = "map50"
 CHECK_ENGINE = "engine latency"
-_CHECK_ORDER = (CHECK_PRESENT, CHECK_LATENCY, CHECK_SPEEDUP, CHECK_MAP50, CHECK_ENGINE)
+CHECK_FPS = "fps"  # scenarios (yolobench.scenarios): e2e and throughput frames per second
+CHECK_RSS = "peak RSS MB"  # the memory scenario
+_CHECK_ORDER = (CHECK_PRESENT, CHECK_LATENCY, CHECK_SPEEDUP, CHECK_MAP50, CHECK_ENGINE, CHECK_FPS, CHECK_RSS)
+
+# Scenarios (--suggest): an FPS floor gets the speedup floors' margin (FPS is one latency, not a ratio
+# of two, so it is no less noisy, and it is the machine's own: applied on its CPU generation only); a
+# peak-RSS ceiling is the measured peak x 1.25, rounded up: memory does not drift like time does, and a
+# quarter more is a real change (a second copy of a yolov5s model's weights is ~30 MB of ~1 GB).
+FPS_SAFETY_MARGIN = SPEEDUP_SAFETY_MARGIN
+RSS_CEILING_FACTOR = 1.25
 
 OK = "ok"
 FAIL = "FAIL"
@@ -160,6 +169,13 @@ class CellThresholds:
 
 
 @dataclass(frozen=True)
+class ScenarioThresholds:
+    fps_floor: float | None = None  # applied on the generation in [defaults] machine only
+    peak_rss_mb_ceiling: float | None = None
+    source: str = ""
+
+
+@dataclass(frozen=True)
 class Thresholds:
     path: Path
     latency_factor: float
@@ -170,6 +186,7 @@ class Thresholds:
     # "AMD family 25 model 17 (Zen 4)". Speedups do not carry across generations (below), so a run on
     # another one is not judged by them. None: unrecorded (floors apply everywhere, as before).
     machine: str | None = None
+    scenarios: dict[str, ScenarioThresholds] = field(default_factory=dict)  # [scenarios."<scenario cell>"]
 
     def for_cell(self, name: str) -> CellThresholds:
         return self.cells.get(name, CellThresholds())
@@ -185,10 +202,13 @@ _NUMBER_KEYS = {
     "engine_latency_factor": (1.0, math.inf, False),
     "speedup_floor": (0.0, math.inf, False),
     "map50_floor": (0.0, 1.0, True),
+    "fps_floor": (0.0, math.inf, False),
+    "peak_rss_mb_ceiling": (0.0, math.inf, False),
 }
 _DEFAULT_KEYS = ("latency_factor", "engine_latency_factor", "machine", "source")
 _STRING_KEYS = ("source", "machine")
 _CELL_KEYS = ("speedup_floor", "map50_floor", "latency_factor", "source")
+_SCENARIO_KEYS = ("fps_floor", "peak_rss_mb_ceiling", "source")
 
 
 def _table_numbers(table: Any, allowed: Sequence[str], where: str) -> tuple[dict[str, float], str]:
@@ -226,9 +246,9 @@ def load_thresholds(path: str | Path) -> Thresholds:
         raise UserError(f"{path}: cannot read thresholds file ({err})") from None
     except tomllib.TOMLDecodeError as err:
         raise UserError(f"{path}: not valid TOML ({err})") from None
-    unknown = sorted(set(data) - {"defaults", "cells"})
+    unknown = sorted(set(data) - {"defaults", "cells", "scenarios"})
     if unknown:
-        raise UserError(f"{path}: unknown table(s) {', '.join(unknown)}; allowed: defaults, cells")
+        raise UserError(f"{path}: unknown table(s) {', '.join(unknown)}; allowed: defaults, cells, scenarios")
     if "defaults" not in data:
         raise UserError(f"{path}: missing [defaults] table (latency_factor, source)")
     defaults, source = _table_numbers(data["defaults"], _DEFAULT_KEYS, f"{path}: [defaults]")
@@ -246,13 +266,20 @@ def load_thresholds(path: str | Path) -> Thresholds:
                             f"(e.g. pruned_quant-deepsparse-640); add the image size") from None
         numbers, cell_source = _table_numbers(table, _CELL_KEYS, f"{path}: [cells.\"{name}\"]")
         cells[name] = CellThresholds(source=cell_source, **numbers)
+    raw_scenarios = data.get("scenarios", {})
+    if not isinstance(raw_scenarios, dict):
+        raise UserError(f"{path}: 'scenarios' must be a table of [scenarios.\"<variant>-<engine>-<imgsz>-<scenario>\"] tables")
+    scenario_limits = {}
+    for name, table in raw_scenarios.items():
+        numbers, scenario_source = _table_numbers(table, _SCENARIO_KEYS, f"{path}: [scenarios.\"{name}\"]")
+        scenario_limits[name] = ScenarioThresholds(source=scenario_source, **numbers)
     machine = data["defaults"].get("machine")
     if machine is not None and (not isinstance(machine, str) or not machine.strip()):
         raise UserError(f"{path}: [defaults] machine must name a CPU generation, e.g. "
                         f"\"AMD family 26 model 2 (Zen 5)\" (a run's cpu_generation), got {machine!r}")
     return Thresholds(path=path, latency_factor=defaults["latency_factor"], source=source, cells=cells,
                       engine_latency_factor=defaults.get("engine_latency_factor", DEFAULT_ENGINE_LATENCY_FACTOR),
-                      machine=machine)
+                      machine=machine, scenarios=scenario_limits)
 
 
 def same_generation(a: str | None, b: str | None) -> bool:
@@ -404,8 +431,47 @@ def evaluate(current: Run, baseline: Run | None, thresholds: Thresholds) -> list
         checks.append(_floor_check(name, CHECK_MAP50, cell.map50, limits.map50_floor, ".3f",
                                    "no map50 recorded for this cell"))
     checks.extend(_engine_checks(current, checks, thresholds.engine_latency_factor))
+    checks.extend(_scenario_checks(current, thresholds, floors_apply))
     checks.sort(key=lambda c: (c.cell, _CHECK_ORDER.index(c.check)))
     return checks
+
+
+def _scenario_checks(current: Run, thresholds: Thresholds, floors_apply: bool) -> list[Check]:
+    """Scenario entries against their [scenarios] floors and ceilings (those without any are not judged)."""
+    from yolobench import scenarios
+
+    if not thresholds.scenarios:
+        return []
+    found = scenarios.load_scenarios(current.path)
+    checks = []
+    for name, limits in sorted(thresholds.scenarios.items()):
+        result = found.get(name)
+        fps_floor = limits.fps_floor if floors_apply else None
+        if result is None:
+            if fps_floor is not None or limits.peak_rss_mb_ceiling is not None:
+                checks.append(Check(name, CHECK_PRESENT, "missing", "has limits in thresholds", None, FAIL,
+                                    "scenario not run? (yolobench bench --scenarios ...)"))
+            continue
+        if limits.fps_floor is not None and not floors_apply:
+            checks.append(Check(name, CHECK_FPS, _fmt_optional(result.fps, ".1f"), f">= {limits.fps_floor:.1f}",
+                                None, NOT_COMPARED, f"floor from {thresholds.machine}"))
+        elif limits.fps_floor is not None:
+            checks.append(_floor_check(name, CHECK_FPS, result.fps, limits.fps_floor, ".1f", "no fps recorded"))
+        if limits.peak_rss_mb_ceiling is not None:
+            ceiling, value = limits.peak_rss_mb_ceiling, result.peak_rss_mb
+            limit = f"<= {ceiling:.0f}"
+            if value is None:
+                checks.append(Check(name, CHECK_RSS, "-", limit, None, FAIL, "no peak_rss_mb recorded"))
+            elif value > ceiling:
+                checks.append(Check(name, CHECK_RSS, f"{value:.0f}", limit, value / ceiling, FAIL,
+                                    f"above ceiling by {value - ceiling:.0f} MB"))
+            else:
+                checks.append(Check(name, CHECK_RSS, f"{value:.0f}", limit, value / ceiling, OK))
+    return checks
+
+
+def _fmt_optional(value: float | None, fmt: str) -> str:
+    return "-" if value is None else format(value, fmt)
 
 
 def _engine_checks(current: Run, checks: Sequence[Check], factor: float) -> list[Check]:
@@ -599,4 +665,24 @@ def suggest_thresholds(run: Run, thresholds: Thresholds | None = None) -> str:
         source = (f"measured in {origin} on {cpu}, {cell.threads} threads, "
                   f"imgsz {cell.imgsz}: " + "; ".join(reasons))
         lines += ["", f"[cells.{_toml_string(name)}]", *numbers, f"source = {_toml_string(source)}"]
+    lines += _suggest_scenarios(run, origin)
     return "\n".join(lines) + "\n"
+
+
+def _suggest_scenarios(run: Run, origin: str) -> list[str]:
+    from yolobench import scenarios
+
+    lines = []
+    for name, result in sorted(scenarios.load_scenarios(run.path).items()):
+        numbers, reasons = [], []
+        if result.fps is not None:
+            numbers.append(f"fps_floor = {_round_down(result.fps * FPS_SAFETY_MARGIN, 1):g}")
+            reasons.append(f"fps {result.fps:.1f} x {FPS_SAFETY_MARGIN}")
+        if result.peak_rss_mb is not None:
+            numbers.append(f"peak_rss_mb_ceiling = {math.ceil(result.peak_rss_mb * RSS_CEILING_FACTOR):g}")
+            reasons.append(f"peak RSS {result.peak_rss_mb:.0f} MB x {RSS_CEILING_FACTOR}, rounded up")
+        if numbers:
+            where = f"{run.cpu_generation}, " if run.cpu_generation else ""
+            source = f"measured in {origin} on {where}{result.threads} threads: " + "; ".join(reasons)
+            lines += ["", f"[scenarios.{_toml_string(name)}]", *numbers, f"source = {_toml_string(source)}"]
+    return lines

@@ -986,6 +986,46 @@ def fastest_line(imgsz: int, best: Row | None) -> str:
             f"{fmt_points(best.map50_delta_points)} points vs {best.dense_cell})")
 
 
+def scenario_section(run: Run) -> list[str]:
+    """The scenarios measured in this run (``yolobench.scenarios``), beside the matrix's single-stream FPS."""
+    from yolobench import scenarios
+
+    found = scenarios.load_scenarios(run.path)
+    if not found:
+        return []
+    by_cell: dict[tuple[str, str, int], dict[str, Any]] = {}
+    for result in found.values():
+        by_cell.setdefault((result.variant, result.engine, result.imgsz), {})[result.scenario] = result
+    lines = ["## Scenarios", "",
+             "Beside the matrix's batch-1, one-request-at-a-time latency, on the same cells: **e2e** = one frame "
+             "in, boxes out (letterbox + run + decode + NMS at conf "
+             f"{scenarios.E2E_CONF:g}, IoU {scenarios.E2E_IOU:g}); pre/post = the share of the e2e median not spent "
+             "in the engine; **throughput** = N sessions called concurrently, each with threads / N threads, "
+             f"frames per second of wall time over {scenarios.THROUGHPUT_SECONDS:g} s; gain = that / the cell's "
+             "single-stream FPS in this run; **peak RSS** = a fresh process that loads the cell and runs it "
+             f"{scenarios.MEMORY_RUNS} times (Python and the engine's libraries included).", ""]
+    header = ["cell", "single-stream FPS", "e2e FPS", "e2e p50 ms", "e2e p99 ms", "pre/post %",
+              "throughput FPS", "streams", "gain", "peak RSS MB"]
+    for imgsz in sorted({k[2] for k in by_cell}, reverse=True):
+        table = []
+        keys = sorted((k for k in by_cell if k[2] == imgsz), key=lambda k: (_variant_rank(k[0]), _engine_rank(k[1])))
+        for variant, engine, size in keys:
+            got = by_cell[variant, engine, size]
+            cell = run.cells.get(cell_name(variant, engine, size))
+            e2e, tput, mem = got.get(scenarios.E2E), got.get(scenarios.THROUGHPUT), got.get(scenarios.MEMORY)
+            overhead = e2e.extra.get("overhead_fraction") if e2e else None
+            single = cell.latency.fps if cell else None
+            gain = tput.fps / single if tput and single else None
+            table.append([cell_name(variant, engine, size), fmt_fps(single) if cell else MISSING,
+                          fmt_fps(e2e.fps) if e2e else MISSING, fmt_ms(e2e.p50_ms) if e2e else MISSING,
+                          fmt_ms(e2e.p99_ms) if e2e else MISSING,
+                          f"{100 * overhead:.0f}" if overhead is not None else MISSING,
+                          fmt_fps(tput.fps) if tput else MISSING, str(tput.extra.get("streams")) if tput else MISSING,
+                          fmt_ratio(gain), f"{mem.peak_rss_mb:.0f}" if mem else MISSING])
+        lines += [f"### {imgsz} px", "", markdown_table(header, table, numeric_from=1, numeric_to=len(header)), ""]
+    return lines
+
+
 def render_markdown(run: Run, rows: list[Row], *, detections: list[DetectionResult] | None,
                     detections_note: str = "", untimed: list[Untimed] | None = None) -> str:
     summary = machine_summary(run)
@@ -1017,6 +1057,7 @@ def render_markdown(run: Run, rows: list[Row], *, detections: list[DetectionResu
             lines += [*footnotes, ""] if len(footnotes) == 1 else [*(f"- {n}" for n in footnotes), ""]
         lines += [f"![FPS per variant and engine at {imgsz} px]({fps_name})", "",
                   f"![mAP@0.5 vs FPS at {imgsz} px]({tradeoff_name})", ""]
+    lines += scenario_section(run)
     missing_torch = [torch_baseline_name(s) for s in sizes if torch_baseline_name(s) not in run.cells]
     lines += [
         "## How to read the tables",

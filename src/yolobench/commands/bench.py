@@ -37,6 +37,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sessions", type=int, default=None,
                         help="independently loaded sessions per cell, run in passes over the matrix (default: 3)")
     parser.add_argument("--store", default=None, help="artifact store folder (default: ~/.cache/yolobench/store)")
+    parser.add_argument("--scenarios", default=None,
+                        help="after the matrix, also measure e2e (frame in, boxes out), throughput (concurrent "
+                             "streams), memory (peak RSS), comma-separated, or all (default: none)")
+    parser.add_argument("--scenario-variants", default=None,
+                        help="comma-separated variants the scenarios run on (default: the matrix's)")
+    parser.add_argument("--streams", type=int, default=None,
+                        help="streams of the throughput scenario (default: every usable core, one thread each)")
     parser.add_argument("-k", dest="keyword", default=None, help="pytest -k expression, e.g. pruned_quant")
     parser.add_argument("--out", type=Path, default=None,
                         help=f"run file to write (default: {RUNS_DIR}/<UTC time>-<profile>.json)")
@@ -49,14 +56,15 @@ def pytest_command(args: argparse.Namespace, out: Path) -> list[str]:
     """The pytest command line this run executes."""
     command = [sys.executable, "-m", "pytest", "benchmarks", "--benchmark-only", f"--benchmark-json={out}",
                f"--yb-profile={args.profile}"]
-    for option in ("variants", "engines", "data", "imgsz", "threads", "sessions", "store"):
+    for option in ("variants", "engines", "data", "imgsz", "threads", "sessions", "store", "scenarios",
+                   "scenario_variants", "streams"):
         value = getattr(args, option)
         if value is not None and option == "engines":
             value = ",".join(common.engine_list(value))
         if value is not None and option in ("data", "store"):
             value = Path(value).expanduser().resolve()  # pytest runs in the repository root, not here
         if value is not None:
-            command.append(f"--yb-{option}={value}")
+            command.append(f"--yb-{option.replace('_', '-')}={value}")
     if args.keyword:
         command += ["-k", args.keyword]
     extra = list(args.pytest_args or [])
@@ -66,11 +74,13 @@ def pytest_command(args: argparse.Namespace, out: Path) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from yolobench import bench, catalogue
+    from yolobench import bench, catalogue, scenarios
 
     catalogue.get_profile(args.profile)  # one-line errors for bad names before pytest starts
     catalogue.parse_variants(args.variants)
     bench.parse_engines(args.engines)
+    scenarios.parse_scenarios(args.scenarios)
+    catalogue.parse_variants(args.scenario_variants)
     out = (args.out if args.out is not None else default_out(args.profile)).expanduser().resolve()
     command = pytest_command(args, out)
     print("$ " + shlex.join(command), file=sys.stderr, flush=True)
