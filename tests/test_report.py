@@ -226,7 +226,7 @@ def test_charts_open_at_their_size(tmp_path, capfd, no_models, empty_store):
     assert run_report(capfd, "--run", make_run(tmp_path), "--out", out, "--no-detections",
                       "--store", empty_store)[0] == 0
     # A run of one size writes the charts under the names it always had.
-    assert sorted(p.name for p in out.glob("*.png")) == ["fps.png", "tradeoff.png"]
+    assert sorted(p.name for p in out.glob("*.png")) == ["fps.png", "latency.png", "tradeoff.png"]
     for chart, figsize in (("fps.png", report.FPS_FIGSIZE), ("tradeoff.png", report.TRADEOFF_FIGSIZE)):
         image = cv2.imread(str(out / chart))
         assert image is not None, chart
@@ -260,7 +260,8 @@ def test_two_sizes_make_two_tables_and_two_sets_of_charts(tmp_path, capfd, no_mo
         assert f"fastest configuration within 1 point of dense mAP {best}" in markdown
         assert best in stdout
     assert found[640]["pruned-onnxruntime-640"]["FPS"] != found[416]["pruned-onnxruntime-416"]["FPS"]
-    charts = ["fps-416.png", "fps-640.png", "tradeoff-416.png", "tradeoff-640.png"]
+    charts = ["fps-416.png", "fps-640.png", "latency-416.png", "latency-640.png", "tradeoff-416.png",
+              "tradeoff-640.png"]
     assert sorted(p.name for p in out.glob("*.png")) == charts
     for chart in charts:
         assert f"]({chart})" in markdown
@@ -537,3 +538,24 @@ def test_the_report_imports_nothing_from_the_build_side():
             imported |= {a.name for a in node.names}
     build_side = {"yolobench.builder", "yolobench.training", "yolobench.modelio", "sparseml", "ultralytics"}
     assert not {name for name in imported for side in build_side if name == side or name.startswith(side + ".")}
+
+
+def test_the_diff_against_a_baseline_carries_the_gates_verdicts(tmp_path, capfd, no_models, empty_store):
+    """A failed gate reads at a glance: the slowed cell's row says FAIL, with the gate's own ratio."""
+    base = make_run(tmp_path, name="base")
+    slow = dict(CELLS)
+    p50, *rest = slow[("pruned", "onnxruntime")]
+    slow[("pruned", "onnxruntime")] = (p50 * 3, *rest)
+    current = make_run(tmp_path, cells=slow, name="current")
+    thresholds = tmp_path / "t.toml"
+    thresholds.write_text('[defaults]\nlatency_factor = 1.25\nsource = "test"\n')
+    out = tmp_path / "report"
+    code, _, _ = run_report(capfd, "--run", current, "--out", out, "--no-detections", "--store", empty_store,
+                            "--baseline", base, "--thresholds", thresholds)
+    assert code == 0
+    rows = tables((out / "report.md").read_text())
+    diff = next(v for k, v in rows.items() if isinstance(k, str) and "baseline" in k.lower())
+    slowed = diff["pruned-onnxruntime-416"]
+    assert slowed["verdict"] == "**FAIL**" and slowed["ratio"] == "3.00x"
+    assert diff["dense-onnxruntime-416"]["verdict"] == "ok"
+    assert "**gate FAILS** on pruned-onnxruntime-416" in (out / "report.md").read_text()

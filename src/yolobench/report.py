@@ -108,6 +108,7 @@ class Row:
     file: str | None = None  # the file the engine loaded (its name in the artifact)
     compressed_bytes: int | None = None  # gzip -9 of that file, from the store
     compressed_missing: str | None = None  # why compressed_bytes is None
+    p99_ms: float | None = None
 
     @property
     def name(self) -> str:
@@ -338,6 +339,7 @@ def build_rows(run: Run, deployed: Mapping[str, DeployedFile] | None = None) -> 
             fps=float(cell.extra["fps"]),
             p50_ms=p50,
             p90_ms=_stored_latency(cell, "p90"),
+            p99_ms=_stored_latency(cell, "p99"),
             speedup_vs_torch=_speedup_over(run.cells.get(torch_baseline_name(cell.imgsz)), cell),
             speedup_vs_reference=cell.speedup_vs_reference,
             map50=cell.map50,
@@ -407,7 +409,7 @@ def fmt_compressed(row: Row) -> str:
 
 def table_row(row: Row) -> list[str]:
     return [row.name, row.variant, row.engine, fmt_fps(row.fps), fmt_ms(row.p50_ms), fmt_ms(row.p90_ms),
-            fmt_ratio(row.speedup_vs_torch), fmt_ratio(row.speedup_vs_reference), fmt_map(row.map50),
+            fmt_ms(row.p99_ms) if row.p99_ms is not None else MISSING, fmt_ratio(row.speedup_vs_torch), fmt_ratio(row.speedup_vs_reference), fmt_map(row.map50),
             fmt_points(row.map50_delta_points), fmt_map(row.map50_95), fmt_sparsity(row.sparsity),
             fmt_size(row.model_size_bytes), fmt_compressed(row), row.file or "n/a", "; ".join(row.notes)]
 
@@ -425,7 +427,7 @@ def reference_name(run: Run, imgsz: int) -> str:
 
 
 def table_header(run: Run, imgsz: int) -> list[str]:
-    return ["cell", "variant", "engine", "FPS", "p50 ms", "p90 ms", f"speedup vs {torch_baseline_name(imgsz)}",
+    return ["cell", "variant", "engine", "FPS", "p50 ms", "p90 ms", "p99 ms", f"speedup vs {torch_baseline_name(imgsz)}",
             f"speedup vs {reference_name(run, imgsz)}", "mAP@0.5", "ΔmAP@0.5 vs dense (points)", "mAP@0.5:0.95",
             "sparsity", "size MB", "gzip MB", "file", "notes"]
 
@@ -649,6 +651,78 @@ def plot_fps(run: Run, rows: list[Row], path: Path, imgsz: int, untimed: Iterabl
                   color="#555555")
         figure.subplots_adjust(left=0.07, right=0.98, top=0.88, bottom=0.16)
         _save(figure, path)
+
+
+def plot_latency_distribution(run: Run, rows: list[Row], path: Path, imgsz: int) -> None:
+    """One box per cell at ``imgsz`` from its stored samples (all sessions): median, quartiles, whiskers at
+    the 1st and 99th percentile, the rest as dots; log scale, so 5 ms and 500 ms cells both read."""
+    summary = machine_summary(run)
+    rows = sorted(rows_at(rows, imgsz), key=lambda r: _order_key(r))
+    with _rc():
+        figure = _figure((FPS_FIGSIZE[0], max(3.0, 0.28 * len(rows) + 1.4)))
+        axes = figure.add_subplot(1, 1, 1)
+        data = [list(r.cell.latency.samples_ms) for r in rows]
+        boxes = axes.boxplot(data, vert=False, whis=(1, 99), widths=0.6, patch_artist=True,
+                             flierprops={"markersize": 2, "alpha": 0.4})
+        for patch, row in zip(boxes["boxes"], rows):
+            patch.set_facecolor(_engine_color(row.engine))
+            patch.set_alpha(0.75)
+        axes.set_yticks(range(1, len(rows) + 1), [r.name for r in rows], fontsize=8)
+        axes.invert_yaxis()
+        axes.set_xscale("log")
+        axes.set_xlabel("latency per call, ms (log scale; box: quartiles, whiskers: p1 and p99)")
+        axes.grid(axis="x", color="#dddddd", which="both", zorder=0)
+        axes.spines[["top", "right"]].set_visible(False)
+        axes.set_title(f"Latency distribution per cell at {imgsz} px (lower is better)", loc="left", pad=22)
+        axes.text(0.0, 1.01, _chart_subtitle(run, summary, imgsz), transform=axes.transAxes, fontsize=9,
+                  color="#555555")
+        figure.tight_layout()
+        _save(figure, path)
+
+
+def distribution_name(sizes: list[int], imgsz: int) -> str:
+    return "latency.png" if len(sizes) == 1 else f"latency-{imgsz}.png"
+
+
+# --- against a baseline --------------------------------------------------------------------------------
+
+
+def baseline_section(current: Run, baseline: Run, thresholds_path: Path | None) -> list[str]:
+    """Per cell: the baseline's p50, this run's, their ratio and the gate's verdict, so a failed gate reads
+    at a glance. The verdicts are ``yolobench gate``'s own (``gate.evaluate``), not recomputed here."""
+    from yolobench import gate
+
+    thresholds = gate.load_thresholds(thresholds_path) if thresholds_path else None
+    if thresholds is None:
+        thresholds = gate.Thresholds(path=Path("(none)"), latency_factor=gate.DEFAULT_LATENCY_FACTOR,
+                                     source="built-in default", cells={})
+    checks = gate.evaluate(current, baseline, thresholds)
+    by_cell: dict[str, list] = {}
+    for check in checks:
+        by_cell.setdefault(check.cell, []).append(check)
+    header = ["cell", "baseline p50 ms", "this run p50 ms", "ratio", "limit", "verdict", "other checks"]
+    table = []
+    for name in sorted(by_cell, key=lambda n: (_order_key(current.cells[n]) if n in current.cells else (9, n))):
+        own = by_cell[name]
+        latency = next((c for c in own if c.check == gate.CHECK_LATENCY), None)
+        base = baseline.cells.get(name)
+        others = [f"{c.check} {c.measured} ({c.verdict})" for c in own
+                  if c is not latency and c.verdict in (gate.FAIL, gate.NOT_COMPARED)]
+        verdict = gate.FAIL if any(c.failed for c in own) else (latency.verdict if latency else "")
+        table.append([name, fmt_ms(_stored_latency(base, "p50")) if base else MISSING,
+                      fmt_ms(_stored_latency(current.cells[name], "p50")) if name in current.cells else MISSING,
+                      fmt_ratio(latency.ratio) if latency and latency.ratio is not None else MISSING,
+                      latency.limit if latency else MISSING, f"**{verdict}**" if verdict == gate.FAIL else verdict,
+                      "; ".join(others)])
+    failed = sorted({c.cell for c in checks if c.failed})
+    lines = ["## Against the baseline", "",
+             f"Baseline `{display_path(baseline.path)}` (commit {baseline.commit_id[:12]}, "
+             f"{baseline.cpu_generation or 'CPU generation not recorded'}), thresholds "
+             f"`{display_path(thresholds.path) if thresholds_path else 'built-in defaults'}`: "
+             + (f"**gate FAILS** on {', '.join(failed)}." if failed else "the gate passes.")
+             + " Ratio = this run / baseline (the gate's latency rule, `yolobench gate`; above 1 is slower).", "",
+             markdown_table(header, table, numeric_from=1, numeric_to=4), ""]
+    return lines
 
 
 # Label placement: candidate spots around a point at growing distances (display pixels) in 8 directions;
@@ -1027,7 +1101,8 @@ def scenario_section(run: Run) -> list[str]:
 
 
 def render_markdown(run: Run, rows: list[Row], *, detections: list[DetectionResult] | None,
-                    detections_note: str = "", untimed: list[Untimed] | None = None) -> str:
+                    detections_note: str = "", untimed: list[Untimed] | None = None,
+                    baseline_lines: list[str] | None = None) -> str:
     summary = machine_summary(run)
     source = display_path(run.path)
     untimed = untimed_cells(run) if untimed is None else untimed
@@ -1056,13 +1131,16 @@ def render_markdown(run: Run, rows: list[Row], *, detections: list[DetectionResu
         if footnotes:
             lines += [*footnotes, ""] if len(footnotes) == 1 else [*(f"- {n}" for n in footnotes), ""]
         lines += [f"![FPS per variant and engine at {imgsz} px]({fps_name})", "",
-                  f"![mAP@0.5 vs FPS at {imgsz} px]({tradeoff_name})", ""]
+                  f"![mAP@0.5 vs FPS at {imgsz} px]({tradeoff_name})", "",
+                  f"![latency distribution per cell at {imgsz} px]({distribution_name(sizes, imgsz)})", ""]
+    lines += baseline_lines or []
     lines += scenario_section(run)
     missing_torch = [torch_baseline_name(s) for s in sizes if torch_baseline_name(s) not in run.cells]
     lines += [
         "## How to read the tables",
         "",
-        "- FPS = 1000 / mean latency (`fps`); p50, p90 = `latency_ms.p50`, `latency_ms.p90` (batch 1, one stream).",
+        "- FPS = 1000 / mean latency (`fps`); p50, p90, p99 = `latency_ms.p50`, `.p90`, `.p99` (batch 1, one stream); "
+        "the distribution of every cell's samples is drawn under each size's table.",
         "- speedup vs dense-torch-<size> = its fastest `session_p50_ms` / the cell's fastest `session_p50_ms` "
         "(`latency_ms.p50` where a run recorded no sessions), at the same size: the rule of the run's own speedups, "
         "robust to a slow phase of the machine that hit some sessions"
@@ -1142,16 +1220,19 @@ class Report:
     fps_charts: dict[int, Path] = field(default_factory=dict)
     tradeoff_charts: dict[int, Path] = field(default_factory=dict)
     untimed: list[Untimed] = field(default_factory=list)
+    distribution_charts: dict[int, Path] = field(default_factory=dict)
 
     @property
     def charts(self) -> list[Path]:
-        return [p for imgsz in self.fps_charts for p in (self.fps_charts[imgsz], self.tradeoff_charts[imgsz])]
+        return [p for imgsz in self.fps_charts for p in (self.fps_charts[imgsz], self.tradeoff_charts[imgsz],
+                                                         self.distribution_charts.get(imgsz)) if p is not None]
 
 
 def write_report(run_path: str | os.PathLike | None = None, out_dir: str | os.PathLike | None = None, *,
                  profile: str | None = None, data: str | os.PathLike | None = None, store=None,
                  detections: bool = True, engine: str = DEFAULT_DETECTION_ENGINE,
-                 progress: Progress | None = None) -> Report:
+                 progress: Progress | None = None, baseline: str | os.PathLike | None = None,
+                 thresholds: str | os.PathLike | None = None) -> Report:
     say = progress or (lambda message: None)
     if detections:
         engines.get(engine)  # an unknown engine is a usage error, found before anything is written
@@ -1165,11 +1246,16 @@ def write_report(run_path: str | os.PathLike | None = None, out_dir: str | os.Pa
     untimed = untimed_cells(run)
     say(f"{run.path}: {len(rows)} cells" + (f", {len(untimed)} not timed by design" if untimed else ""))
 
-    fps_charts, tradeoff_charts = {}, {}
+    fps_charts, tradeoff_charts, distribution_charts = {}, {}, {}
     for imgsz, (fps_name, tradeoff_name) in chart_names(sizes_of(run)).items():
         fps_charts[imgsz], tradeoff_charts[imgsz] = out / fps_name, out / tradeoff_name
         plot_fps(run, rows, fps_charts[imgsz], imgsz, untimed)
         plot_tradeoff(run, rows, tradeoff_charts[imgsz], imgsz, fastest_within_dense(rows_at(rows, imgsz)))
+        distribution_charts[imgsz] = out / distribution_name(sizes_of(run), imgsz)
+        plot_latency_distribution(run, rows, distribution_charts[imgsz], imgsz)
+    baseline_lines = None
+    if baseline is not None:
+        baseline_lines = baseline_section(run, load_run(baseline), Path(thresholds) if thresholds else None)
 
     drawn = None
     if detections:
@@ -1179,13 +1265,15 @@ def write_report(run_path: str | os.PathLike | None = None, out_dir: str | os.Pa
                 "The boxes show what the model finds, not how fast it is.")
     else:
         note = "Not drawn (--no-detections)."
-    text = render_markdown(run, rows, detections=drawn, detections_note=note, untimed=untimed)
+    text = render_markdown(run, rows, detections=drawn, detections_note=note, untimed=untimed,
+                           baseline_lines=baseline_lines)
     markdown = out / "report.md"
     atomic_write_text(markdown, text)
     first = sizes_of(run)[0]
     return Report(run=run, out_dir=out, markdown=markdown, fps_chart=fps_charts[first],
                   tradeoff_chart=tradeoff_charts[first], rows=rows, detections=drawn, profile=profile,
-                  fps_charts=fps_charts, tradeoff_charts=tradeoff_charts, untimed=untimed)
+                  fps_charts=fps_charts, tradeoff_charts=tradeoff_charts, untimed=untimed,
+                  distribution_charts=distribution_charts)
 
 
 def stderr_progress(message: str) -> None:

@@ -22,6 +22,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--engine", default=None, help="engine the sample detections run on (default: onnxruntime)")
     parser.add_argument("--no-detections", action="store_true",
                         help="skip the sample images (no model is loaded)")
+    parser.add_argument("--baseline", metavar="RUN.json", default=None,
+                        help="add a per-cell diff against this run with the gate's verdicts; 'auto': the committed "
+                             "baseline of the run's profile and CPU generation, as `yolobench gate --baseline auto`")
+    parser.add_argument("--thresholds", metavar="TOML", default=None,
+                        help="thresholds for that diff (default: the gate's for the run's profile and generation)")
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
 
 
@@ -33,10 +38,20 @@ def run(args: argparse.Namespace) -> int:
         from yolobench.store import Store
 
         store = Store(args.store)
+    baseline, thresholds = args.baseline, args.thresholds
+    if baseline is not None:
+        from yolobench.commands import gate as gate_command
+        from yolobench.runfile import load_run
+
+        current = load_run(args.run if args.run is not None else report.newest_run())
+        if baseline == "auto":
+            baseline = gate_command.auto_baseline(current)
+        if thresholds is None:
+            thresholds = gate_command.default_thresholds(current.profile, current.cpu_generation)
     result = report.write_report(
         args.run, args.out, profile=args.profile, data=args.data, store=store,
         detections=not args.no_detections, engine=args.engine or report.DEFAULT_DETECTION_ENGINE,
-        progress=None if args.quiet else report.stderr_progress)
+        progress=None if args.quiet else report.stderr_progress, baseline=baseline, thresholds=thresholds)
     untimed = f", {len(result.untimed)} not timed by design" if result.untimed else ""
     print(f"wrote {result.markdown}, {', '.join(p.name for p in result.charts)}"
           + (f" and {sum(d.image is not None for d in result.detections)} detection sheet(s)"
