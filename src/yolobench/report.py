@@ -35,7 +35,7 @@ import sys
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path, PurePath
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -52,7 +52,6 @@ TORCH_ENGINE = "torch"  # dense on PyTorch at each size is the blog's "PyTorch d
 MAP_POINTS_ALLOWED = 1.0
 POINTS_PER_UNIT = 100.0  # mAP 0.412 = 41.2 points
 FLOAT_SLACK = 1e-9  # so that a drop of exactly 1.0 point, stored as 0.402 vs 0.412, still qualifies
-DEFAULT_DETECTION_ENGINE = "onnxruntime"
 DETECTION_PANEL_HEIGHT = 360  # px: every sample image is shown at this height, boxes drawn at that scale
 DETECTION_CONF = 0.25
 
@@ -883,38 +882,66 @@ def plot_tradeoff(run: Run, rows: list[Row], path: Path, imgsz: int, highlight: 
 class SampleImage:
     label: str  # the caption: where the image comes from
     image: np.ndarray
+    truth: tuple[np.ndarray, np.ndarray] | None = None  # labelled (xyxy boxes in image pixels, class ids)
 
 
-def sample_images(data_yaml: str | os.PathLike) -> list[SampleImage]:
-    """The first validation image of ``data_yaml`` (the set the artifact was judged on, as its meta names
-    it: nothing is generated or resolved here) and ultralytics' two photos."""
-    from yolobench.data import check_dataset
+# ultralytics' two photos (a bus, people) only say something to a model that knows these classes.
+COCO_PHOTO_CLASSES = {"person", "bus"}
+VALIDATION_SAMPLES = 2  # validation images per sheet, each with its ground truth
+
+
+def sample_images(data_yaml: str | os.PathLike, names: Mapping[int, str] | None = None) -> list[SampleImage]:
+    """The first ``VALIDATION_SAMPLES`` validation images of ``data_yaml`` (the set the artifact was judged
+    on, as its meta names it) with their labels; ultralytics' two photos only when the model's classes
+    include theirs (on the built-in shapes they would show nothing, or false positives)."""
+    from yolobench.evaluate import validation_set
     from yolobench.processing import default_images, load_images
 
-    info = check_dataset(data_yaml, decode_images=False)
-    val = list(info.val_files)
-    if not val:
+    images, labels, _ = validation_set(data_yaml)
+    if not images:
         raise UserError(f"{data_yaml}: the validation split has no images to draw detections on")
-    samples = [SampleImage(f"validation: {val[0].name}", load_images(val[0])[0][1])]
-    samples += [SampleImage(path.name, image) for path, image in load_images(default_images())]
+    samples = [SampleImage(f"validation: {path.name}", load_images(path)[0][1], truth=label)
+               for path, label in list(zip(images, labels))[:VALIDATION_SAMPLES]]
+    if names and COCO_PHOTO_CLASSES <= {str(n) for n in names.values()}:
+        samples += [SampleImage(path.name, image) for path, image in load_images(default_images())]
     return samples
 
 
-def detection_sheet(detector, samples: list[SampleImage],
-                    height: int = DETECTION_PANEL_HEIGHT) -> tuple[np.ndarray, list[int]]:
-    """Every sample with the detector's detections drawn at display scale, side by side; and the counts."""
+def _truth_panel(sample: SampleImage, names, height: int):
+    from yolobench import draw
+    from yolobench.processing import Detections
+
+    boxes, classes = sample.truth
+    truth = Detections(boxes, np.ones(len(classes)), classes)
+    shown, factor = draw.resize_to_height(sample.image, height)
+    return (draw.draw_detections(shown, draw.scale_detections(truth, factor), names),
+            f"ground truth: {len(classes)} objects")
+
+
+def detection_sheet(detectors: Sequence, samples: list[SampleImage],
+                    height: int = DETECTION_PANEL_HEIGHT) -> tuple[np.ndarray, dict[str, list[int]]]:
+    """One row per sample image: its ground truth (where labelled), then the same image on every engine;
+    and per engine the detection count of each image. Engines that agree draw the same boxes."""
     from yolobench import draw
 
-    panels, counts = [], []
+    rows, counts = [], {d.engine: [] for d in detectors}
+    names = detectors[0].names
     for sample in samples:
-        detections, _ = detector.detect(sample.image)
-        shown, factor = draw.resize_to_height(sample.image, height)
-        panels.append((draw.draw_detections(shown, draw.scale_detections(detections, factor), detector.names),
-                       f"{sample.label}: {len(detections)} detections"))
-        counts.append(len(detections))
-    title = (f"{detector.variant} on {detector.engine} ({detector.form} graph, {detector.imgsz} px input, "
-             f"conf {detector.conf:g})")
-    return draw.contact_sheet(panels, title), counts
+        panels = [_truth_panel(sample, names, height)] if sample.truth is not None else []
+        for detector in detectors:
+            detections, _ = detector.detect(sample.image)
+            shown, factor = draw.resize_to_height(sample.image, height)
+            panels.append((draw.draw_detections(shown, draw.scale_detections(detections, factor), detector.names),
+                           f"{detector.engine} ({detector.form}): {len(detections)} detections"))
+            counts[detector.engine].append(len(detections))
+        rows.append(draw.contact_sheet(panels, sample.label))
+    first = detectors[0]
+    title = (f"{first.variant}: the same images on every engine ({first.imgsz} px input, conf {first.conf:g}); "
+             "leftmost: the labels")
+    width = max(r.shape[1] for r in rows)
+    padded = [np.hstack([r, np.full((r.shape[0], width - r.shape[1], 3), 255, np.uint8)]) if r.shape[1] < width
+              else r for r in rows]
+    return np.vstack([draw.caption_strip(width, title, height=44, scale=0.75), *padded]), counts
 
 
 @dataclass(frozen=True)
@@ -930,16 +957,16 @@ def _detection_imgsz(run: Run, variant: str, artifact) -> int | None:
     return next((s for s in sizes if s in artifact.export_sizes), None)
 
 
-def draw_detections_for(run: Run, out_dir: Path, *, profile: str, data, store, engine: str,
+def draw_detections_for(run: Run, out_dir: Path, *, profile: str, data, store, engine: str | None,
                         say: Progress) -> list[DetectionResult]:
     """A detection sheet per variant, from the artifact the run's cells name (``artifact_key``) when the
-    store has it. The report reads: it never builds, and never recomputes a key to guess which artifact
-    a run meant (that needs the recipes, the data and SparseML of today, not of the run)."""
+    store has it, on every engine the run measured it on (or only ``engine``). The report reads: it never
+    builds, and never recomputes a key to guess which artifact a run meant (that needs the recipes, the
+    data and SparseML of today, not of the run)."""
     from yolobench import annotate
 
     store = store if store is not None else Store()
     results: list[DetectionResult] = []
-    samples: dict[str, list[SampleImage]] = {}
     for variant in variants_of(run):
         keys = {c.extra.get("artifact_key") for c in run.cells.values() if c.variant == variant}
         measured = next(iter(keys)) if len(keys) == 1 and None not in keys else None
@@ -952,22 +979,35 @@ def draw_detections_for(run: Run, out_dir: Path, *, profile: str, data, store, e
                                                           "a new run then names it)", not_built=True))
             continue
         imgsz = _detection_imgsz(run, variant, artifact)
-        say(f"drawing detections of {variant} on {engine}")
+        wanted = [engine] if engine else [e for e in engines_of(run)
+                                           if any(c.variant == variant and c.engine == e for c in run.cells.values())]
+        detectors, skipped = [], []
+        for name in wanted:
+            say(f"drawing detections of {variant} on {name}")
+            try:
+                bench.preflight(artifact, name, threads=bench.default_threads(), imgsz=imgsz)
+                detectors.append(annotate.Detector.load(artifact, name, imgsz=imgsz, conf=DETECTION_CONF))
+            except (UserError, engines.EngineUnsupported) as err:
+                skipped.append(f"{name}: {getattr(err, 'reason', err)}")
+        if not detectors:
+            results.append(DetectionResult(variant, None, "skipped: " + "; ".join(skipped)))
+            continue
         try:
-            eval_yaml = artifact.eval_data_yaml(imgsz)
-            if eval_yaml not in samples:
-                samples[eval_yaml] = sample_images(eval_yaml)
-            detector = annotate.Detector.load(artifact, engine, imgsz=imgsz, conf=DETECTION_CONF)
+            samples = sample_images(artifact.eval_data_yaml(imgsz), detectors[0].names)
         except UserError as err:
             results.append(DetectionResult(variant, None, f"skipped: {err}"))
             continue
-        sheet, counts = detection_sheet(detector, samples[eval_yaml])
+        sheet, counts = detection_sheet(detectors, samples)
         relative = Path("detections") / f"{variant}.png"
         _write_png(out_dir / relative, sheet)
-        per_image = ", ".join(f"{n} ({s.label.split(': ')[-1]})" for n, s in zip(counts, samples[eval_yaml]))
-        results.append(DetectionResult(variant, relative, (
-            f"Artifact {artifact.key} (the one this run measured), {engine} {detector.form} graph at "
-            f"{detector.imgsz} px, conf {detector.conf:g}; detections per image: {per_image}.")))
+        per_engine = "; ".join(f"{e} {', '.join(map(str, n))}" for e, n in counts.items())
+        truths = ", ".join(str(len(s.truth[1])) for s in samples if s.truth is not None)
+        note = (f"Artifact {artifact.key} (the one this run measured) at {imgsz} px, conf {DETECTION_CONF:g}; "
+                f"labelled objects per image: {truths}; detections per image: {per_engine}.")
+        if skipped:
+            note += " Not drawn: " + "; ".join(skipped) + "."
+        results.append(DetectionResult(variant, relative, note))
+        detectors.clear()  # one variant's sessions at a time
     return results
 
 
@@ -1230,11 +1270,11 @@ class Report:
 
 def write_report(run_path: str | os.PathLike | None = None, out_dir: str | os.PathLike | None = None, *,
                  profile: str | None = None, data: str | os.PathLike | None = None, store=None,
-                 detections: bool = True, engine: str = DEFAULT_DETECTION_ENGINE,
+                 detections: bool = True, engine: str | None = None,
                  progress: Progress | None = None, baseline: str | os.PathLike | None = None,
                  thresholds: str | os.PathLike | None = None) -> Report:
     say = progress or (lambda message: None)
-    if detections:
+    if detections and engine:
         engines.get(engine)  # an unknown engine is a usage error, found before anything is written
     run = load_run(run_path if run_path is not None else newest_run())
     if profile is None:
@@ -1260,9 +1300,12 @@ def write_report(run_path: str | os.PathLike | None = None, out_dir: str | os.Pa
     drawn = None
     if detections:
         drawn = draw_detections_for(run, out, profile=profile, data=data, store=store, engine=engine, say=say)
-        note = (f"Sample images with each variant's detections (profile {profile}, {engine}, conf "
-                f"{DETECTION_CONF:g}): the first validation image of the dataset and ultralytics' two photos. "
-                "The boxes show what the model finds, not how fast it is.")
+        on = f"on {engine}" if engine else "on every engine the run measured it on"
+        note = (f"Each variant's detections {on} (profile {profile}, conf {DETECTION_CONF:g}): the first "
+                f"{VALIDATION_SAMPLES} validation images of its dataset, each row starting with the labels (ground "
+                "truth), then the same image on each engine: engines that agree draw the same boxes. ultralytics' "
+                "street photos are added only for a model whose classes include theirs. The boxes show what the "
+                "model finds, not how fast it is.")
     else:
         note = "Not drawn (--no-detections)."
     text = render_markdown(run, rows, detections=drawn, detections_note=note, untimed=untimed,

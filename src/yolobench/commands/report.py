@@ -19,7 +19,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--store", default=None,
                         help="artifact store folder, read for the gzip sizes and the detections, never "
                              "built into (default: ~/.cache/yolobench/store)")
-    parser.add_argument("--engine", default=None, help="engine the sample detections run on (default: onnxruntime)")
+    parser.add_argument("--engine", default=None,
+                        help="draw the sample detections on this engine only (default: every engine the run measured)")
     parser.add_argument("--no-detections", action="store_true",
                         help="skip the sample images (no model is loaded)")
     parser.add_argument("--baseline", metavar="RUN.json", default=None,
@@ -50,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
             thresholds = gate_command.default_thresholds(current.profile, current.cpu_generation)
     result = report.write_report(
         args.run, args.out, profile=args.profile, data=args.data, store=store,
-        detections=not args.no_detections, engine=args.engine or report.DEFAULT_DETECTION_ENGINE,
+        detections=not args.no_detections, engine=args.engine,
         progress=None if args.quiet else report.stderr_progress, baseline=baseline, thresholds=thresholds)
     untimed = f", {len(result.untimed)} not timed by design" if result.untimed else ""
     print(f"wrote {result.markdown}, {', '.join(p.name for p in result.charts)}"
