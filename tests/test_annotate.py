@@ -174,6 +174,28 @@ def test_video_gets_every_frame_annotated(tmp_path, video, fake_model, capfd):
     assert leftovers(out.parent) == []
 
 
+def test_a_webm_video_is_vp9_that_a_browser_plays(tmp_path, video, fake_model, capfd):
+    """.webm is written with VP9 (Chrome, Firefox, Edge and Safari 14.1+ play it), every frame annotated."""
+    out = tmp_path / "out" / "annotated.webm"
+    code, _, stderr = run_annotate(capfd, "--source", video, "--out", out)
+    assert code == 0, stderr
+    assert out.read_bytes()[:4] == bytes.fromhex("1a45dfa3") and b"V_VP9" in out.read_bytes()[:4096]  # WebM, VP9
+    outputs = read_video(out)
+    assert len(outputs) == FRAMES
+    for before, after in zip(read_video(video), outputs):
+        assert banner_difference(before, after) > MIN_BANNER_DIFFERENCE
+
+
+def test_this_opencv_has_no_h264_encoder(tmp_path):
+    """Why browser videos are WebM: opencv-python's FFmpeg opens no H.264 writer. When a release adds one,
+    this fails, and .mp4 can be written as H.264 (annotate.VIDEO_CODECS) instead of mp4v."""
+    for fourcc in ("avc1", "H264"):
+        writer = cv2.VideoWriter(str(tmp_path / f"t-{fourcc}.mp4"), cv2.VideoWriter_fourcc(*fourcc), 10, (64, 64))
+        opened = writer.isOpened()
+        writer.release()
+        assert not opened, fourcc
+
+
 def test_codec_noise_is_below_the_banner_threshold(tmp_path, video):
     """The 'differs' check above cannot pass on compression noise alone."""
     again = write_video(tmp_path / "again.mp4", read_video(video))

@@ -36,8 +36,12 @@ DEFAULT_IOU = 0.45
 # steady enough to read, quick enough to follow a change of scene.
 FPS_SMOOTHING = 0.1
 PROGRESS_INTERVAL_S = 1.0  # at most one progress line per second (CI logs)
-VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov")  # containers the 'mp4v' codec is written into
-VIDEO_FOURCC = "mp4v"
+# The codec follows the file name. Browsers play WebM with VP9 (Chrome, Firefox, Edge, Safari 14.1+);
+# they do not play MPEG-4 Part 2 ('mp4v'), the only codec opencv-python's FFmpeg writes into .mp4 here:
+# it has no H.264 encoder ('avc1'/'H264' do not open: tests/test_annotate.py checks both facts).
+VIDEO_CODECS = {".webm": "VP90", ".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v"}
+VIDEO_SUFFIXES = tuple(VIDEO_CODECS)
+BROWSER_SUFFIX = ".webm"
 FALLBACK_VIDEO_FPS = 30.0  # when the source does not say (some streams report 0)
 OUTPUT_MARKER = ".yolobench-annotate"  # marks a folder annotate wrote, so a rerun may replace it
 
@@ -198,8 +202,8 @@ def check_output(source: Source, out: str | os.PathLike) -> Path:
     out = Path(out)
     if source.is_video:
         if out.suffix.lower() not in VIDEO_SUFFIXES:
-            raise UserError(f"--out {out}: name a video file ending in {' or '.join(VIDEO_SUFFIXES)} "
-                            f"(written with the {VIDEO_FOURCC} codec)")
+            raise UserError(f"--out {out}: name a video file ending in {BROWSER_SUFFIX} (VP9, plays in a browser) "
+                            f"or {' or '.join(s for s in VIDEO_SUFFIXES if s != BROWSER_SUFFIX)} (mp4v, desktop players)")
         if out.is_dir():
             raise UserError(f"--out {out} is a folder: name the video file to write")
     else:
@@ -277,10 +281,10 @@ def annotate(detector: Detector, source: Source, out: Path, *, progress: Progres
                 annotated = overlay(frame, detections, detector, meter.add(ms))
                 if writer is None:
                     height, width = frame.shape[:2]
-                    writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*VIDEO_FOURCC), source.fps,
-                                             (width, height))
+                    fourcc = VIDEO_CODECS[out.suffix.lower()]
+                    writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*fourcc), source.fps, (width, height))
                     if not writer.isOpened():
-                        raise UserError(f"{out}: OpenCV cannot write a {VIDEO_FOURCC} video here")
+                        raise UserError(f"{out}: OpenCV cannot write a {fourcc} video here")
                 writer.write(annotated)
                 done += 1
                 reporter.update(done)

@@ -13,7 +13,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--source", required=True, metavar="VIDEO_OR_IMAGE_DIR",
                         help="a video file, or a folder of images")
     parser.add_argument("--out", required=True, metavar="PATH",
-                        help="the video to write (.mp4) for a video source, a folder for an image folder")
+                        help="the video to write for a video source (.webm: VP9, plays in browsers; .mp4: mp4v, "
+                             "desktop players only), a folder for an image folder")
     parser.add_argument("--profile", default="smoke", help="build profile the variant was built with")
     parser.add_argument("--data", default=None, help="the data.yaml the variant was built on (default: built-in)")
     parser.add_argument("--store", default=None, help="artifact store folder (default: ~/.cache/yolobench/store)")
