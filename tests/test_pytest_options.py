@@ -37,7 +37,7 @@ def test_the_short_alias_is_left_to_the_plugin_that_had_it(tmp_path):
     assert done.returncode != 0 and "--profile" in done.stderr
 
 
-def test_a_command_run_from_another_checkout_refuses_in_one_line(tmp_path, monkeypatch, capsys):
+def test_a_command_run_from_a_checkout_without_its_own_code_refuses_in_one_line(tmp_path, monkeypatch, capsys):
     from yolobench import cli, paths
 
     other = tmp_path / "other-clone"
@@ -70,3 +70,66 @@ def test_engines_are_spelled_the_same_in_every_command(monkeypatch):
         assert common.engine_list(args.engines) == ["deepsparse", "onnxruntime"]
     help_text = parser._subparsers._group_actions[0].choices["build"].format_help()
     assert "smoke, tiny, full" in help_text or "smoke, full, tiny" in help_text.replace("\n", " ").replace("  ", " ")
+
+
+# --- two clones side by side, one environment --------------------------------------------------------
+
+WHERE_TEST = """
+import subprocess, sys
+from pathlib import Path
+import yolobench
+
+HERE = Path(__file__).resolve().parents[1]
+
+def test_this_checkouts_code_runs_here_and_in_children():
+    assert Path(yolobench.__file__).resolve().is_relative_to(HERE / "src")
+    child = subprocess.run([sys.executable, "-c", "import yolobench; print(yolobench.__file__)"],
+                           capture_output=True, text=True, check=True)
+    assert Path(child.stdout.strip()).resolve().is_relative_to(HERE / "src")
+"""
+
+
+def _second_clone(tmp_path: Path) -> Path:
+    """Another checkout of this project (its own code, marked by its version), not installed anywhere."""
+    import shutil
+
+    clone = tmp_path / "clone-b"
+    ignore = shutil.ignore_patterns("__pycache__", "*.egg-info")
+    shutil.copytree(REPO / "src", clone / "src", ignore=ignore)
+    shutil.copytree(REPO / "fixtures", clone / "fixtures", ignore=ignore)
+    for name in ("pyproject.toml", "conftest.py"):
+        shutil.copy(REPO / name, clone / name)
+    (clone / "results").mkdir()
+    init = clone / "src" / "yolobench" / "__init__.py"
+    init.write_text(init.read_text().replace("__version__ =", "__version__ = 'clone-b'  # was:", 1))
+    (clone / "tests").mkdir()
+    (clone / "tests" / "test_where.py").write_text(WHERE_TEST)
+    return clone
+
+
+def _env() -> dict:
+    """This environment, with any PYTHONPATH made absolute (it must not follow the working directory)."""
+    env = dict(os.environ)
+    if env.get("PYTHONPATH"):
+        env["PYTHONPATH"] = os.pathsep.join(str(Path(p).resolve()) for p in env["PYTHONPATH"].split(os.pathsep) if p)
+    env.pop("YOLOBENCH_RERUN_FROM", None)
+    return env
+
+
+def test_two_clones_side_by_side_each_act_on_themselves(tmp_path):
+    import yolobench
+
+    clone = _second_clone(tmp_path)
+    run = lambda cwd, *args: subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True,  # noqa: E731
+                                            env=_env(), timeout=300)
+    # yolobench typed in the other clone runs that clone's code (its version says so), and with it that
+    # clone's recipes, thresholds and results/ (paths.repo_root() is where the running code lives)
+    there = run(clone, "-m", "yolobench", "--version")
+    assert there.returncode == 0 and there.stdout.strip() == "yolobench clone-b", there.stdout + there.stderr
+    assert f"running the code of {clone}" in there.stderr
+    # ... and here, this one's
+    here = run(REPO, "-m", "yolobench", "--version")
+    assert here.returncode == 0 and here.stdout.strip() == f"yolobench {yolobench.__version__}", here.stderr
+    # pytest in the other clone tests that clone's code, in its own process and in the children it starts
+    tests = run(clone, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_where.py")
+    assert tests.returncode == 0, tests.stdout + tests.stderr

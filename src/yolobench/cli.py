@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import signal
 import sys
 
@@ -60,11 +61,30 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signal.SIGTERM, previous)
 
 
+def _rerun_in(checkout, argv: list[str] | None) -> int:
+    """Run this command with ``checkout``'s own code (and so its recipes, thresholds and results/).
+
+    One environment serves every clone (it is large) and installs yolobench in editable mode from the
+    clone that last ran tox; a command typed in another clone must act on that clone, not on the
+    installed one. The process is replaced, so signals, output and the exit status are the command's own.
+    """
+    from yolobench import paths
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    print(f"yolobench: running the code of {checkout} (this environment's yolobench is installed from "
+          f"{paths.installed_root()})", file=sys.stderr, flush=True)
+    sys.stdout.flush()
+    os.execve(sys.executable, [sys.executable, "-m", "yolobench", *args], paths.environment_running(checkout))
+    return 0  # pragma: no cover (execve does not return)
+
+
 def _main(argv: list[str] | None) -> int:
     from yolobench import paths
 
     here = paths.other_checkout()
     if here is not None:  # before parsing: even --help would name the other checkout's files
+        if paths.checkout_source(here) is not None and os.environ.get(paths.RERUN_ENV) != str(here):
+            return _rerun_in(here, argv)
         print(f"yolobench: error: {paths.other_checkout_message(here)}", file=sys.stderr)
         return EXIT_BAD_INPUT
     parser = build_parser()

@@ -60,6 +60,25 @@ def other_checkout(cwd: str | os.PathLike | None = None) -> Path | None:
     return here if here is not None and here != installed_root() else None
 
 
+# Set in the environment of a command re-run from another checkout: that run must not re-run again.
+RERUN_ENV = "YOLOBENCH_RERUN_FROM"
+
+
+def checkout_source(checkout: Path) -> Path | None:
+    """``<checkout>/src`` when it holds a yolobench package (its code can be run in place), else None."""
+    src = Path(checkout) / "src"
+    return src if (src / "yolobench" / "__init__.py").is_file() else None
+
+
+def environment_running(checkout: Path) -> dict[str, str]:
+    """os.environ with ``checkout``'s code first on the import path, for it and every child it starts."""
+    src = checkout_source(checkout)
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(src), *filter(None, [env.get("PYTHONPATH")])])
+    env[RERUN_ENV] = str(checkout)
+    return env
+
+
 def other_checkout_message(here: Path) -> str:
     return (f"this environment's yolobench is installed from {installed_root()}, but you are in the checkout "
             f"{here}: it would read {installed_root()}'s recipes, thresholds and results/. Run tox from {here} "
