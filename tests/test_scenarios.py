@@ -65,6 +65,20 @@ def test_threads_are_shared_between_streams():
     assert scenarios.threads_per_stream(2, 4) == 1  # never zero
 
 
+def test_a_childs_peak_memory_is_its_own_not_its_parents():
+    """The memory scenario's child is started by a large benchmark process: its peak must not include
+    the parent's (ru_maxrss on Linux carries the parent's over fork and exec; VmHWM does not)."""
+    import numpy as np
+
+    ballast = np.ones(400 * 1024 * 1024 // 8)  # 400 MB touched in this (the parent) process
+    code = "from yolobench.scenarios import peak_rss_mb; print(peak_rss_mb())"
+    child = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+    own = float(child.stdout.strip())
+    assert 5 < own < 300, own  # a Python with numpy: tens of MB, never the parent's 400+
+    assert scenarios.peak_rss_mb() > 400
+    del ballast
+
+
 # --- run files with scenario entries -------------------------------------------------------------
 
 

@@ -14,7 +14,7 @@ the same artifact, engine, size and threads as a matrix cell and written as its 
   ``deepsparse.benchmark -s async`` answer (with their own engine-specific stream machinery; this one
   is the same for every engine, so it compares engines, not stream schedulers). Every engine here
   releases the GIL while it computes.
-- ``memory``: peak resident memory (RSS, ``ru_maxrss``) of a fresh process that loads the cell and runs
+- ``memory``: peak resident memory (RSS, :func:`peak_rss_mb`) of a fresh process that loads the cell and runs
   it ``MEMORY_RUNS`` times: Python, numpy, the engine's libraries, the model and its working memory,
   what a one-model deployment process holds. A process of its own because the peak of a long
   benchmark process says nothing about one cell. (Engines import their libraries at different points,
@@ -190,9 +190,27 @@ def measure_memory(artifact: Any, engine_name: str, *, threads: int, imgsz: int)
     return values
 
 
-def _memory_child(argv: Sequence[str]) -> int:
+def peak_rss_mb() -> float:
+    """This process's peak resident memory since it started running its current program.
+
+    Linux: ``VmHWM`` from /proc/self/status, which starts afresh at execve. Not ``ru_maxrss``: Linux
+    keeps it across fork and execve, so a child started from a 1.8 GB benchmark process reported
+    1.8 GB for every cell (the smoke main job of 2026-12-02, Zen 5). Elsewhere ``ru_maxrss`` is all
+    there is (kilobytes on Linux, bytes on macOS).
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024 / MB
+    except OSError:
+        pass
     import resource
 
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / MB if sys.platform == "darwin" else peak * 1024 / MB
+
+
+def _memory_child(argv: Sequence[str]) -> int:
     from yolobench import bench
     from yolobench.engines import EngineUnsupported
     from yolobench.store import META_NAME, Artifact
@@ -207,8 +225,7 @@ def _memory_child(argv: Sequence[str]) -> int:
         return 0
     for _ in range(MEMORY_RUNS):
         session.run(images)
-    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # Linux: KiB
-    print(_MEMORY_MARK + json.dumps({"peak_rss_mb": peak_kib * 1024 / MB,
+    print(_MEMORY_MARK + json.dumps({"peak_rss_mb": peak_rss_mb(),
                                      "runs": MEMORY_RUNS, "engine_version": context.engine_version,
                                      "form": context.form, "threads": context.threads}), flush=True)
     return 0
