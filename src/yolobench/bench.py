@@ -218,13 +218,18 @@ def _crash_line(output: str) -> str:
     return lines[-1][:300] if lines else "no output"
 
 
-def _preflight_child(argv: Sequence[str]) -> int:
-    """Child side of :func:`preflight`: exit 0 (ran), 3 (EngineUnsupported, reason on stdout), 4 (error)."""
+def artifact_at(path: str | Path, name: str, key: str) -> Any:
+    """The artifact a parent process named by its folder, variant and key (children that load one cell)."""
     from yolobench.store import META_NAME, Artifact  # noqa: PLC0415
 
+    return Artifact(name=name, key=key, path=Path(path), meta=json.loads((Path(path) / META_NAME).read_text()))
+
+
+def _preflight_child(argv: Sequence[str]) -> int:
+    """Child side of :func:`preflight`: exit 0 (ran), 3 (EngineUnsupported, reason on stdout), 4 (error)."""
     path, name, key, engine_name, threads, imgsz, batch = argv
     try:
-        artifact = Artifact(name=name, key=key, path=Path(path), meta=json.loads((Path(path) / META_NAME).read_text()))
+        artifact = artifact_at(path, name, key)
         session, images, _ = open_cell(artifact, engine_name, threads=int(threads), imgsz=int(imgsz),
                                         batch=int(batch), isolate=False)
         session.run(images)

@@ -213,10 +213,9 @@ def peak_rss_mb() -> float:
 def _memory_child(argv: Sequence[str]) -> int:
     from yolobench import bench
     from yolobench.engines import EngineUnsupported
-    from yolobench.store import META_NAME, Artifact
 
     path, name, key, engine_name, threads, imgsz = argv
-    artifact = Artifact(name=name, key=key, path=Path(path), meta=json.loads((Path(path) / META_NAME).read_text()))
+    artifact = bench.artifact_at(path, name, key)
     try:
         session, images, context = bench.open_cell(artifact, engine_name, threads=int(threads), imgsz=int(imgsz),
                                                    isolate=False)
