@@ -151,6 +151,54 @@ def test_int8_policy_ignores_boxes_of_anchors_nobody_keeps():
     assert not compare_raw(a, b, POLICY.same_graph_fp32, imgsz=IMGSZ).ok  # FP32 compares every anchor
 
 
+def int8_pair(scores_per_pair=352800, seed=0):
+    """Two INT8-like score arrays (1, 3, N) at 640 px: small rounding noise everywhere."""
+    rng = np.random.default_rng(seed)
+    n = scores_per_pair // NC
+    a = np.concatenate([rng.uniform(0, 640, (1, 4, n)), rng.uniform(0, 1, (1, NC, n))], axis=1).astype(np.float32)
+    b = a.copy()
+    b[:, 4:] += rng.normal(0, 0.003, (1, NC, n)).astype(np.float32)
+    return a, b
+
+
+def test_int8_scores_allow_rare_rounding_outliers_below_the_maximum():
+    a, b = int8_pair()
+    flat = b[:, 4:].reshape(-1)
+    flat[[11, 5000, 90000, 200000]] = a[:, 4:].reshape(-1)[[11, 5000, 90000, 200000]] + 0.064  # as measured at 640
+    b[:, 4:] = flat.reshape(b[:, 4:].shape)
+    result = compare_raw(a, b, POLICY.same_graph_int8, imgsz=640)
+    assert result.ok, str(result)
+    assert result.scores == 352800 and result.score_outliers == 4 and result.allowed_outliers == 35
+    assert "4 of 352800 over 0.05 (at most 35)" in str(result)
+    # the same four outliers are more than FP32 allows: FP32 has none
+    assert POLICY.same_graph_fp32.score_outliers.value == 0
+
+
+def test_int8_one_score_beyond_the_maximum_disagrees():
+    a, b = int8_pair()
+    b[0, 4, 123] = a[0, 4, 123] + 0.11
+    result = compare_raw(a, b, POLICY.same_graph_int8, imgsz=640)
+    assert not result.ok and result.score_outliers == 1 and result.max_abs_score == pytest.approx(0.11, abs=1e-3)
+
+
+def test_int8_many_moderate_differences_disagree():
+    """A kernel error shifts many scores by a little: 1% of them by 0.06 (each under score_max)."""
+    a, b = int8_pair()
+    b[0, 5, ::33] = a[0, 5, ::33] + 0.06
+    result = compare_raw(a, b, POLICY.same_graph_int8, imgsz=640)
+    assert result.max_abs_score < POLICY.same_graph_int8.score_max.value
+    assert not result.ok and result.score_outliers > result.allowed_outliers
+
+
+def test_outliers_allowed_scale_with_the_scores_compared():
+    a, b = int8_pair(scores_per_pair=22050)  # 160 px, 14 images
+    b[0, 4, 7] = a[0, 4, 7] + 0.06
+    b[0, 4, 8] = a[0, 4, 8] + 0.06
+    b[0, 4, 9] = a[0, 4, 9] + 0.06
+    result = compare_raw(a, b, POLICY.same_graph_int8, imgsz=160)
+    assert result.allowed_outliers == 2 and result.score_outliers == 3 and not result.ok
+
+
 def test_transposed_layout_is_compared_the_same():
     a, b = raw_head(0), raw_head(1)
     straight = compare_raw(a, b, imgsz=IMGSZ)

@@ -18,13 +18,12 @@ import pytest
 
 from yolobench import catalogue, engines
 from yolobench.engines import EngineUnsupported
-from yolobench.parity import (DetectionPolicy, compare_accuracy, compare_detections, compare_raw, cross_graph_policy,
-                              same_graph_policy)
+from yolobench.parity import (PARITY_VAL_IMAGES, DetectionPolicy, compare_accuracy, compare_detections, compare_raw,
+                              cross_graph_policy, same_graph_policy)
 from yolobench.processing import default_images, load_images, postprocess, preprocess
 
 pytestmark = [pytest.mark.parity, pytest.mark.slow]
 
-PARITY_VAL_IMAGES = 12  # enough to cover every class several times; parity is not an accuracy test
 PARITY_CONF = 0.25  # the predictor's default: detections a user would see
 PARITY_IOU = 0.45
 # Below this PyTorch mAP@0.5 the model detects too little for agreement to mean anything (the `tiny`

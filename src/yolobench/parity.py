@@ -26,6 +26,12 @@ import numpy as np
 
 from yolobench.processing import Detections, channels_first, iou as box_iou
 
+# The parity images: this many validation images of the dense variant's dataset, then the two photos
+# shipped with ultralytics: enough to cover every class several times (parity is not an accuracy test).
+# One number for the parity tests and for every study of their tolerances (a
+# study that used 2 images while the tests used 12 explained a failure that it could not reproduce).
+PARITY_VAL_IMAGES = 12
+
 
 @dataclass(frozen=True)
 class Tolerance:
@@ -45,13 +51,18 @@ class RawPolicy:
     Boxes: |Δ| <= ``box_tol`` x the input side (float error and quantization steps both grow with the
     coordinates, which grow with the input size), compared at anchors where either side's best class
     score is >= ``box_score_floor`` (the DFL box of an anchor nobody would keep is an unstable
-    expectation over a flat distribution). Scores: |Δ| <= ``score_atol`` at every anchor.
+    expectation over a flat distribution). Scores, over every anchor, class and image: |Δ| <=
+    ``score_atol`` except for at most ``score_outliers`` (a fraction) of them, and none beyond
+    ``score_max``. FP32 allows no outliers; INT8 engines that round a requantization at different places
+    do produce a few, and their number grows with the number of scores compared.
     """
 
     kind: str
     box_tol: Tolerance  # fraction of the input side (max of height, width)
     box_score_floor: Tolerance  # boxes compared where max class score >= this on either side
-    score_atol: Tolerance  # on class scores (after sigmoid, in [0, 1])
+    score_atol: Tolerance  # on class scores (after sigmoid, in [0, 1]): the bulk
+    score_outliers: Tolerance  # fraction of anchor-class scores allowed beyond score_atol
+    score_max: Tolerance  # no anchor-class score may differ by more than this
 
 
 @dataclass(frozen=True)
@@ -96,6 +107,10 @@ POLICY = ParityPolicy(
         score_atol=Tolerance(1e-4, "scores are sigmoid outputs in [0, 1]; measured worst case 1.3e-6 between "
                                    "FP32 engines (trained yolov5nu); 1e-4 cannot move a detection across any "
                                    "sensible threshold, and catches 1%-of-std noise in one class-head convolution"),
+        score_outliers=Tolerance(0.0, "FP32 engines differ only in summation order, smoothly, at every anchor: "
+                                      "measured worst case 8.1e-6 over 352800 scores per pair at 640 px (full "
+                                      "ladder): no score may leave the bound"),
+        score_max=Tolerance(1e-4, "the same bound as score_atol: FP32 has no outliers"),
     ),
     same_graph_int8=RawPolicy(
         kind="same_graph_int8",
@@ -108,9 +123,26 @@ POLICY = ParityPolicy(
         box_score_floor=Tolerance(0.1, "at anchors scoring < 0.1 int8 boxes moved by up to 8 px at 160 px "
                                        "(flat DFL distributions amplify one rounding step); no such anchor "
                                        "survives a sensible conf threshold"),
-        score_atol=Tolerance(0.05, "measured worst case 0.018 (ORT vs OpenVINO, QDQ) and 0.013 (converted "
-                                   "graph) over all anchors; 0.05 leaves ~2.5x room and is half the cross-graph "
+        score_atol=Tolerance(0.05, "the bulk of the scores: measured 99.99th percentile <= 0.032 at 640 px (full "
+                                   "ladder, 6 INT8 variants, 14 parity images = 352800 anchor-class scores per "
+                                   "pair) and <= 0.023 at 160 px (smoke, 22050 per pair); half the cross-graph "
                                    "score tolerance"),
+        score_outliers=Tolerance(1e-4, "INT8 engines round requantizations at different places; a value on a "
+                                       "rounding boundary differs by one step, which propagates, and the largest "
+                                       "differences sit at confident anchors, where the sigmoid is steepest (logit "
+                                       "difference <= 0.30). Their number grows with the scores compared: the first "
+                                       "bound, 0.05 at every score (from a max of 0.018 on one yolov5nu at 160 px), "
+                                       "was passed at 640 px by trained Hardswish graphs (0.053-0.064) whose "
+                                       "detections all agree (min IoU 0.92, |Δscore| <= 0.029). Measured at most "
+                                       "4 of 352800 (1.1e-5) over 0.05; 1e-4 leaves ~10x room. What it gives up: "
+                                       "one layer's weight scale 5% off (ONNX Runtime vs itself, v5n_hardswish_pq "
+                                       "at 640) is flagged in 21 of 57 layers (early backbone, P3/P4 neck: up to "
+                                       "204 scores over 0.05, max 0.44), the every-score-within-0.05 rule flagged "
+                                       "39 but also failed 4 of 12 pairs of correct engines: in the deep backbone "
+                                       "such an error moves scores no more than two correct engines differ, and "
+                                       "detections and mAP (cross-graph, accuracy) are what judge it"),
+        score_max=Tolerance(0.1, "no score beyond the cross-graph detection score tolerance: measured maximum "
+                                 "0.064 (v5n_hardswish_pq, ONNX Runtime vs DeepSparse, 640 px)"),
     ),
     cross_graph=DetectionPolicy(
         kind="cross_graph",
@@ -204,25 +236,44 @@ class RawComparison:
     imgsz: int = 0  # input side the box tolerance was scaled by
     box_anchors: int = 0  # how many anchors' boxes were compared
     problem: str = ""  # why nothing could be compared (shape mismatch), if so
+    scores: int = 0  # anchor-class scores compared
+    score_outliers: int = 0  # of them, how many differ by more than the policy's score_atol
 
     @property
     def box_tol_px(self) -> float:
         return self.policy.box_tol.value * self.imgsz
 
+    @property
+    def allowed_outliers(self) -> int:
+        return allowed_outliers(self.policy, self.scores)
+
     def __str__(self) -> str:
         if self.problem:
             return f"{self.problem}: disagree"
-        return (f"max |Δbox| {_fmt(self.max_abs_box)} px (tol {_fmt(self.box_tol_px)}), "
-                f"max |Δscore| {_fmt(self.max_abs_score)} (tol {_fmt(self.policy.score_atol.value)}): "
+        p = self.policy
+        if p.score_outliers.value > 0:
+            score = (f"max |Δscore| {_fmt(self.max_abs_score)} (tol {_fmt(p.score_max.value)}), "
+                     f"{self.score_outliers} of {self.scores} over {_fmt(p.score_atol.value)} "
+                     f"(at most {self.allowed_outliers})")
+        else:
+            score = f"max |Δscore| {_fmt(self.max_abs_score)} (tol {_fmt(p.score_atol.value)})"
+        return (f"max |Δbox| {_fmt(self.max_abs_box)} px (tol {_fmt(self.box_tol_px)}), {score}: "
                 f"{'agree' if self.ok else 'disagree'}")
 
 
-def _max_abs_diff(a: np.ndarray, b: np.ndarray) -> float:
-    if a.size == 0:
-        return 0.0
+def allowed_outliers(policy: RawPolicy, scores: int) -> int:
+    """How many of ``scores`` anchor-class scores may differ by more than ``policy.score_atol``."""
+    return int(policy.score_outliers.value * scores)
+
+
+def _abs_diff(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     diff = np.abs(a.astype(np.float64) - b.astype(np.float64))
     diff[~(np.isfinite(a) & np.isfinite(b))] = np.inf  # NaN/inf never agree, even with each other
-    return float(diff.max())
+    return diff
+
+
+def _max_abs_diff(a: np.ndarray, b: np.ndarray) -> float:
+    return float(_abs_diff(a, b).max()) if a.size else 0.0
 
 
 def side_from_anchors(n_anchors: int) -> int:
@@ -249,9 +300,13 @@ def compare_raw(a: np.ndarray, b: np.ndarray, policy: RawPolicy = POLICY.same_gr
     else:
         keep = np.ones((a.shape[0], a.shape[2]), dtype=bool)
     box = _max_abs_diff(a[:, :4].transpose(0, 2, 1)[keep], b[:, :4].transpose(0, 2, 1)[keep])
-    score = _max_abs_diff(a[:, 4:], b[:, 4:])
-    ok = box <= policy.box_tol.value * side and score <= policy.score_atol.value
-    return RawComparison(box, score, ok, policy, imgsz=side, box_anchors=int(keep.sum()))
+    diff = _abs_diff(a[:, 4:], b[:, 4:])
+    score = float(diff.max()) if diff.size else 0.0
+    outliers = int((diff > policy.score_atol.value).sum())
+    ok = (box <= policy.box_tol.value * side and score <= policy.score_max.value
+          and outliers <= allowed_outliers(policy, diff.size))
+    return RawComparison(box, score, ok, policy, imgsz=side, box_anchors=int(keep.sum()), scores=int(diff.size),
+                         score_outliers=outliers)
 
 
 @dataclass(frozen=True)

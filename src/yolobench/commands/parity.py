@@ -192,7 +192,11 @@ def _raw_cells(raw: RawComparison, deciding: bool) -> tuple[str, str]:
     if raw.problem:
         return raw.problem, "-"
     suffix = (lambda tol: f" (tol {tol:.2g})") if deciding else (lambda tol: " (info)")
-    return (f"{raw.max_abs_box:.2g}{suffix(raw.box_tol_px)}", f"{raw.max_abs_score:.2g}{suffix(raw.policy.score_atol.value)}")
+    score = f"{raw.max_abs_score:.2g}{suffix(raw.policy.score_max.value)}"
+    if raw.policy.score_outliers.value > 0:
+        score += f", {raw.score_outliers}/{raw.scores} > {raw.policy.score_atol.value:.2g}"
+        score += f" (max {raw.allowed_outliers})" if deciding else ""
+    return f"{raw.max_abs_box:.2g}{suffix(raw.box_tol_px)}", score
 
 
 def format_report(report: ParityReport) -> str:
