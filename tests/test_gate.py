@@ -198,6 +198,28 @@ def test_missing_cell_fails_naming_it(tmp_path, base, capsys):
     assert "pruned_quant-deepsparse-416 (present)" in out.splitlines()[-1]
 
 
+def test_only_current_judges_a_slice_and_names_what_it_left_out(tmp_path, base, capsys):
+    """`pytest -k ...` runs part of the matrix: --only-current judges those cells, names the rest."""
+    current = write(tmp_path, "current", cell(REFERENCE_CELL, tight(10.0), speedup=1.0, map50=0.40))
+    limits = thresholds(tmp_path, '[cells."pruned-openvino-416"]\nspeedup_floor = 1.1\nsource = "test"\n')
+    code, out, _ = gate_cli(capsys, "--current", current, "--baseline", base, "--thresholds", limits,
+                            "--only-current")
+    assert code == EXIT_OK, out
+    assert "present" not in out
+    left = next(line for line in out.splitlines() if line.startswith("--only-current:"))
+    assert "pruned_quant-deepsparse-416" in left and "pruned-openvino-416" in left
+    # the cells it did run are still judged: a slower reference cell fails
+    slow = write(tmp_path, "slow", cell(REFERENCE_CELL, tight(20.0), speedup=1.0, map50=0.40))
+    code, out, _ = gate_cli(capsys, "--current", slow, "--baseline", base, "--thresholds", limits, "--only-current")
+    assert code == EXIT_FAILED and "FAIL" in row(out, REFERENCE_CELL, "latency p50")
+
+
+def test_without_only_current_a_slice_fails_and_the_note_names_the_option(tmp_path, base, capsys):
+    current = write(tmp_path, "current", cell(REFERENCE_CELL, tight(10.0), speedup=1.0, map50=0.40))
+    code, out, _ = gate_cli(capsys, "--current", current, "--baseline", base, "--thresholds", thresholds(tmp_path))
+    assert code == EXIT_FAILED and "--only-current" in row(out, "pruned_quant-deepsparse-416", "present")
+
+
 def test_cell_with_floors_missing_without_baseline_fails(tmp_path, capsys):
     current = write(tmp_path, "current", cell(REFERENCE_CELL, tight(10.0), speedup=1.0))
     limits = thresholds(tmp_path, '[cells."pruned-openvino-416"]\nspeedup_floor = 1.1\nsource = "test"\n')

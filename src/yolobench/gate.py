@@ -399,21 +399,43 @@ def _timed(name: str) -> bool:
         return True
 
 
-def evaluate(current: Run, baseline: Run | None, thresholds: Thresholds) -> list[Check]:
-    """Every check on every cell of the current run, the baseline and the thresholds."""
-    checks: list[Check] = []
+def missing_cells(current: Run, baseline: Run | None, thresholds: Thresholds) -> dict[str, str]:
+    """Timed cells the baseline has, or the thresholds give floors to, that the current run lacks:
+    {cell: why it was expected}."""
     expected = set(thresholds.cells) if baseline is None else set(thresholds.cells) | set(baseline.cells)
     expected = {name for name in expected if _timed(name)}
     floors_apply = speedup_floors_apply(thresholds, current)
+    missing = {}
     for name in sorted(expected - set(current.cells)):
         in_baseline = baseline is not None and name in baseline.cells
         limits = thresholds.for_cell(name)
         has_floor = limits.map50_floor is not None or (limits.speedup_floor is not None and floors_apply)
         if not in_baseline and not has_floor:
             continue  # a thresholds entry without floors (a latency_factor override only) expects nothing
-        where = "in baseline" if in_baseline else "has floors in thresholds"
-        checks.append(Check(name, CHECK_PRESENT, "missing", where, None, FAIL,
-                            "skipped or failed in this run?"))
+        missing[name] = "in baseline" if in_baseline else "has floors in thresholds"
+    return missing
+
+
+def missing_scenarios(current: Run, thresholds: Thresholds) -> list[str]:
+    """Scenarios with limits in the thresholds that the current run did not measure."""
+    from yolobench import scenarios
+
+    found = scenarios.load_scenarios(current.path) if thresholds.scenarios else {}
+    return sorted(name for name, limits in thresholds.scenarios.items()
+                  if name not in found and (limits.fps_floor is not None or limits.peak_rss_mb_ceiling is not None))
+
+
+def evaluate(current: Run, baseline: Run | None, thresholds: Thresholds, only_current: bool = False) -> list[Check]:
+    """Every check on every cell of the current run, the baseline and the thresholds.
+
+    ``only_current``: judge only what the run measured (a slice such as ``pytest -k pruned_quant``); the
+    cells and scenarios it lacks are not failed (``missing_cells``/``missing_scenarios`` name them).
+    """
+    checks: list[Check] = []
+    if not only_current:
+        for name, where in missing_cells(current, baseline, thresholds).items():
+            checks.append(Check(name, CHECK_PRESENT, "missing", where, None, FAIL,
+                                "skipped or failed in this run? (a slice of the matrix: --only-current)"))
 
     floors_apply = speedup_floors_apply(thresholds, current)
     for name, cell in sorted(current.cells.items()):
@@ -431,12 +453,12 @@ def evaluate(current: Run, baseline: Run | None, thresholds: Thresholds) -> list
         checks.append(_floor_check(name, CHECK_MAP50, cell.map50, limits.map50_floor, ".3f",
                                    "no map50 recorded for this cell"))
     checks.extend(_engine_checks(current, checks, thresholds.engine_latency_factor))
-    checks.extend(_scenario_checks(current, thresholds, floors_apply))
+    checks.extend(_scenario_checks(current, thresholds, floors_apply, only_current))
     checks.sort(key=lambda c: (c.cell, _CHECK_ORDER.index(c.check)))
     return checks
 
 
-def _scenario_checks(current: Run, thresholds: Thresholds, floors_apply: bool) -> list[Check]:
+def _scenario_checks(current: Run, thresholds: Thresholds, floors_apply: bool, only_current: bool) -> list[Check]:
     """Scenario entries against their [scenarios] floors and ceilings (those without any are not judged)."""
     from yolobench import scenarios
 
@@ -448,7 +470,7 @@ def _scenario_checks(current: Run, thresholds: Thresholds, floors_apply: bool) -
         result = found.get(name)
         fps_floor = limits.fps_floor if floors_apply else None
         if result is None:
-            if fps_floor is not None or limits.peak_rss_mb_ceiling is not None:
+            if not only_current and (fps_floor is not None or limits.peak_rss_mb_ceiling is not None):
                 checks.append(Check(name, CHECK_PRESENT, "missing", "has limits in thresholds", None, FAIL,
                                     "scenario not run? (yolobench bench --scenarios ...)"))
             continue

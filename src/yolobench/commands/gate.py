@@ -92,6 +92,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     common.add_quiet(parser, "print only the failing checks and the summary line")
     common.add_json(parser, "every check of --current (cell, check, measured, limit, ratio, verdict, note) and "
                             "the verdict")
+    parser.add_argument("--only-current", action="store_true",
+                        help="judge only the cells and scenarios this run measured (a slice such as "
+                             "`pytest -k pruned_quant`); those it lacks are named, not failed")
     parser.add_argument("--thresholds", metavar="TOML", type=Path, default=None,
                         help="thresholds file (default: results/thresholds-<profile of the run>.toml)")
 
@@ -123,16 +126,20 @@ def run(args: argparse.Namespace) -> int:
     current = first_run
     baseline_file = auto_baseline(current) if args.baseline == AUTO else args.baseline
     baseline = load_run(baseline_file) if baseline_file is not None else None
-    checks = gate.evaluate(current, baseline, thresholds)
+    checks = gate.evaluate(current, baseline, thresholds, only_current=args.only_current)
     failed = any(c.failed for c in checks)
     note = other_machine_note(thresholds, current, first)
+    left_out = ((list(gate.missing_cells(current, baseline, thresholds)) + gate.missing_scenarios(current, thresholds))
+                if args.only_current else [])
+    slice_line = (f"--only-current: {len(left_out)} expected cells/scenarios are not in this run and were not "
+                  f"judged: {', '.join(left_out)}" if left_out else None)
     if args.json:
         import dataclasses
         import json
 
         print(json.dumps({"passed": not failed, "summary": gate.summary(checks), "current": str(current.path),
                           "baseline": str(baseline.path) if baseline is not None else None,
-                          "thresholds": str(thresholds.path), "note": note,
+                          "thresholds": str(thresholds.path), "note": note, "not_judged": left_out,
                           "checks": [dataclasses.asdict(c) for c in checks]}, indent=1))
         return EXIT_FAILED if failed else EXIT_OK
     if args.quiet:
@@ -140,6 +147,8 @@ def run(args: argparse.Namespace) -> int:
             print(note.splitlines()[0])
         if failed:
             print(gate.format_table([c for c in checks if c.failed]))
+        if slice_line:
+            print(slice_line)
         print(gate.summary(checks))
         return EXIT_FAILED if failed else EXIT_OK
 
@@ -156,5 +165,7 @@ def run(args: argparse.Namespace) -> int:
     print("ratio: measured / floor for speedup and map50 (below 1 fails); current / baseline p50 for latency "
           "of the fastest of 3 sessions (fails above the factor only if the slowdown also exceeds the runs' "
           "noise: both runs' session spreads added, at least half of each IQR)")
+    if slice_line:
+        print(slice_line)
     print(gate.summary(checks))
     return EXIT_FAILED if any(c.failed for c in checks) else EXIT_OK
