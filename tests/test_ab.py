@@ -82,3 +82,54 @@ def test_the_command_exits_1_when_b_is_slower_and_2_on_bad_input(tmp_path, monke
     code = cli.main(["ab", "--a", str(tmp_path / "missing.onnx"), "--engine", "onnxruntime"])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "missing.onnx" in err[0]
+
+
+# --- catalogue variants: A from another commit or store ----------------------------------------------
+
+def test_variant_needs_a_base_and_rejects_file_options(capsys):
+    from yolobench import cli
+
+    code = cli.main(["ab", "--variant", "dense", "--engine", "onnxruntime"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "--base-ref" in err[0]
+    code = cli.main(["ab", "--variant", "dense", "--engine", "onnxruntime", "--base-ref", "HEAD", "--b-engine", "x"])
+    assert code == 2 and "--b-engine" in capsys.readouterr().err
+
+
+def test_variant_against_a_base_commit_runs_a_with_that_commits_code(tiny_home, monkeypatch, capsys):
+    """B: this checkout's tiny dense. A: the same variant built by HEAD's code in a git worktree. Same key
+    and engine code: nothing to time. Engine code changed: A's processes run the worktree's code."""
+    from yolobench import cli
+
+    measured = []
+
+    def fake(model, engine, *, threads, imgsz, seconds, checkout=None):  # no clock, no process
+        measured.append((model, engine, checkout, checkout is not None and checkout.exists()))
+        return 10.0 * (1 + 0.002 * (len(measured) % 3))
+
+    monkeypatch.setattr(ab, "measure_in_child", fake)
+    command = ["ab", "--variant", "dense", "--engine", "onnxruntime", "--profile", "tiny", "--base-ref", "HEAD",
+               "--store", str(tiny_home / "store"), "--quiet"]
+    code = cli.main(command)
+    out = capsys.readouterr().out
+    assert code == 0 and "nothing to compare" in out and not measured
+
+    monkeypatch.setattr(ab, "engine_code_changed", lambda root, commit: True)
+    code = cli.main(command)
+    out = capsys.readouterr().out
+    assert code == 0 and "dense-onnxruntime-" in out and ": not slower" in out
+    a_side = [m for m in measured if m[2] is not None]
+    b_side = [m for m in measured if m[2] is None]
+    assert len(a_side) == len(b_side) >= ab.MIN_PAIRS
+    assert all(exists for _, _, _, exists in a_side)  # measured inside the worktree while it existed
+    assert {m[0] for m in a_side} == {m[0] for m in b_side}  # one key: the same store entry
+    assert not a_side[0][2].exists()  # the worktree is removed afterwards
+
+
+def test_variant_against_another_store_names_the_missing_entry(tiny_home, tmp_path, capsys):
+    from yolobench import cli
+
+    code = cli.main(["ab", "--variant", "dense", "--engine", "onnxruntime", "--profile", "tiny",
+                     "--store", str(tiny_home / "store"), "--base-store", str(tmp_path / "other")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and "has no dense" in err[-1] and "yolobench build --variants dense" in err[-1]

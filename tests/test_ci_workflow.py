@@ -46,3 +46,15 @@ def test_the_workflow_uploads_the_asv_html_that_asv_publish_writes():
     assert match, "asv.conf.json names no html_dir"
     html_dir = match.group(1)
     assert any(g.rstrip("/") == html_dir.rstrip("/") for g in upload_paths()), (html_dir, upload_paths())
+
+
+def test_pull_requests_are_judged_by_the_ab_environment_against_their_base():
+    workflow = yaml.safe_load((REPO / ".github" / "workflows" / "benchmarks.yml").read_text())
+    steps = workflow["jobs"]["benchmarks"]["steps"]
+    ab = [step for step in steps if "tox.sh -e ab" in str(step.get("run", ""))]
+    assert len(ab) == 1 and "pull_request" in ab[0]["if"] and "YOLOBENCH_AB_BASE=" in ab[0]["run"]
+    assert "git fetch" in ab[0]["run"]  # a clone of the PR head alone has no base branch to build
+    tox = configparser.ConfigParser(interpolation=None)
+    tox.read(REPO / "tox.ini")
+    commands = tox["testenv:ab"]["commands"]
+    assert "yolobench ab --variant all" in commands and "--base-ref {env:YOLOBENCH_AB_BASE" in commands

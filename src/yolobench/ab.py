@@ -20,9 +20,14 @@ Pair order alternates ABBA so that a drift within a pair does not favour one sid
 from __future__ import annotations
 
 import math
+import subprocess
 import sys
+import tempfile
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
 from statistics import mean, median, stdev
 
 from yolobench import children
@@ -137,23 +142,39 @@ _MARK = "YOLOBENCH_AB_MEDIAN_MS "
 
 
 def measure_in_child(model: str, engine: str, *, threads: int | None, imgsz: int | None,
-                     seconds: float = DEFAULT_SECONDS) -> float:
+                     seconds: float = DEFAULT_SECONDS, checkout: Path | None = None) -> float:
+    """Median ms of one fresh process. ``model``: an ONNX file, or an artifact store entry (a folder with
+    meta.json: the engine picks its own form of it, as the benchmarks do). ``checkout``: run that
+    checkout's code (another commit's engine settings) instead of this one's."""
+    from yolobench import paths
+
     code = "import sys; from yolobench.ab import _child; sys.exit(_child(sys.argv[1:]))"
     args = [model, engine, str(threads or 0), str(imgsz or 0), str(seconds)]
-    done = children.run([sys.executable, "-c", code, *args], capture_output=True, timeout=600)
+    env = paths.environment_running(checkout) if checkout is not None else None
+    done = children.run([sys.executable, "-c", code, *args], capture_output=True, timeout=600, env=env,
+                        cwd=checkout)
     line = next((l for l in done.stdout.splitlines() if l.startswith(_MARK)), None)
     if done.returncode != 0 or line is None:
         tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        raise RuntimeError(f"measuring {model} on {engine} failed: {tail}")
+        where = f" with the code of {checkout}" if checkout is not None else ""
+        raise RuntimeError(f"measuring {model} on {engine}{where} failed: {tail}")
     return float(line[len(_MARK):])
 
 
 def _child(argv: list[str]) -> int:
+    import json
+
     import numpy as np
 
     from yolobench import engines
+    from yolobench.store import META_NAME
 
     model, engine, threads, imgsz, seconds = argv
+    if (Path(model) / META_NAME).is_file():  # a store entry: the engine picks its form, as in a benchmark
+        from yolobench.bench import artifact_at
+
+        meta = json.loads((Path(model) / META_NAME).read_text())
+        model = artifact_at(model, meta["variant"], meta["key"])
     session = engines.get_setting(engine).load(model, threads=int(threads) or None, imgsz=int(imgsz) or None)
     images = np.random.default_rng(0).random(session.input_shape, dtype=np.float32)
     end = time.perf_counter() + WARMUP_SECONDS
@@ -167,3 +188,71 @@ def _child(argv: list[str]) -> int:
         samples.append((time.perf_counter() - start) * 1000.0)
     print(f"{_MARK}{median(samples):.6f}", flush=True)
     return 0
+
+
+# --- A from another commit: its recipes, builder and engine settings ---------------------------------
+
+# What decides a cell's speed besides its artifact: the engine settings and the pinned engine versions.
+# When none of these differ at the base commit and the artifact key is the same, A and B are one cell.
+ENGINE_PATHS = ("src/yolobench/engines", "pyproject.toml")
+
+
+def _git(root: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True)
+
+
+def resolve_ref(root: Path, ref: str) -> str:
+    """The commit ``ref`` names in the checkout at ``root``, or UserError saying what to do."""
+    from yolobench.errors import UserError
+
+    done = _git(root, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}")
+    if done.returncode != 0:
+        raise UserError(f"--base-ref {ref}: not a commit of {root} (git fetch it first, e.g. `git fetch origin main`)")
+    return done.stdout.strip()
+
+
+def engine_code_changed(root: Path, commit: str) -> bool:
+    """Do the engine settings or pinned versions differ between ``commit`` and the working tree?"""
+    return _git(root, "diff", "--quiet", commit, "--", *ENGINE_PATHS).returncode != 0
+
+
+@contextmanager
+def worktree_at(root: Path, commit: str) -> Iterator[Path]:
+    """A detached git worktree of ``commit``, removed afterwards (also on interrupt)."""
+    from yolobench.errors import UserError
+
+    folder = Path(tempfile.mkdtemp(prefix="yolobench-ab-"))
+    tree = folder / "base"
+    done = _git(root, "worktree", "add", "--detach", "--quiet", str(tree), commit)
+    if done.returncode != 0:
+        raise UserError(f"git worktree add {commit[:12]} failed: {(done.stderr.strip().splitlines() or ['?'])[-1]}")
+    try:
+        yield tree
+    finally:
+        _git(root, "worktree", "remove", "--force", str(tree))
+        import shutil
+
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def build_with(checkout: Path, variant: str, profile: str, data: str | None, store: Path) -> str:
+    """Build ``variant`` with ``checkout``'s code (its recipes and builder) into ``store``; its key.
+
+    Its progress lines go to stderr as they come; a store shares every artifact whose key is unchanged.
+    """
+    from yolobench import paths
+    from yolobench.errors import UserError
+
+    import json
+
+    command = [sys.executable, "-m", "yolobench", "build", "--variants", variant, "--profile", profile,
+               "--store", str(store), "--json", *(["--data", str(data)] if data else [])]
+    done = children.run(command, cwd=checkout, env=paths.environment_running(checkout), stdout=subprocess.PIPE,
+                        text=True)
+    text = done.stdout.decode() if isinstance(done.stdout, bytes) else (done.stdout or "")
+    try:
+        rows = json.loads(text[text.rfind("[\n"):])  # the table is the last thing printed
+        return next(row["key"] for row in rows if row["variant"] == variant)
+    except (ValueError, StopIteration, KeyError, TypeError):
+        raise UserError(f"building {variant} with the code of {checkout} failed (exit {done.returncode}); "
+                        "its messages are above") from None
