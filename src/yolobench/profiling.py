@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -53,13 +54,12 @@ class BlockFacts:
         return self.zero_weights / self.weights if self.weights else None
 
 
-def onnx_block_facts(path: str | Path) -> dict[str, BlockFacts]:
-    """Per block: its convolutions' MACs at the file's input size and their weights' sparsity (zeros, or
-    entries equal to the weight zero point of an integer graph)."""
-    import onnx
+def conv_facts(model) -> list[tuple[int, Any, np.ndarray, np.ndarray, float]]:
+    """Every convolution of an ONNX ``ModelProto`` with stored weights: (node index, node, weights, weight zero
+    point, MACs at the model's input size). Float, QDQ (fake-quant or stored integer) and integer graphs."""
     from onnx import numpy_helper, shape_inference
 
-    model = shape_inference.infer_shapes(onnx.load(str(path)))
+    model = shape_inference.infer_shapes(model)
     graph = model.graph
     inits = {t.name: t for t in graph.initializer}
     producers = {out: node for node in graph.node for out in node.output}
@@ -83,8 +83,8 @@ def onnx_block_facts(path: str | Path) -> dict[str, BlockFacts]:
             return numpy_helper.to_array(inits[quant.input[0]]), 0
         return None, 0
 
-    facts: dict[str, dict] = {}
-    for node in graph.node:
+    found = []
+    for index, node in enumerate(graph.node):
         if node.op_type not in _CONV_OPS:
             continue
         weights, zero = weight_array(node.input[_CONV_OPS[node.op_type]])
@@ -98,10 +98,21 @@ def onnx_block_facts(path: str | Path) -> dict[str, BlockFacts]:
             zero = zero.reshape(-1, 1, 1, 1)
         out = shapes.get(node.output[0]) or []
         spatial = out[2] * out[3] if len(out) == 4 and out[2] and out[3] else 0
+        found.append((index, node, weights, zero, float(np.prod(weights.shape)) * spatial))
+    return found
+
+
+def onnx_block_facts(path: str | Path) -> dict[str, BlockFacts]:
+    """Per block: its convolutions' MACs at the file's input size and their weights' sparsity (zeros, or
+    entries equal to the weight zero point of an integer graph)."""
+    import onnx
+
+    facts: dict[str, dict] = {}
+    for _, node, weights, zero, macs in conv_facts(onnx.load(str(path))):
         entry = facts.setdefault(block_of(node.name or node.output[0]), {"convs": 0, "macs": 0.0, "weights": 0,
                                                                          "zero_weights": 0})
         entry["convs"] += 1
-        entry["macs"] += float(np.prod(weights.shape)) * spatial
+        entry["macs"] += macs
         entry["weights"] += int(weights.size)
         entry["zero_weights"] += int(np.count_nonzero(weights == zero))
     return {block: BlockFacts(**values) for block, values in facts.items()}
