@@ -46,8 +46,9 @@ def fake_engine(tmp_path, monkeypatch):
 
 
 def test_the_builtin_engines_and_their_pairs():
-    assert engines.engine_names() == ("torch", "onnxruntime", "deepsparse", "openvino")
-    assert engines.onnx_engine_names() == ("onnxruntime", "deepsparse", "openvino")
+    assert engines.engine_names() == ("torch", "onnxruntime", "deepsparse", "openvino", "openvino_nncf")
+    assert engines.onnx_engine_names() == ("onnxruntime", "deepsparse", "openvino", "openvino_nncf")
+    # openvino_nncf runs a graph it quantized itself: never in a raw same-graph pair
     assert engines.parity_reference() == "onnxruntime"
     assert engines.same_graph_pairs("fp32") == [("onnxruntime", "deepsparse"), ("onnxruntime", "openvino-f32"),
                                                 ("onnxruntime", "openvino")]
@@ -58,7 +59,7 @@ def test_the_builtin_engines_and_their_pairs():
 def test_one_module_adds_an_engine_everywhere(fake_engine):
     name = fake_engine
     # the matrix: listed in its own order, timed for every variant
-    assert engines.engine_names() == ("torch", "onnxruntime", "deepsparse", name, "openvino")
+    assert engines.engine_names() == ("torch", "onnxruntime", "deepsparse", name, "openvino", "openvino_nncf")
     assert bench.parse_engines(None) == list(engines.engine_names())
     assert runfile.cell_name("pruned_quant", name, 640) in bench.timed_cell_ids(["pruned_quant"], [name], [640])
     # parity: compared with the reference on every form it loads, pinned and at its defaults

@@ -49,8 +49,13 @@ def reference_raw(tiny, batch):
     return run_each(load_or_skip(REFERENCE, tiny.onnx), batch[0])
 
 
-def test_registry_names_the_four_engines():
-    assert engines.engine_names() == ("torch", "onnxruntime", "deepsparse", "openvino")
+# Engines that run an ONNX file as it is (openvino_nncf quantizes it first, from an artifact's images:
+# tests/test_openvino_nncf.py)
+FILE_ENGINES = [n for n in engines.onnx_engine_names() if engines.engine_class(n).same_graph]
+
+
+def test_registry_names_the_engines():
+    assert engines.engine_names() == ("torch", "onnxruntime", "deepsparse", "openvino", "openvino_nncf")
     assert [engines.get(n).name for n in engines.engine_names()] == list(engines.engine_names())
 
 
@@ -59,7 +64,7 @@ def test_unknown_engine_is_a_user_error():
         engines.get("tensorrt")
 
 
-@pytest.mark.parametrize("name", engines.onnx_engine_names())
+@pytest.mark.parametrize("name", FILE_ENGINES)
 def test_onnx_engine_matches_reference_raw_outputs(name, tiny, batch, reference_raw):
     """One FP32 graph on every ONNX engine computing in FP32: raw head outputs within the same_graph_fp32 policy."""
     session = load_or_skip(name, tiny.onnx, pinned_fp32=True)
@@ -93,7 +98,7 @@ def test_deepsparse_records_fraction_of_supported_ops(tiny):
     assert session.describe()["num_cores"] == THREADS
 
 
-@pytest.mark.parametrize("name", engines.onnx_engine_names())
+@pytest.mark.parametrize("name", FILE_ENGINES)
 def test_onnx_engine_at_its_default_agrees_under_the_policy_its_precision_picks(name, tiny, batch, reference_raw):
     """As timed (the user's defaults): raw tensors where the engine computes in FP32, detections where in bf16."""
     session = load_or_skip(name, tiny.onnx)
@@ -318,7 +323,7 @@ def test_dynamic_model_needs_an_image_size(dynamic_onnx):
         engines.get(REFERENCE).load(dynamic_onnx, threads=THREADS)
 
 
-@pytest.mark.parametrize("name", engines.onnx_engine_names())
+@pytest.mark.parametrize("name", FILE_ENGINES)
 def test_dynamic_model_runs_at_the_given_size(name, dynamic_onnx, batch, reference_raw):
     session = load_or_skip(name, dynamic_onnx, pinned_fp32=True, imgsz=IMGSZ)  # the reshape, checked in FP32
     result = compare_raw(run_each(session, batch[0]), reference_raw, POLICY.same_graph_fp32, imgsz=IMGSZ)

@@ -167,7 +167,7 @@ class RooflineRow:
 def roofline_rows(run, store) -> tuple[list[RooflineRow], list[str]]:
     """A row per timed cell whose artifact is in ``store`` (MACs from its ONNX at the cell's size), and
     the cells left out, with why."""
-    from yolobench.forms import FORM_FP32, FORM_TORCH, QUANTIZED_FORMS
+    from yolobench.forms import FORM_FP32, FORM_TORCH, INT8_FORMS, QUANTIZED_FORMS
     from yolobench.profiling import onnx_block_facts
 
     rows, skipped = [], []
@@ -188,7 +188,7 @@ def roofline_rows(run, store) -> tuple[list[RooflineRow], list[str]]:
             macs_cache[path] = sum(f.macs for f in onnx_block_facts(path).values())
         p50 = min(cell.extra.get("session_p50_ms") or [cell.latency.p50_ms])
         rows.append(RooflineRow(cell=name, form=form, macs=macs_cache[path], fps=1000.0 / p50,
-                                arithmetic="int8" if form in QUANTIZED_FORMS else "float"))
+                                arithmetic="int8" if form in INT8_FORMS else "float"))
     return rows, skipped
 
 

@@ -247,6 +247,20 @@ def loaded_file(cell: Cell) -> str | None:
     return None
 
 
+def _engine_made_file(cell: Cell) -> Path | None:
+    """The file the cell's session loaded when the engine made it outside the store (recorded by its full
+    path, still there, and of the size the run recorded), else None."""
+    sessions = cell.extra.get("session")
+    for record in sessions if isinstance(sessions, list) else [sessions]:
+        if isinstance(record, Mapping) and record.get("model_path"):
+            path = Path(str(record["model_path"]))
+            store_file = any(part.startswith(f"{cell.variant}-") for part in path.parts[-3:-1])
+            if (path.is_absolute() and not store_file and path.is_file() and cell.model_size_bytes is not None
+                    and path.stat().st_size == cell.model_size_bytes):
+                return path
+    return None
+
+
 def deployment_file(variant: str, engine: str, imgsz: int) -> str | None:
     """The file a deployment of ``variant`` on ``engine`` loads: the weights on PyTorch; the engine's
     preferred quantized graph for a quantized variant (DeepSparse: the converted INT8 ONNX; ONNX Runtime,
@@ -287,6 +301,13 @@ def deployed_files(run: Run, store, say: Progress | None = None) -> dict[str, De
     for cell in ordered_cells(run):
         file, key = loaded_file(cell), cell.extra.get("artifact_key")
         missing, size = None, None
+        outside = _engine_made_file(cell)
+        if outside is not None:  # a file the engine made from the artifact (openvino_nncf's INT8 model)
+            if outside not in compressed:
+                say(f"compressing {outside}")
+                compressed[outside] = gzip_size(outside)
+            result[cell.name] = DeployedFile(file, compressed[outside], None)
+            continue
         if file is None:
             missing = "the run does not record which file the engine loaded"
         elif not key:

@@ -107,7 +107,7 @@ def same_graph_pairs(form: str) -> list[tuple[str, str]]:
         return []
     pairs = []
     for name, cls in _classes().items():
-        if name == reference or form not in cls.forms():
+        if name == reference or form not in cls.forms() or not cls.same_graph:
             continue
         if cls.fp32_options:
             pairs.append((reference, name + PINNED_FP32_SUFFIX))

@@ -356,6 +356,9 @@ class Engine(abc.ABC):
     fp32_options: dict[str, Any] | None = None
     # The engine every other one is compared with on the same ONNX graph in parity (exactly one).
     parity_reference: bool = False
+    # False when it runs a graph it made from the file (e.g. quantized it): it is then never compared
+    # with another engine on raw tensors of "the same graph", only by detections and mAP.
+    same_graph: bool = True
 
     @classmethod
     def forms(cls) -> tuple[str, ...]:
