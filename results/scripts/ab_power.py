@@ -96,7 +96,8 @@ def main() -> int:
     lines = [f"# `yolobench ab`: power and false alarms ({args.profile} profile)", "",
              f"Machine: {_machine()}", "",
              f"Command: `PYTHONPATH=tests python results/scripts/ab_power.py --profile {args.profile} "
-             f"--repeats {args.repeats} --cells {args.cells} --out {args.out}`", "",
+             f"--repeats {args.repeats} --cells {args.cells} --out {args.out}"
+             + (f" -- {' '.join(args.ab_args)}" if args.ab_args else "") + "`", "",
              "| cell | comparison | B's extra conv MACs | said slower | pairs (median, max) | seconds (median, max) | B/A (median) |",
              "|---|---|---:|---:|---:|---:|---:|"]
     for variant, form, engine in cells:
