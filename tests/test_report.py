@@ -563,3 +563,58 @@ def test_the_diff_against_a_baseline_carries_the_gates_verdicts(tmp_path, capfd,
     assert slowed["verdict"] == "**FAIL**" and slowed["ratio"] == "3.00x"
     assert diff["dense-onnxruntime-416"]["verdict"] == "ok"
     assert "**gate FAILS** on pruned-onnxruntime-416" in (out / "report.md").read_text()
+
+
+# --- the machine's limit and the per-layer profiles: read from committed measurements ----------------
+
+ZEN5_MACHINE = {"yolobench": {"cpu_model": CPU, "cpu_vendor": "AuthenticAMD", "cpu_family": 26, "cpu_model_id": 2,
+                              "logical_cores": 2, "usable_cores": 2, "system": "Linux", "arch": "x86_64",
+                              "python": "3.11.7"}}
+
+
+def write_peak(path: Path, generation: str) -> Path:
+    import json
+
+    path.write_text(json.dumps({"cpu_generation": generation, "threads": 2, "copy_bytes_per_s": 3e10,
+                                "fp32_macs_per_s": {"openvino": 1e11, "onnxruntime": 8e10},
+                                "bf16_macs_per_s": {"openvino": 2e11}, "int8_macs_per_s": {"openvino": 4e11}}))
+    return path
+
+
+def test_the_machines_limit_and_the_profiles_are_read_not_measured(tmp_path, capfd, no_models, monkeypatch):
+    from yolobench import peak as peak_module
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the report must not measure the peak")
+
+    monkeypatch.setattr(peak_module, "measure", refuse)
+    rows = [peak_module.RooflineRow("dense-openvino-416", "fp32", 7e9, 50.0, "float"),
+            peak_module.RooflineRow("pruned_quant-deepsparse-416", "deepsparse", 7e9, 150.0, "int8")]
+    monkeypatch.setattr(peak_module, "roofline_rows", lambda run, store: (rows, ["oneshot-torch-416: why not"]))
+    run = make_run(tmp_path, machine=ZEN5_MACHINE)
+    peak = write_peak(tmp_path / "peak.json", load_run(run).cpu_generation)
+    profile = tmp_path / "profile.md"
+    profile.write_text("Per-layer profile, AMD EPYC\n\n| block | ms |\n|---|---:|\n| model.2 | 1.25 |\n")
+    out_dir = tmp_path / "report"
+    code, _, _ = run_report(capfd, "--run", run, "--out", out_dir, "--no-detections", "--store", tmp_path / "s",
+                            "--peak", peak, "--profiles", profile)
+    markdown = (out_dir / "report.md").read_text()
+    assert code == 0 and "## The machine's limit" in markdown
+    assert "| dense-openvino-416 | fp32 | 7.00 | 50.0 | 350.0 | 175% of float |" in markdown  # 350 / max(100, 200)
+    assert "| pruned_quant-deepsparse-416 | deepsparse | 7.00 | 150.0 | 1050.0 | 262% of INT8 |" in markdown
+    assert "- not shown: oneshot-torch-416: why not" in markdown and (out_dir / "roofline.png").stat().st_size > 0
+    assert "## Where the time goes: per-layer profiles" in markdown and "| model.2 | 1.25 |" in markdown
+
+
+def test_a_peak_of_another_generation_or_none_says_what_to_run(tmp_path, capfd, no_models, monkeypatch):
+    monkeypatch.setattr(report, "measurements_dir", lambda kind: tmp_path / "results" / kind)  # none committed
+    run = make_run(tmp_path, machine=ZEN5_MACHINE)
+    other = write_peak(tmp_path / "zen4.json", "AMD family 25 model 17 (Zen 4)")
+    code, _, _ = run_report(capfd, "--run", run, "--out", tmp_path / "a", "--no-detections", "--store", tmp_path / "s",
+                            "--peak", other, "--profiles", "auto")
+    markdown = (tmp_path / "a" / "report.md").read_text()
+    assert code == 0 and "not comparable" in markdown and "yolobench peak --run" in markdown
+    assert "yolobench profile --profile" in markdown  # no profiles committed for this run's profile and generation
+    code, _, _ = run_report(capfd, "--run", run, "--out", tmp_path / "b", "--no-detections", "--store", tmp_path / "s",
+                            "--peak", tmp_path / "missing.json")
+    assert code == 0 and "Not measured on this CPU generation" in (tmp_path / "b" / "report.md").read_text()

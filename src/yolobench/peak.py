@@ -123,6 +123,13 @@ class Peak:
     def int8(self) -> float:
         return max(self.int8_macs.values(), default=0.0)
 
+    @classmethod
+    def from_dict(cls, data: dict) -> "Peak":
+        """The measurement ``as_dict`` wrote (``yolobench peak --out``), read back for the report."""
+        return cls(fp32_macs=dict(data["fp32_macs_per_s"]), int8_macs=dict(data["int8_macs_per_s"]),
+                   bf16_macs=dict(data.get("bf16_macs_per_s") or {}), copy_bytes_per_s=float(data["copy_bytes_per_s"]),
+                   threads=int(data["threads"]))
+
     def as_dict(self) -> dict:
         return {"fp32_macs_per_s": self.fp32_macs, "bf16_macs_per_s": self.bf16_macs, "int8_macs_per_s": self.int8_macs,
                 "copy_bytes_per_s": self.copy_bytes_per_s, "threads": self.threads,
@@ -178,7 +185,7 @@ def roofline_rows(run, store) -> tuple[list[RooflineRow], list[str]]:
         if artifact is None:
             skipped.append(f"{name}: its artifact ({key}) is not in {store.root}")
             continue
-        onnx_form = next((f for f in (form, FORM_FP32, *QUANTIZED_FORMS) if f != FORM_TORCH
+        onnx_form = next((f for f in (form, FORM_FP32, *QUANTIZED_FORMS) if f != FORM_TORCH and f in artifact.forms()
                           and artifact.onnx_path(f, cell.imgsz).exists()), None)
         if onnx_form is None:
             skipped.append(f"{name}: no ONNX at {cell.imgsz} px to count its MACs")

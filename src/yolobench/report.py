@@ -29,6 +29,7 @@ build), or write anything outside ``out_dir``.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import sys
@@ -42,7 +43,8 @@ import numpy as np
 from yolobench import bench, blog, catalogue, engines, paths
 from yolobench.errors import UserError
 from yolobench.fsutil import atomic_write, atomic_write_bytes, atomic_write_text
-from yolobench.runfile import Cell, Run, cell_name, load_run, reference_cell_name, speedup_of_fastest
+from yolobench.runfile import (Cell, Run, cell_name, load_run, reference_cell_name, speedup_of_fastest,
+                               split_cell_name)
 from yolobench.store import FORM_FP32, FORMS, WEIGHTS_NAME, Store, onnx_filename
 from yolobench.timer import cpu_generation
 
@@ -1161,9 +1163,92 @@ def scenario_section(run: Run) -> list[str]:
     return lines
 
 
+# --- the machine's limit and the per-layer profiles: measured by `yolobench peak` / `profile`, read here ---
+
+def measurements_dir(kind: str) -> Path:
+    """Where committed measurements of a kind live: results/peak, results/profiles."""
+    return paths.repo_root() / "results" / kind
+
+
+def auto_peak(run: Run) -> Path:
+    """results/peak/<cpu generation>.json: the peak is the machine's, the same for every profile."""
+    from yolobench.timer import generation_slug
+
+    return measurements_dir("peak") / f"{generation_slug(run.cpu_generation or 'unknown')}.json"
+
+
+def auto_profiles(run: Run, profile: str) -> list[Path]:
+    """results/profiles/<profile>-<cpu generation>*.md, sorted."""
+    from yolobench.timer import generation_slug
+
+    prefix = f"{profile}-{generation_slug(run.cpu_generation or 'unknown')}"
+    folder = measurements_dir("profiles")
+    return sorted(folder.glob(f"{prefix}*.md")) if folder.is_dir() else []
+
+
+def peak_section(run: Run, peak_file: Path | None, store, chart: Path) -> list[str]:
+    """The machine's peak (read from ``yolobench peak --out`` JSON) and each timed cell as a share of it,
+    with a chart; or what to run where no measurement of this CPU generation exists."""
+    from yolobench import peak as peak_module
+
+    lines = ["## The machine's limit", ""]
+    command = (f"`yolobench peak --run {display_path(run.path)} --out results/peak/"
+               f"{auto_peak(run).stem}` on an idle machine")
+    if peak_file is None or not Path(peak_file).is_file():
+        return lines + [f"Not measured on this CPU generation ({run.cpu_generation or 'not recorded'}): {command}.", ""]
+    data = json.loads(Path(peak_file).read_text())
+    measured_on = data.get("cpu_generation")
+    if measured_on != run.cpu_generation:
+        return lines + [f"`{display_path(peak_file)}` was measured on {measured_on}, this run on "
+                        f"{run.cpu_generation}: not comparable. {command}.", ""]
+    peak = peak_module.Peak.from_dict(data)
+    rows, skipped = peak_module.roofline_rows(run, store)
+    plot_roofline(rows, peak, chart, machine_summary(run))
+    lines += [f"From `{display_path(peak_file)}` ({measured_on}); the cells are this run's.", "",
+              peak_module.format_peak(peak, rows).rstrip(), "",
+              f"![each cell's effective throughput against the machine's peak]({chart.name})", ""]
+    lines += [f"- not shown: {why}" for why in skipped]
+    return lines + ([""] if skipped else [])
+
+
+def plot_roofline(rows, peak, path: Path, summary) -> None:
+    """Each cell's effective dense-equivalent GMAC/s (bars), the machine's float and INT8 peaks (lines)."""
+    rows = sorted(rows, key=lambda r: r.macs * r.fps)
+    with _rc():
+        figure = _figure((9, max(3.0, 0.28 * len(rows) + 1.5)))
+        axes = figure.add_subplot(1, 1, 1)
+        values = [r.macs * r.fps / 1e9 for r in rows]
+        colors = [_engine_color(split_cell_name(r.cell)[1]) for r in rows]
+        axes.barh([r.cell for r in rows], values, color=colors, zorder=3)
+        for label, value, style in (("float peak", peak.float_, "--"), ("INT8 peak", peak.int8, "-")):
+            if value:
+                axes.axvline(value / 1e9, color="#333333", linestyle=style, linewidth=1, zorder=4)
+                axes.text(value / 1e9, len(rows) - 0.5, f" {label} {value / 1e9:.0f}", fontsize=8, va="top")
+        axes.set_xlabel("effective dense-equivalent GMAC/s (model MACs x FPS)")
+        axes.tick_params(axis="y", labelsize=7)
+        axes.set_title(f"Cells against the machine's peak ({summary.generation or 'CPU'})", fontsize=10)
+        figure.tight_layout()
+        figure.savefig(path)
+
+
+def profiles_section(run: Run, profile_files: list[Path], profile: str) -> list[str]:
+    """The committed per-layer profiles (``yolobench profile --out``), verbatim, each under its file name."""
+    lines = ["## Where the time goes: per-layer profiles", ""]
+    if not profile_files:
+        from yolobench.timer import generation_slug
+
+        name = f"{profile}-{generation_slug(run.cpu_generation or 'unknown')}-CELL.md"
+        return lines + [f"None committed for profile {profile} on {run.cpu_generation or 'this CPU'}: e.g. "
+                        f"`yolobench profile --profile {profile} --variant pruned_quant --engine deepsparse --vs "
+                        f"oneshot:openvino --out results/profiles/{name}` on an idle machine.", ""]
+    for path in profile_files:
+        lines += [f"### `{display_path(path)}`", "", Path(path).read_text().strip(), ""]
+    return lines
+
+
 def render_markdown(run: Run, rows: list[Row], *, detections: list[DetectionResult] | None,
                     detections_note: str = "", untimed: list[Untimed] | None = None,
-                    baseline_lines: list[str] | None = None) -> str:
+                    baseline_lines: list[str] | None = None, machine_lines: list[str] | None = None) -> str:
     summary = machine_summary(run)
     source = display_path(run.path)
     untimed = untimed_cells(run) if untimed is None else untimed
@@ -1196,6 +1281,7 @@ def render_markdown(run: Run, rows: list[Row], *, detections: list[DetectionResu
                   f"![latency distribution per cell at {imgsz} px]({distribution_name(sizes, imgsz)})", ""]
     lines += baseline_lines or []
     lines += scenario_section(run)
+    lines += machine_lines or []
     missing_torch = [torch_baseline_name(s) for s in sizes if torch_baseline_name(s) not in run.cells]
     lines += [
         "## How to read the tables",
@@ -1293,7 +1379,11 @@ def write_report(run_path: str | os.PathLike | None = None, out_dir: str | os.Pa
                  profile: str | None = None, data: str | os.PathLike | None = None, store=None,
                  detections: bool = True, engine: str | None = None,
                  progress: Progress | None = None, baseline: str | os.PathLike | None = None,
-                 thresholds: str | os.PathLike | None = None) -> Report:
+                 thresholds: str | os.PathLike | None = None, peak: str | os.PathLike | None = None,
+                 profiles: Sequence[str | os.PathLike] | None = None) -> Report:
+    """``peak``: a ``yolobench peak --out`` JSON or "auto" (results/peak/<generation>.json); ``profiles``:
+    ``yolobench profile --out`` markdown files or ["auto"] (results/profiles/<profile>-<generation>*.md).
+    Neither is measured here: the report reads what was measured and says what to run where nothing was."""
     say = progress or (lambda message: None)
     if detections and engine:
         engines.get(engine)  # an unknown engine is a usage error, found before anything is written
@@ -1329,8 +1419,15 @@ def write_report(run_path: str | os.PathLike | None = None, out_dir: str | os.Pa
                 "model finds, not how fast it is.")
     else:
         note = "Not drawn (--no-detections)."
+    machine_lines = []
+    if peak is not None:
+        peak_file = auto_peak(run) if str(peak) == "auto" else Path(peak)
+        machine_lines += peak_section(run, peak_file, store, out / "roofline.png")
+    if profiles is not None:
+        files = auto_profiles(run, profile) if [str(p) for p in profiles] == ["auto"] else [Path(p) for p in profiles]
+        machine_lines += profiles_section(run, files, profile)
     text = render_markdown(run, rows, detections=drawn, detections_note=note, untimed=untimed,
-                           baseline_lines=baseline_lines)
+                           baseline_lines=baseline_lines, machine_lines=machine_lines)
     markdown = out / "report.md"
     atomic_write_text(markdown, text)
     first = sizes_of(run)[0]

@@ -28,6 +28,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "baseline of the run's profile and CPU generation, as `yolobench gate --baseline auto`")
     parser.add_argument("--thresholds", metavar="TOML", default=None,
                         help="thresholds for that diff (default: the gate's for the run's profile and generation)")
+    parser.add_argument("--peak", metavar="PEAK.json", default=None,
+                        help="add the machine's limit and each cell's share of it, from `yolobench peak --out`; "
+                             "'auto': results/peak/<cpu generation>.json")
+    parser.add_argument("--profiles", metavar="PROFILE.md", nargs="+", default=None,
+                        help="add these per-layer profiles (`yolobench profile --out`); 'auto': "
+                             "results/profiles/<profile>-<cpu generation>*.md")
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
 
 
@@ -52,7 +58,8 @@ def run(args: argparse.Namespace) -> int:
     result = report.write_report(
         args.run, args.out, profile=args.profile, data=args.data, store=store,
         detections=not args.no_detections, engine=args.engine,
-        progress=None if args.quiet else report.stderr_progress, baseline=baseline, thresholds=thresholds)
+        progress=None if args.quiet else report.stderr_progress, baseline=baseline, thresholds=thresholds,
+        peak=args.peak, profiles=args.profiles)
     untimed = f", {len(result.untimed)} not timed by design" if result.untimed else ""
     print(f"wrote {result.markdown}, {', '.join(p.name for p in result.charts)}"
           + (f" and {sum(d.image is not None for d in result.detections)} detection sheet(s)"
