@@ -77,3 +77,10 @@ def test_it_is_never_paired_on_raw_tensors_and_skips_int8_variants_in_the_matrix
     assert all("openvino_nncf" not in pair for form in ("fp32", "qdq", "deepsparse")
                for pair in engines.same_graph_pairs(form))
     assert bench.untimed_reason("oneshot", "openvino_nncf") and bench.untimed_reason("dense", "openvino_nncf") is None
+
+
+def test_its_per_layer_profile_is_of_the_int8_model(artifact):
+    layers, form = engines.get("openvino_nncf").layer_profile(artifact, imgsz=160, threads=1, runs=2, warmup=1)
+    assert form == nncf_engine.FORM_NNCF and layers
+    assert any("I8" in layer.ran_as or "U8" in layer.ran_as or "i8" in layer.ran_as for layer in layers)
+    assert any(layer.onnx_node.startswith("/model.") for layer in layers)  # mapped back to the ONNX nodes

@@ -175,7 +175,11 @@ def profile_cell(artifact, variant: str, engine_name: str, *, imgsz: int, thread
     engine = engines.get(engine_name)
     threads = default_threads() if threads is None else threads
     layers, form = engine.layer_profile(artifact, imgsz=imgsz, threads=threads, runs=runs, warmup=warmup)
-    onnx_file = artifact.onnx_path(form, imgsz)
+    # MACs and sparsity from the ONNX it ran, or the FP32 one an engine made its own model from (openvino_nncf)
+    try:
+        onnx_file = artifact.onnx_path(form, imgsz)
+    except FileNotFoundError:
+        onnx_file = artifact.onnx_path("fp32", imgsz)
     return CellProfile(variant=variant, engine=engine_name, form=form, imgsz=imgsz, threads=threads, runs=runs,
                        layers=layers, facts=onnx_block_facts(onnx_file))
 

@@ -13,7 +13,7 @@ HELP = "per-layer time of a built variant on an engine, by model block, optional
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--variant", required=True, help="catalogue variant (must be built), e.g. pruned_quant")
-    parser.add_argument("--engine", required=True, help="onnxruntime, deepsparse or openvino")
+    parser.add_argument("--engine", required=True, help="onnxruntime, deepsparse, openvino or openvino_nncf")
     parser.add_argument("--vs", metavar="VARIANT:ENGINE", default=None,
                         help="a second cell to show beside it, e.g. oneshot:openvino")
     common.add_profile(parser)

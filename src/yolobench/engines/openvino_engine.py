@@ -114,6 +114,9 @@ class OpenVinoEngine(Engine):
         model = core.read_model(str(spec.path))
         if any(d is None for d in spec.input_shape):
             model.reshape({spec.input_name: list(geometry.input_shape)})
+        return self._perf_counters(core, model, threads, images, runs, warmup)
+
+    def _perf_counters(self, core, model, threads, images, runs, warmup) -> list[LayerTime]:
         compiled = core.compile_model(model, "CPU", {**self.compile_config(threads), "PERF_COUNT": True})
         request = compiled.create_infer_request()
         # The plugin names fused nodes after one of their parts ("Multiply_22247"); its runtime model

@@ -145,14 +145,18 @@ class OpenVinoNncfEngine(OpenVinoEngine):
 
         return super()._import()
 
-    def _load(self, model, *, batch: int, threads: int, imgsz, form: str | None):
+    def _quantized(self, model, batch: int, imgsz, form: str | None):
+        """(ONNX spec, geometry, the NNCF IR) for an FP32 artifact; EngineUnsupported for anything else."""
         if form not in (None, FORM_FP32, FORM_NNCF):
             raise EngineUnsupported(f"openvino_nncf quantizes the FP32 graph itself, not a {form} form")
         if getattr(model, "quantized", False):
             raise EngineUnsupported(self.untimed_quantized)
         spec, _ = resolve_onnx(model, (FORM_FP32,), FORM_FP32, imgsz)
         geometry = resolve_geometry(spec, batch, imgsz)
-        ir = cached_ir(spec.path, geometry.imgsz, calibration_files(model))
+        return spec, geometry, cached_ir(spec.path, geometry.imgsz, calibration_files(model))
+
+    def _load(self, model, *, batch: int, threads: int, imgsz, form: str | None):
+        spec, geometry, ir = self._quantized(model, batch, imgsz, form)
         ov = self._import()
         try:
             core = ov.Core()
@@ -166,6 +170,15 @@ class OpenVinoNncfEngine(OpenVinoEngine):
                                form=FORM_NNCF, model_path=ir.with_suffix(".bin"), threads=threads,
                                geometry=geometry, nc=spec.nc)
 
-    def _layer_times(self, spec, geometry, threads, images, runs, warmup):
-        raise EngineUnsupported("openvino_nncf: profile the artifact on openvino (per-layer timing of the NNCF "
-                                "model is not wired in yet)")
+    def layer_profile(self, model, *, imgsz=None, threads=None, runs: int = 20, warmup: int = 5, form=None):
+        """OpenVINO's performance counters on the NNCF model (the form it ran: ``nncf-int8``)."""
+        from yolobench.engines.base import default_threads  # noqa: PLC0415
+
+        ok, reason = self.available()
+        if not ok:
+            raise EngineUnsupported(reason)
+        threads = default_threads() if threads is None else int(threads)
+        _, geometry, ir = self._quantized(model, 1, imgsz, form)
+        core = self._import().Core()
+        images = np.random.default_rng(0).random(geometry.input_shape, dtype=np.float32)
+        return self._perf_counters(core, core.read_model(str(ir)), threads, images, runs, warmup), FORM_NNCF
