@@ -30,8 +30,8 @@ from yolobench import catalogue, offline, paths
 from yolobench.catalogue import ONESHOT, Profile, VariantSpec
 from yolobench.errors import UserError
 # Recipes and the schedule scale live in yolobench.recipes; these names stay importable from here.
-from yolobench.recipes import (EPOCH_SCALE_ENV, RecipeLoader, epoch_scale, load_recipe, recipe_path,  # noqa: F401
-                               scaled_epochs, validate_recipe)
+from yolobench.recipes import (EPOCH_SCALE_ENV, RECIPES_ENV, RecipeLoader, epoch_scale, is_trial,  # noqa: F401
+                               load_recipe, recipe_path, scaled_epochs, validate_recipe)
 from yolobench.store import (FORM_DEEPSPARSE, FORM_FP32, FORM_QDQ, MODEL_CFG_NAME, RECIPE_NAME,
                              WEIGHTS_NAME, Artifact, Store, content_key, onnx_filename)
 
@@ -270,7 +270,10 @@ def _build_one(resolved: Resolved, data, parent: Artifact | None, work: Path, ou
         "profile": profile_name,
         "parent": {"variant": parent.name, "key": parent.key} if parent else None,
         "recipe": {"file": spec.recipe, "sha256": hashlib.sha256(recipe_text.encode()).hexdigest(),
-                   "variables": variables, "text": recipe_text} if recipe_text else None,
+                   "variables": variables, "text": recipe_text,
+                   # where a trial recipe (YOLOBENCH_RECIPES) came from; absent for the repository's own
+                   **({"trial_path": str(recipe_path(spec))} if is_trial(recipe_path(spec)) else {})}
+        if recipe_text else None,
         "model": spec.model,
         "dataset": {"data_yaml": str(data_yaml), "hash": info.content_hash, "domain": spec.domain,
                     "generator_domain": None if (spec.domain == "target" and data is not None)

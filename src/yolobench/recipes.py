@@ -21,6 +21,13 @@ from yolobench.errors import UserError
 # One option lengthens every schedule (a GPU, more cores): epochs of from-scratch training and every
 # epoch variable of a recipe are multiplied by it, so a variant's phases keep their proportions.
 EPOCH_SCALE_ENV = "YOLOBENCH_EPOCH_SCALE"
+# Trying a recipe without editing the catalogue: a folder of recipe files that replace the repository's
+# by file name (e.g. DIR/pruned_quant.yaml for every variant built from pruned_quant.yaml). A recipe
+# from there is taken as written: the catalogue's per-profile variable overrides are NOT applied (the
+# trial file states its own schedule and sparsities), the epoch scale still is. Its text is hashed into
+# the artifact key like any recipe, so a trial never replaces the catalogue's artifact in the store, and
+# every command run with the same setting (build, bench, profile, parity) sees the trial variant.
+RECIPES_ENV = "YOLOBENCH_RECIPES"
 _EPOCH_VARIABLE = re.compile(r"^(?:num_epochs|qat_epochs|\w+_epoch)$")
 
 
@@ -45,8 +52,30 @@ def scaled_epochs(value, scale: float):
     return max(1, int(round(value * scale)))
 
 
+def trial_recipes() -> Path | None:
+    """The folder named by ``YOLOBENCH_RECIPES`` (None when unset)."""
+    text = os.environ.get(RECIPES_ENV, "").strip()
+    if not text:
+        return None
+    folder = Path(text).expanduser()
+    if not folder.is_dir():
+        raise UserError(f"{RECIPES_ENV}={text!r} is not a folder: point it at a folder of recipe files named "
+                        f"like those in recipes/ (e.g. pruned_quant.yaml), or unset it")
+    return folder
+
+
 def recipe_path(spec: VariantSpec) -> Path | None:
-    return paths.repo_root() / "recipes" / spec.recipe if spec.recipe else None
+    """The variant's recipe file: the trial folder's copy if it has one, else the repository's."""
+    if not spec.recipe:
+        return None
+    folder = trial_recipes()
+    if folder is not None and (folder / spec.recipe).is_file():
+        return folder / spec.recipe
+    return paths.repo_root() / "recipes" / spec.recipe
+
+
+def is_trial(path: Path | None) -> bool:
+    return path is not None and path.parent.resolve() != (paths.repo_root() / "recipes").resolve()
 
 
 def load_recipe(spec: VariantSpec, profile: str) -> tuple[str | None, dict]:
@@ -59,7 +88,8 @@ def load_recipe(spec: VariantSpec, profile: str) -> tuple[str | None, dict]:
     except OSError as err:
         raise UserError(f"recipe {path} for variant {spec.name!r} cannot be read ({err.strerror}); "
                         f"restore it from git") from None
-    variables = spec.variables_for(profile)
+    # a trial recipe is taken as written; the catalogue's overrides belong to the repository's recipes
+    variables = {} if is_trial(path) else spec.variables_for(profile)
     scale = epoch_scale()
     if scale != 1.0:
         doc = yaml.load(text, Loader=RecipeLoader)
