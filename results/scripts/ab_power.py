@@ -39,7 +39,8 @@ LINE = re.compile(r"B/A (?P<ratio>[\d.]+) \[(?P<low>[\d.]+), (?P<high>[\d.]+)\] 
 def arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--profile", default="smoke")
-    parser.add_argument("--cells", default=DEFAULT_CELLS, help="variant:form:engine,...")
+    parser.add_argument("--cells", default=DEFAULT_CELLS, help="variant:form:engine[:share],... (share: that "
+                        "cell's extra conv work, default --share)")
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--share", type=float, default=0.10, help="extra convolution work of the slower copy")
     parser.add_argument("--out", required=True, help="results/ab/NAME: writes NAME.jsonl and NAME.md")
@@ -70,7 +71,12 @@ def main() -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     log = out.with_suffix(".jsonl")
     done = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
-    cells = [tuple(c.split(":")) for c in args.cells.split(",")]
+    # variant:form:engine[:share]: a cell's own extra-work share, where MACs and time part (a small
+    # model's time is not all convolution: at 160 px 12% more conv MACs made ONNX Runtime's INT8 graph
+    # only ~3% slower), so the slower copy is sized per cell to be a ~10% slowdown in *time*
+    specs = [c.split(":") for c in args.cells.split(",")]
+    cells = [tuple(c[:3]) for c in specs]
+    shares = {tuple(c[:3]): float(c[3]) if len(c) > 3 else args.share for c in specs}
     with tempfile.TemporaryDirectory() as tmp:
         files = {}
         for variant, form, engine in cells:
@@ -80,7 +86,7 @@ def main() -> int:
             src = artifact.onnx_path(form)
             same, slower = Path(tmp) / f"{variant}-{form}-same.onnx", Path(tmp) / f"{variant}-{form}-slower.onnx"
             shutil.copyfile(src, same)
-            share = slower_copy(src, slower, args.share)
+            share = slower_copy(src, slower, shares[(variant, form, engine)])
             files[(variant, form, engine)] = (src, same, slower, share)
         for repeat in range(args.repeats):
             for (variant, form, engine), (src, same, slower, share) in files.items():

@@ -2,11 +2,15 @@
 
 ``yolobench peak`` measures three numbers, each as the best of a few repetitions:
 
-- **FP32 and INT8 multiply-accumulates per second** of one large 1x1 convolution (a GEMM of
-  ``CHANNELS x CHANNELS`` over ``SPATIAL x SPATIAL`` positions: compute-bound, as the big layers of
-  YOLOv5 at 640 px are), run by OpenVINO (oneDNN's kernels: AVX-512/VNNI/AMX where the CPU has them)
-  and by ONNX Runtime (MLAS); the FP32 one pinned to f32, the INT8 one as a QDQ graph. The higher of
-  the two engines is the peak: it is what software on this machine reaches, not a datasheet number.
+- **FP32 and INT8 multiply-accumulates per second** of a stack of ``DEPTH`` 3x3 convolutions,
+  ``CHANNELS`` in and out over ``SPATIAL x SPATIAL`` positions (compute-bound, the shape of YOLOv5's
+  mid-network layers at 640 px), run by OpenVINO (oneDNN's kernels: AVX-512/VNNI/AMX where the CPU has
+  them) and by ONNX Runtime (MLAS); the FP32 one pinned to f32, the INT8 one as a QDQ graph (each
+  activation quantized between layers, as in the variants' exports). The higher of the two engines is
+  the peak: it is what software on this machine reaches, not a datasheet number. A stack, not one
+  layer: the first version timed a single 1x1 convolution, whose call was dominated by converting its
+  8 MB input and output (layout reorders, quantization), and whole YOLOv5 models then ran at up to 1.9x
+  that "peak" (dense yolov5s at 640 on OpenVINO, 2026-12-03, Zen 5).
 - **memory bandwidth**: a large array copied by every usable core at once (read + write bytes).
 
 With a run file it also gives each timed cell's effective dense-equivalent throughput (the model's
@@ -24,9 +28,11 @@ from pathlib import Path
 
 import numpy as np
 
-CHANNELS = 512
-SPATIAL = 64
-REPEATS = 5  # timed calls per measurement; the best (least disturbed) one counts
+CHANNELS = 256
+SPATIAL = 40
+DEPTH = 8  # convolutions in the stack: the edges' conversions are paid once for DEPTH layers of work
+KERNEL = 3
+REPEATS = 10  # timed calls per measurement; the best (least disturbed) one counts
 COPY_MB = 256
 
 
@@ -35,27 +41,38 @@ def _conv_model(path: Path, quantized: bool) -> None:
     from onnx import TensorProto, helper, numpy_helper
 
     rng = np.random.default_rng(0)
-    w = rng.standard_normal((CHANNELS, CHANNELS, 1, 1)).astype(np.float32) * 0.05
+    fan_in = CHANNELS * KERNEL * KERNEL
     nodes, inits = [], []
-    x, w_name = "x", "w"
-    if quantized:
+    x = "x"
+    if quantized:  # one activation scale for every layer: weights keep the activations' spread near 1
         inits += [numpy_helper.from_array(np.array(0.05, np.float32), "xs"),
                   numpy_helper.from_array(np.array(0, np.int8), "xz"),
-                  numpy_helper.from_array(np.clip(np.round(w / 0.002), -127, 127).astype(np.int8), "wq"),
-                  numpy_helper.from_array(np.array(0.002, np.float32), "ws"),
                   numpy_helper.from_array(np.array(0, np.int8), "wz")]
-        nodes += [helper.make_node("QuantizeLinear", ["x", "xs", "xz"], ["xq"]),
-                  helper.make_node("DequantizeLinear", ["xq", "xs", "xz"], ["xd"]),
-                  helper.make_node("DequantizeLinear", ["wq", "ws", "wz"], ["wd"])]
-        x, w_name = "xd", "wd"
-    else:
-        inits.append(numpy_helper.from_array(w, "w"))
-    nodes.append(helper.make_node("Conv", [x, w_name], ["y"]))
-    graph = helper.make_graph(nodes, "peak", [helper.make_tensor_value_info("x", TensorProto.FLOAT,
-                                                                             [1, CHANNELS, SPATIAL, SPATIAL])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, CHANNELS, SPATIAL, SPATIAL])],
-                              inits)
+    for i in range(DEPTH):
+        w = rng.standard_normal((CHANNELS, CHANNELS, KERNEL, KERNEL)).astype(np.float32) / np.sqrt(fan_in)
+        if quantized:
+            scale = float(np.abs(w).max() / 127)
+            inits += [numpy_helper.from_array(np.clip(np.round(w / scale), -127, 127).astype(np.int8), f"wq{i}"),
+                      numpy_helper.from_array(np.array(scale, np.float32), f"ws{i}")]
+            nodes += [helper.make_node("QuantizeLinear", [x, "xs", "xz"], [f"xq{i}"]),
+                      helper.make_node("DequantizeLinear", [f"xq{i}", "xs", "xz"], [f"xd{i}"]),
+                      helper.make_node("DequantizeLinear", [f"wq{i}", f"ws{i}", "wz"], [f"wd{i}"])]
+            x_in, w_name = f"xd{i}", f"wd{i}"
+        else:
+            inits.append(numpy_helper.from_array(w, f"w{i}"))
+            x_in, w_name = x, f"w{i}"
+        out = "y" if i == DEPTH - 1 else f"h{i}"
+        nodes.append(helper.make_node("Conv", [x_in, w_name], [out], pads=[KERNEL // 2] * 4))
+        x = out
+    shape = [1, CHANNELS, SPATIAL, SPATIAL]
+    graph = helper.make_graph(nodes, "peak", [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, shape)], inits)
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+
+
+def stack_macs() -> int:
+    """Multiply-accumulates of one call of the peak model."""
+    return DEPTH * CHANNELS * CHANNELS * KERNEL * KERNEL * SPATIAL * SPATIAL
 
 
 def _best_seconds(call, repeats: int = REPEATS) -> float:
@@ -133,11 +150,12 @@ class Peak:
     def as_dict(self) -> dict:
         return {"fp32_macs_per_s": self.fp32_macs, "bf16_macs_per_s": self.bf16_macs, "int8_macs_per_s": self.int8_macs,
                 "copy_bytes_per_s": self.copy_bytes_per_s, "threads": self.threads,
-                "gemm": {"channels": CHANNELS, "spatial": SPATIAL, "repeats": REPEATS}, "copy_mb": COPY_MB}
+                "conv_stack": {"depth": DEPTH, "kernel": KERNEL, "channels": CHANNELS, "spatial": SPATIAL,
+                               "repeats": REPEATS}, "copy_mb": COPY_MB}
 
 
 def measure(threads: int, folder: Path) -> Peak:
-    macs = CHANNELS * CHANNELS * SPATIAL * SPATIAL
+    macs = stack_macs()
     fp32_path, int8_path = folder / "peak-fp32.onnx", folder / "peak-int8.onnx"
     _conv_model(fp32_path, quantized=False)
     _conv_model(int8_path, quantized=True)
@@ -200,8 +218,8 @@ def roofline_rows(run, store) -> tuple[list[RooflineRow], list[str]]:
 
 
 def format_peak(peak: Peak, rows: list[RooflineRow] | None = None) -> str:
-    lines = [f"Peak on {peak.threads} threads (best of {REPEATS}; a {CHANNELS}x{CHANNELS} 1x1 convolution over "
-             f"{SPATIAL}x{SPATIAL} positions):",
+    lines = [f"Peak on {peak.threads} threads (best of {REPEATS} calls; a stack of {DEPTH} {KERNEL}x{KERNEL} "
+             f"convolutions, {CHANNELS} channels in and out over {SPATIAL}x{SPATIAL} positions):",
              "| arithmetic | " + " | ".join(sorted(peak.fp32_macs)) + " | peak |",
              "|---|" + "---:|" * (len(peak.fp32_macs) + 1)]
     for label, values in (("FP32 GMAC/s", peak.fp32_macs), ("default float (bf16 where used) GMAC/s", peak.bf16_macs),
