@@ -219,7 +219,7 @@ def roofline_rows(run, store) -> tuple[list[RooflineRow], list[str]]:
 
 def format_peak(peak: Peak, rows: list[RooflineRow] | None = None) -> str:
     lines = [f"Peak on {peak.threads} threads (best of {REPEATS} calls; a stack of {DEPTH} {KERNEL}x{KERNEL} "
-             f"convolutions, {CHANNELS} channels in and out over {SPATIAL}x{SPATIAL} positions):",
+             f"convolutions, {CHANNELS} channels in and out over {SPATIAL}x{SPATIAL} positions):", "",
              "| arithmetic | " + " | ".join(sorted(peak.fp32_macs)) + " | peak |",
              "|---|" + "---:|" * (len(peak.fp32_macs) + 1)]
     for label, values in (("FP32 GMAC/s", peak.fp32_macs), ("default float (bf16 where used) GMAC/s", peak.bf16_macs),
