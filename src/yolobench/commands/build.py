@@ -75,6 +75,9 @@ def run(args) -> int:
 def _write_record(args, built, elapsed: float) -> None:
     """A build record for results/: every number comes from the artifacts' meta.json."""
     import json
+    import os
+
+    from yolobench.recipes import EPOCH_SCALE_ENV, RECIPES_ENV
     from pathlib import Path
 
     from yolobench.timer import machine_info
@@ -97,7 +100,9 @@ def _write_record(args, built, elapsed: float) -> None:
             "versions": meta.get("versions"),
         }
     record = {
-        "command": "yolobench " + " ".join(sys.argv[1:]),
+        # the settings that change what is built are part of the command that reproduces it
+        "command": " ".join([*(f"{k}={os.environ[k]}" for k in (RECIPES_ENV, EPOCH_SCALE_ENV) if os.environ.get(k)),
+                             "yolobench", *sys.argv[1:]]),
         "machine": machine_info(),
         "profile": args.profile,
         "data": args.data,
