@@ -122,3 +122,22 @@ def test_sparseml_conversion_logs_stay_quiet_after_sparseml_is_imported():
 
     logger = logging.getLogger("sparseml.exporters.transforms.onnx_transform")
     assert logger.getEffectiveLevel() >= logging.WARNING
+
+
+# 5. structured masks of 1-D parameters ----------------------------------------------------------------
+def test_structured_1d_shim_still_needed():
+    assert shims.structured_1d_shim_needed(), "sparseml groups 1-D parameters per element again: delete shim 5"
+
+
+def test_structured_1d_shim_gives_batchnorm_its_filters_mask():
+    """A conv's filters grouped with its BatchNorm scale and shift (param_groups) get one mask, as the
+    structured trial recipe needs: a pruned channel is zero after the activation."""
+    from sparseml.pytorch.sparsification.pruning.modifier_pruning_structured import StructuredPruningMaskCreator
+
+    torch.manual_seed(0)
+    weight, scale, shift = torch.randn(8, 4, 3, 3), torch.rand(8) + 0.5, torch.zeros(8)
+    creator = StructuredPruningMaskCreator("filter", tensor_group_idxs=[[0, 1, 2]])
+    masks = creator.create_sparsity_masks([weight, scale, shift], 0.5)
+    filters = masks[0].flatten(1).all(dim=1)
+    assert int((~filters).sum()) == 4  # half the filters
+    assert torch.equal(masks[1].bool(), filters) and torch.equal(masks[2].bool(), filters)

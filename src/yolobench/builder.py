@@ -248,7 +248,9 @@ def _build_one(resolved: Resolved, data, parent: Artifact | None, work: Path, ou
                                      qdq_name=onnx_filename(FORM_QDQ, imgsz))
             forms = [FORM_DEEPSPARSE, FORM_QDQ]
         else:
-            modelio.export_fp32(model, out / onnx_filename(FORM_FP32, imgsz), imgsz)
+            dropped = modelio.export_fp32(model, out / onnx_filename(FORM_FP32, imgsz), imgsz)
+            if dropped:
+                say(f"[{name}] {dropped} channels pruned whole (zero for every input) left out of the graph")
             forms = [FORM_FP32]
     _check_onnx(out)
     deepsparse_support = _deepsparse_compiles(out, forms, profile.export_imgsz)

@@ -7,6 +7,8 @@
   load the model is rebuilt, the recipe's structure re-applied, and the state_dict loaded *strictly*
   (ultralytics' own loader silently drops unknown keys).
 - ``export_fp32`` / ``export_quantized``: the ONNX forms each engine is fast on (see store.FORMS).
+- ``drop_dead_channels``: a float model whose structured pruning left channels that are zero for every
+  input runs without them (smaller convolutions on every engine, the same function).
 
 Hardswish: DeepSparse 1.8 has no kernel for ONNX ``HardSwish``; every exported graph writes it as
 ``x * clip(x + 3, 0, 6) / 6`` (exactly equal), see ``replace_hardswish``.
@@ -140,6 +142,7 @@ def load_artifact_model(artifact) -> nn.Module:
     quantized = bool(blob.get("recipe")) and "QuantizationModifier" in blob["recipe"]
     if not quantized:
         model = model.fuse(verbose=False)
+        drop_dead_channels(model)  # as exported: what a structured pruning removed, PyTorch skips too
     return RawHead(model).eval()
 
 
@@ -149,11 +152,79 @@ def disable_observers(model: nn.Module) -> None:
             module.disable_observer()
 
 
-def export_fp32(model: nn.Module, path: Path, imgsz: int) -> None:
-    """Dense float graph with Conv+BN fused (what every engine takes)."""
+def _fused_conv(module: nn.Module) -> tuple[nn.Conv2d, nn.Module] | None:
+    """(conv, activation) of a fused ultralytics Conv or a plain Conv2d; None for anything else."""
+    if isinstance(module, nn.Conv2d):
+        return module, nn.Identity()
+    conv = getattr(module, "conv", None)
+    if isinstance(conv, nn.Conv2d) and not hasattr(module, "bn"):  # Conv after fuse(): no BatchNorm left
+        return conv, getattr(module, "act", nn.Identity())
+    return None
+
+
+def _chained_convs(model: nn.Module):
+    """(producer, consumer) pairs where the producer's output feeds only the consumer, from what the
+    ultralytics modules are: a Bottleneck's cv1 -> cv2, and each of Detect's box and class branches
+    (Conv -> Conv -> Conv2d). Nothing else is assumed: DetectionModel's own Sequential routes layers
+    by index (``.f``), so it is not a chain."""
+    for module in model.modules():
+        kind = type(module).__name__
+        if kind == "Bottleneck":
+            yield module.cv1, module.cv2
+        elif kind == "Detect":
+            for branch in (*getattr(module, "cv2", ()), *getattr(module, "cv3", ())):
+                if isinstance(branch, nn.Sequential):
+                    layers = list(branch)
+                    yield from zip(layers, layers[1:])
+
+
+def drop_dead_channels(model: nn.Module) -> int:
+    """Remove the output channels that are zero for every input, and the next conv's inputs they fed.
+
+    Structured pruning that masks a conv's filter together with its BatchNorm scale and shift (see
+    results/trials/recipes-structured/) leaves channels whose fused weights and bias are all zero; with an
+    activation that maps 0 to 0 (SiLU, Hardswish, ReLU) such a channel is 0 everywhere, so dropping it and
+    the consumer's matching input channels computes exactly the same function with fewer MACs on every
+    engine (zero padding adds nothing to a zero channel). Needs a fused model (``model.fuse()``); a layer
+    keeps at least one channel. Returns how many channels were dropped (0 for unstructured or dense models:
+    their BatchNorm shifts make no channel zero)."""
+    dropped = 0
+    with torch.no_grad():
+        for producer, consumer in _chained_convs(model):
+            first, second = _fused_conv(producer), _fused_conv(consumer)
+            if first is None or second is None:
+                continue
+            (conv, act), (nxt, _) = first, second
+            if conv.groups != 1 or nxt.groups != 1 or nxt.in_channels != conv.out_channels:
+                continue
+            if float(act(torch.zeros(1))) != 0.0:
+                continue
+            dead = conv.weight.flatten(1).eq(0).all(dim=1)
+            if conv.bias is not None:
+                dead &= conv.bias.eq(0)
+            keep = (~dead).nonzero().flatten()
+            if len(keep) == 0:
+                keep = torch.tensor([0])
+            if len(keep) == conv.out_channels:
+                continue
+            dropped += conv.out_channels - len(keep)
+            conv.weight = nn.Parameter(conv.weight[keep].clone())
+            if conv.bias is not None:
+                conv.bias = nn.Parameter(conv.bias[keep].clone())
+            conv.out_channels = len(keep)
+            nxt.weight = nn.Parameter(nxt.weight[:, keep].clone())
+            nxt.in_channels = len(keep)
+    return dropped
+
+
+def export_fp32(model: nn.Module, path: Path, imgsz: int) -> int:
+    """Dense float graph with Conv+BN fused (what every engine takes), without dead channels (the
+    count is returned, see ``drop_dead_channels``)."""
     model = copy.deepcopy(model).float().eval()
+    dropped = 0
     if hasattr(model, "fuse"):
         model = model.fuse(verbose=False)
+        dropped = drop_dead_channels(model)
     replace_hardswish(model)
     _set_export_mode(model)
     sample = torch.zeros(1, 3, imgsz, imgsz)
@@ -161,6 +232,7 @@ def export_fp32(model: nn.Module, path: Path, imgsz: int) -> None:
         torch.onnx.export(RawHead(model), (sample,), str(path), opset_version=ONNX_OPSET,
                           input_names=["images"], output_names=["output0"], dynamo=False,
                           do_constant_folding=True)
+    return dropped
 
 
 def export_quantized(model: nn.Module, out_dir: Path, imgsz: int, *, deepsparse_name: str,

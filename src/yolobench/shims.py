@@ -172,11 +172,52 @@ def cpu_bf16_autocast() -> Iterator[None]:
         trainer_module.autocast = original
 
 
+# --- 5. sparseml's structured masks reduce a 1-D parameter to one number -------------------------------
+# StructuredPruningMaskCreator scores each filter by reducing every other dimension with
+# ``torch.linalg.vector_norm(t, dim=[...])``; for a 1-D parameter (a BatchNorm scale or shift grouped with
+# its conv's filters through ``param_groups``) that list is empty, and torch >= 2 reads ``dim=[]`` as
+# "every dimension": the parameter becomes a single number, drops out of its group, and gets an all-ones
+# (scale) or all-zeros (a shift initialised to 0) mask instead of its filters' mask (measured here with
+# results/trials/recipes-structured/pruned.yaml: 50% of the filters masked, scale 0%, shift 100%). With
+# nothing to reduce each element is its own group: its absolute value for the l2 norm, itself otherwise.
+
+def _structured_mask_creator():
+    from sparseml.pytorch.sparsification.pruning.modifier_pruning_structured import StructuredPruningMaskCreator
+
+    return StructuredPruningMaskCreator
+
+
+def structured_1d_shim_needed() -> bool:
+    import torch
+
+    cls = _structured_mask_creator()
+    original = getattr(cls, "_yolobench_original_group_tensor", cls.group_tensor)
+    return original(cls("filter"), torch.ones(4)).numel() != 4
+
+
+def _install_structured_1d_shim() -> None:
+    cls = _structured_mask_creator()
+    if hasattr(cls, "_yolobench_original_group_tensor"):
+        return
+    original = cls.group_tensor
+
+    @functools.wraps(original)
+    def group_tensor(self, tensor):
+        if all(dim in self._dim for dim in range(tensor.dim())):  # nothing to reduce
+            grouped = tensor.abs() if self._grouping_fn_name.lower() == "l2" else tensor.clone()
+            return grouped.type(tensor.type())
+        return original(self, tensor)
+
+    cls._yolobench_original_group_tensor = original
+    cls.group_tensor = group_tensor
+
+
 def apply() -> None:
-    """Install the process-wide shims (1 and 2). Idempotent; call before using sparseml."""
+    """Install the process-wide shims (1, 2 and 5). Idempotent; call before using sparseml."""
     global _APPLIED
     if _APPLIED:
         return
     _install_qconfig_shim()
     _install_quantwrapper_shim()
+    _install_structured_1d_shim()
     _APPLIED = True

@@ -219,10 +219,17 @@ class RecipeTrainer(DetectionTrainer):
         if self.manager is None or not self.manager.pruning_modifiers or not self.ema.enabled:
             return
         live = dict(self.model.named_parameters())
+        # conv weights, and whatever else a modifier masks (a structured recipe masks BatchNorm's scale
+        # and shift with their filter, so that the channel is zero and can be dropped from the graph)
+        masked = set()
+        for modifier in self.manager.pruning_modifiers:
+            masks = getattr(modifier, "module_masks", None)
+            if masks is not None and masks.layer_names:
+                masked.update(f"{layer}.{param}" for layer, param in zip(masks.layer_names, masks.param_names))
         with torch.no_grad():
             for name, param in self.ema.ema.named_parameters():
                 source = live.get(name)
-                if source is not None and param.dim() == 4:
+                if source is not None and (param.dim() == 4 or name in masked):
                     zeros = source == 0
                     if zeros.any():
                         param.masked_fill_(zeros, 0.0)
