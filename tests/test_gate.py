@@ -396,6 +396,72 @@ def test_a_run_without_cells_is_rejected(tmp_path):
 # --- thresholds ---
 
 
+PAIR = "pruned_quant-deepsparse-640 vs dense-openvino_nncf-640"
+
+
+def _pair_limits(tmp_path, floor: float, machine: str | None = None) -> Path:
+    header = f'machine = "{machine}"\n' if machine else ""
+    return thresholds(tmp_path, f'{header}[pairs."{PAIR}"]\nspeedup_floor = {floor}\nsource = "test"\n')
+
+
+def _pair_run(tmp_path, faster_ms: float, slower_ms: float, cpu: str = CPU) -> Path:
+    return write(tmp_path, "current", cell("pruned_quant-deepsparse-640", tight(faster_ms), cpu=cpu),
+                 cell("dense-openvino_nncf-640", tight(slower_ms), cpu=cpu))
+
+
+def test_a_pair_floor_passes_and_fails_on_the_ratio_inside_the_run(tmp_path, capsys):
+    code, out, _ = gate_cli(capsys, "--current", _pair_run(tmp_path, 18.0, 21.6), "--thresholds", _pair_limits(tmp_path, 1.1))
+    assert code == EXIT_OK
+    assert "1.20" in row(out, PAIR, "speedup over") and "ok" in row(out, PAIR, "speedup over")
+    code, out, _ = gate_cli(capsys, "--current", _pair_run(tmp_path, 20.0, 21.6), "--thresholds", _pair_limits(tmp_path, 1.1))
+    assert code == EXIT_FAILED
+    line = row(out, PAIR, "speedup over")
+    assert "FAIL" in line and "1.08" in line and ">= 1.10" in line
+
+
+def test_a_pair_with_a_cell_missing_fails_unless_only_the_current_cells_are_judged(tmp_path, capsys):
+    current = write(tmp_path, "current", cell("pruned_quant-deepsparse-640", tight(18.0)))
+    limits = _pair_limits(tmp_path, 1.1)
+    code, out, _ = gate_cli(capsys, "--current", current, "--thresholds", limits)
+    assert code == EXIT_FAILED and "dense-openvino_nncf-640 not in this run" in row(out, PAIR, "speedup over")
+    code, out, _ = gate_cli(capsys, "--current", current, "--thresholds", limits, "--only-current")
+    assert code == EXIT_OK and PAIR not in out
+
+
+def test_a_pair_floor_from_another_cpu_generation_is_not_compared(tmp_path, capsys):
+    limits = _pair_limits(tmp_path, 1.5, machine="AMD family 26 model 2 (Zen 5)")
+    on_zen4 = write_on(tmp_path, "zen4", ZEN4, cell("pruned_quant-deepsparse-640", tight(20.0)),
+                       cell("dense-openvino_nncf-640", tight(21.6)))
+    code, out, _ = gate_cli(capsys, "--current", on_zen4, "--thresholds", limits)
+    assert code == EXIT_OK
+    line = row(out, PAIR, "speedup over")
+    assert "not compared" in line and "Zen 5" in line and "1.08" in line
+
+
+@pytest.mark.parametrize("name, message", [
+    ("pruned_quant-deepsparse-640", "a pair is named"),
+    ("pruned_quant-deepsparse vs dense-openvino_nncf-640", "is not a cell name"),
+])
+def test_a_badly_named_pair_is_rejected_naming_it(tmp_path, name, message):
+    path = thresholds(tmp_path, f'[pairs."{name}"]\nspeedup_floor = 1.1\nsource = "test"\n')
+    with pytest.raises(UserError, match=message):
+        gate.load_thresholds(path)
+
+
+def test_suggest_carries_the_pairs_over(tmp_path, capsys):
+    limits = _pair_limits(tmp_path, 1.1)
+    code, out, _ = gate_cli(capsys, "--suggest", _pair_run(tmp_path, 18.0, 21.6), "--thresholds", limits)
+    assert code == EXIT_OK
+    suggested = tmp_path / "suggested.toml"
+    suggested.write_text(out)
+    assert gate.load_thresholds(suggested).pairs[PAIR].speedup_floor == 1.1
+
+
+def test_a_pair_needs_a_floor(tmp_path):
+    with pytest.raises(UserError, match="needs speedup_floor"):
+        gate.load_thresholds(thresholds(tmp_path, f'[pairs."{PAIR}"]\nsource = "test"\n'))
+
+
 def test_committed_thresholds_file_is_valid():
     import re
 

@@ -59,7 +59,10 @@ CHECK_MAP50 = "map50"
 CHECK_ENGINE = "engine latency"
 CHECK_FPS = "fps"  # scenarios (yolobench.scenarios): e2e and throughput frames per second
 CHECK_RSS = "peak RSS MB"  # the memory scenario
-_CHECK_ORDER = (CHECK_PRESENT, CHECK_LATENCY, CHECK_SPEEDUP, CHECK_MAP50, CHECK_ENGINE, CHECK_FPS, CHECK_RSS)
+CHECK_PAIR = "speedup over"  # [pairs]: one cell against another of the same run
+_CHECK_ORDER = (CHECK_PRESENT, CHECK_LATENCY, CHECK_SPEEDUP, CHECK_MAP50, CHECK_ENGINE, CHECK_FPS, CHECK_RSS,
+                CHECK_PAIR)
+PAIR_SEPARATOR = " vs "
 
 # Scenarios (--suggest): an FPS floor gets the speedup floors' margin (FPS is one latency, not a ratio
 # of two, so it is no less noisy, and it is the machine's own: applied on its CPU generation only); a
@@ -176,6 +179,19 @@ class ScenarioThresholds:
 
 
 @dataclass(frozen=True)
+class PairThresholds:
+    """``[pairs."A vs B"]``: cell A must be at least ``speedup_floor`` times as fast as cell B of the same
+    run (B's fastest session median over A's). A target such as "pruned_quant on its engine beats NNCF's
+    dense INT8" is a ratio inside one run, which the machine's slow phases move much less than a
+    latency compared with another day's file."""
+
+    faster: str
+    slower: str
+    speedup_floor: float
+    source: str = ""
+
+
+@dataclass(frozen=True)
 class Thresholds:
     path: Path
     latency_factor: float
@@ -187,6 +203,7 @@ class Thresholds:
     # another one is not judged by them. None: unrecorded (floors apply everywhere, as before).
     machine: str | None = None
     scenarios: dict[str, ScenarioThresholds] = field(default_factory=dict)  # [scenarios."<scenario cell>"]
+    pairs: dict[str, PairThresholds] = field(default_factory=dict)  # [pairs."<cell> vs <cell>"]
 
     def for_cell(self, name: str) -> CellThresholds:
         return self.cells.get(name, CellThresholds())
@@ -209,6 +226,7 @@ _DEFAULT_KEYS = ("latency_factor", "engine_latency_factor", "machine", "source")
 _STRING_KEYS = ("source", "machine")
 _CELL_KEYS = ("speedup_floor", "map50_floor", "latency_factor", "source")
 _SCENARIO_KEYS = ("fps_floor", "peak_rss_mb_ceiling", "source")
+_PAIR_KEYS = ("speedup_floor", "source")
 
 
 def _table_numbers(table: Any, allowed: Sequence[str], where: str) -> tuple[dict[str, float], str]:
@@ -246,9 +264,9 @@ def load_thresholds(path: str | Path) -> Thresholds:
         raise UserError(f"{path}: cannot read thresholds file ({err})") from None
     except tomllib.TOMLDecodeError as err:
         raise UserError(f"{path}: not valid TOML ({err})") from None
-    unknown = sorted(set(data) - {"defaults", "cells", "scenarios"})
+    unknown = sorted(set(data) - {"defaults", "cells", "scenarios", "pairs"})
     if unknown:
-        raise UserError(f"{path}: unknown table(s) {', '.join(unknown)}; allowed: defaults, cells, scenarios")
+        raise UserError(f"{path}: unknown table(s) {', '.join(unknown)}; allowed: defaults, cells, scenarios, pairs")
     if "defaults" not in data:
         raise UserError(f"{path}: missing [defaults] table (latency_factor, source)")
     defaults, source = _table_numbers(data["defaults"], _DEFAULT_KEYS, f"{path}: [defaults]")
@@ -273,13 +291,36 @@ def load_thresholds(path: str | Path) -> Thresholds:
     for name, table in raw_scenarios.items():
         numbers, scenario_source = _table_numbers(table, _SCENARIO_KEYS, f"{path}: [scenarios.\"{name}\"]")
         scenario_limits[name] = ScenarioThresholds(source=scenario_source, **numbers)
+    pairs = _load_pairs(path, data.get("pairs", {}))
     machine = data["defaults"].get("machine")
     if machine is not None and (not isinstance(machine, str) or not machine.strip()):
         raise UserError(f"{path}: [defaults] machine must name a CPU generation, e.g. "
                         f"\"AMD family 26 model 2 (Zen 5)\" (a run's cpu_generation), got {machine!r}")
     return Thresholds(path=path, latency_factor=defaults["latency_factor"], source=source, cells=cells,
                       engine_latency_factor=defaults.get("engine_latency_factor", DEFAULT_ENGINE_LATENCY_FACTOR),
-                      machine=machine, scenarios=scenario_limits)
+                      machine=machine, scenarios=scenario_limits, pairs=pairs)
+
+
+def _load_pairs(path: Path, raw: Any) -> dict[str, PairThresholds]:
+    if not isinstance(raw, dict):
+        raise UserError(f"{path}: 'pairs' must be a table of [pairs.\"<cell>{PAIR_SEPARATOR}<cell>\"] tables")
+    pairs = {}
+    for name, table in raw.items():
+        where = f"{path}: [pairs.\"{name}\"]"
+        cells = name.split(PAIR_SEPARATOR)
+        if len(cells) != 2:
+            raise UserError(f"{where}: a pair is named \"<faster cell>{PAIR_SEPARATOR}<slower cell>\", e.g. "
+                            f"\"pruned_quant-deepsparse-640{PAIR_SEPARATOR}dense-openvino_nncf-640\"")
+        for cell in cells:
+            try:
+                split_cell_name(cell)
+            except UserError:
+                raise UserError(f"{where}: {cell!r} is not a cell name <variant>-<engine>-<imgsz>") from None
+        numbers, source = _table_numbers(table, _PAIR_KEYS, where)
+        if "speedup_floor" not in numbers:
+            raise UserError(f"{where}: needs speedup_floor (how many times as fast the first cell must be)")
+        pairs[name] = PairThresholds(cells[0], cells[1], numbers["speedup_floor"], source)
+    return pairs
 
 
 def same_generation(a: str | None, b: str | None) -> bool:
@@ -454,6 +495,7 @@ def evaluate(current: Run, baseline: Run | None, thresholds: Thresholds, only_cu
                                    "no map50 recorded for this cell"))
     checks.extend(_engine_checks(current, checks, thresholds.engine_latency_factor))
     checks.extend(_scenario_checks(current, thresholds, floors_apply, only_current))
+    checks.extend(_pair_checks(current, thresholds, floors_apply, only_current))
     checks.sort(key=lambda c: (c.cell, _CHECK_ORDER.index(c.check)))
     return checks
 
@@ -489,6 +531,33 @@ def _scenario_checks(current: Run, thresholds: Thresholds, floors_apply: bool, o
                                     f"above ceiling by {value - ceiling:.0f} MB"))
             else:
                 checks.append(Check(name, CHECK_RSS, f"{value:.0f}", limit, value / ceiling, OK))
+    return checks
+
+
+def _fastest_ms(cell: Cell) -> float | None:
+    sessions = cell.latency.session_p50s_ms()
+    return min(sessions) if sessions else cell.latency.p50_ms
+
+
+def _pair_checks(current: Run, thresholds: Thresholds, floors_apply: bool, only_current: bool) -> list[Check]:
+    """[pairs]: one cell's speedup over another of the same run (their fastest session medians), per CPU
+    generation like every speedup floor."""
+    checks = []
+    for name, pair in sorted(thresholds.pairs.items()):
+        faster, slower = current.cells.get(pair.faster), current.cells.get(pair.slower)
+        limit = f">= {pair.speedup_floor:.2f}"
+        if faster is None or slower is None:
+            if not only_current and floors_apply:
+                absent = " and ".join(c for c, cell in ((pair.faster, faster), (pair.slower, slower)) if cell is None)
+                checks.append(Check(name, CHECK_PAIR, "-", limit, None, FAIL, f"{absent} not in this run"))
+            continue
+        a, b = _fastest_ms(faster), _fastest_ms(slower)
+        value = None if not a or not b else b / a
+        if not floors_apply:
+            checks.append(Check(name, CHECK_PAIR, _fmt_optional(value, ".2f"), limit, None, NOT_COMPARED,
+                                f"floor from {thresholds.machine}"))
+            continue
+        checks.append(_floor_check(name, CHECK_PAIR, value, pair.speedup_floor, ".2f", "no latency recorded"))
     return checks
 
 
@@ -645,7 +714,8 @@ def _toml_string(text: str) -> str:
 def suggest_thresholds(run: Run, thresholds: Thresholds | None = None) -> str:
     """A thresholds file with floors = measured value x safety margin (rounded down), from ``run``.
 
-    ``[defaults]`` and per-cell ``latency_factor`` overrides are carried over from ``thresholds``.
+    ``[defaults]``, per-cell ``latency_factor`` overrides and the ``[pairs]`` (targets, set by hand with
+    their source) are carried over from ``thresholds``.
     """
     origin = f"{run.path.parent.name}/{run.path.name} (commit {run.commit_id[:12]})"  # run-1.json alone is ambiguous
     factor = thresholds.latency_factor if thresholds else DEFAULT_LATENCY_FACTOR
@@ -688,6 +758,9 @@ def suggest_thresholds(run: Run, thresholds: Thresholds | None = None) -> str:
                   f"imgsz {cell.imgsz}: " + "; ".join(reasons))
         lines += ["", f"[cells.{_toml_string(name)}]", *numbers, f"source = {_toml_string(source)}"]
     lines += _suggest_scenarios(run, origin)
+    for name, pair in sorted((thresholds.pairs if thresholds else {}).items()):  # targets are chosen, not derived
+        lines += ["", f"[pairs.{_toml_string(name)}]", f"speedup_floor = {pair.speedup_floor:g}",
+                  f"source = {_toml_string(pair.source)}"]
     return "\n".join(lines) + "\n"
 
 
