@@ -168,7 +168,7 @@ def _compare(args, cells: list[Cell]) -> int:
                 threshold=args.threshold, cells=count, max_pairs=args.max_pairs, label=cell.label, say=say)
         except RuntimeError as err:
             raise UserError(str(err)) from None
-        clear = "" if comparison.clear else f" (not clear after {ci.pairs} pairs: the estimate decided)"
+        clear = "" if comparison.clear else f" (not clear after {ci.pairs} pairs: slower only if the estimate passes the threshold and the interval excludes 1)"
         line = (f"{cell.label}: B/A {ci.ratio:.3f} [{ci.low:.3f}, {ci.high:.3f}] after {ci.pairs} pairs, "
                 f"{comparison.seconds:.0f} s: {comparison.verdict} (threshold {args.threshold:g}){clear}")
         print(line, flush=True)
