@@ -29,6 +29,7 @@ from statistics import median
 from _slower_model import slower_copy  # tests/ on PYTHONPATH
 
 from yolobench import annotate
+from yolobench.ab import DEFAULT_MAX_PAIRS, DEFAULT_THRESHOLD as THRESHOLD, Interval, at_the_cap, decide
 from yolobench.timer import machine_info
 
 DEFAULT_CELLS = "pruned_quant:qdq:onnxruntime,pruned:fp32:deepsparse,dense:fp32:openvino"
@@ -44,6 +45,7 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--share", type=float, default=0.10, help="extra convolution work of the slower copy")
     parser.add_argument("--out", required=True, help="results/ab/NAME: writes NAME.jsonl and NAME.md")
+    parser.add_argument("--summary-only", action="store_true", help="write NAME.md from NAME.jsonl, run nothing")
     parser.add_argument("ab_args", nargs="*", help="more options for yolobench ab (after --)")
     return parser.parse_args()
 
@@ -88,7 +90,7 @@ def main() -> int:
             shutil.copyfile(src, same)
             share = slower_copy(src, slower, shares[(variant, form, engine)])
             files[(variant, form, engine)] = (src, same, slower, share)
-        for repeat in range(args.repeats):
+        for repeat in range(0 if args.summary_only else args.repeats):
             for (variant, form, engine), (src, same, slower, share) in files.items():
                 for kind, b in (("power", slower), ("false alarm", same)):
                     key = {"cell": f"{variant}-{form}-{engine}", "kind": kind, "repeat": repeat}
@@ -104,8 +106,18 @@ def main() -> int:
              f"Command: `PYTHONPATH=tests python results/scripts/ab_power.py --profile {args.profile} "
              f"--repeats {args.repeats} --cells {args.cells} --out {args.out}"
              + (f" -- {' '.join(args.ab_args)}" if args.ab_args else "") + "`", "",
+             "A comparison that reached the pair cap is judged by `yolobench.ab.at_the_cap` (slower only if "
+             "the estimate passes the threshold and the interval excludes 1) from its recorded interval.", "",
              "| cell | comparison | B's extra conv MACs | said slower | pairs (median, max) | seconds (median, max) | B/A (median) |",
              "|---|---|---:|---:|---:|---:|---:|"]
+    # Rows keep the verdict `yolobench ab` printed. A comparison that ran to the pair cap is judged here by
+    # the current rule (yolobench.ab.at_the_cap) from its recorded interval, so that rows made before the
+    # rule changed (2026-12-03: the point estimate alone decided) count as the committed code would.
+    max_pairs = next((int(a.split("=", 1)[1]) for a in args.ab_args if a.startswith("--max-pairs=")), DEFAULT_MAX_PAIRS)
+    for row in done:
+        if row["pairs"] >= max_pairs and not decide(Interval(int(row["pairs"]), row["ratio"], row["low"], row["high"]),
+                                                    THRESHOLD):
+            row["verdict"] = at_the_cap(Interval(int(row["pairs"]), row["ratio"], row["low"], row["high"]), THRESHOLD)
     for variant, form, engine in cells:
         for kind in ("power", "false alarm"):
             rows = [r for r in done if r["cell"] == f"{variant}-{form}-{engine}" and r["kind"] == kind]
