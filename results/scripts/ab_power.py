@@ -115,9 +115,9 @@ def main() -> int:
     # rule changed (2026-12-03: the point estimate alone decided) count as the committed code would.
     max_pairs = next((int(a.split("=", 1)[1]) for a in args.ab_args if a.startswith("--max-pairs=")), DEFAULT_MAX_PAIRS)
     for row in done:
-        if row["pairs"] >= max_pairs and not decide(Interval(int(row["pairs"]), row["ratio"], row["low"], row["high"]),
-                                                    THRESHOLD):
-            row["verdict"] = at_the_cap(Interval(int(row["pairs"]), row["ratio"], row["low"], row["high"]), THRESHOLD)
+        ci = Interval(int(row["pairs"]), row["ratio"], row["low"], row["high"])
+        if ci.pairs >= max_pairs and decide(ci, THRESHOLD) is None:
+            row["verdict"] = at_the_cap(ci, THRESHOLD)
     for variant, form, engine in cells:
         for kind in ("power", "false alarm"):
             rows = [r for r in done if r["cell"] == f"{variant}-{form}-{engine}" and r["kind"] == kind]

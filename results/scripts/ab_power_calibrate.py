@@ -5,17 +5,21 @@
 Each argument is variant:form:engine:share (smoke store). Prints the extra convolution MACs the copy got
 and B/A after at most 10 pairs: enough to pick the share that makes a ~10% slowdown, not a result.
 """
-import subprocess, sys, re
+import sys
+import tempfile
 from pathlib import Path
-from _slower_model import slower_copy
+
+from _slower_model import slower_copy  # tests/ on PYTHONPATH
+from ab_power import compare  # this folder
+
 from yolobench import annotate
-out = Path("/tmp/calib"); out.mkdir(exist_ok=True)
-for spec in sys.argv[1:]:
-    variant, form, engine, share = spec.split(":")
-    src = annotate.load_built(variant, "smoke").onnx_path(form)
-    dst = out / f"{variant}-{form}-{share}.onnx"
-    got = slower_copy(src, dst, float(share))
-    r = subprocess.run([sys.executable, "-m", "yolobench", "ab", "--a", str(src), "--b", str(dst), "--engine", engine,
-                        "--quiet", "--max-pairs", "10"], capture_output=True, text=True)
-    line = [l for l in r.stdout.splitlines() if "B/A" in l]
-    print(spec, f"macs+{got:.3f}", line[-1] if line else r.stderr[-300:], flush=True)
+
+with tempfile.TemporaryDirectory() as tmp:
+    for spec in sys.argv[1:]:
+        variant, form, engine, share = spec.split(":")
+        src = annotate.load_built(variant, "smoke").onnx_path(form)
+        dst = Path(tmp) / f"{variant}-{form}-{share}.onnx"
+        got = slower_copy(src, dst, float(share))
+        result = compare(src, dst, engine, ["--max-pairs", "10"])
+        print(spec, f"macs+{got:.3f}", f"B/A {result['ratio']:.3f} [{result['low']:.3f}, {result['high']:.3f}] "
+              f"after {result['pairs']:.0f} pairs, {result['seconds']:.0f} s", flush=True)

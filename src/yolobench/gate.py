@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from yolobench.errors import UserError
-from yolobench.runfile import Cell, Run, reference_cell_name, split_cell_name
+from yolobench.runfile import Cell, Run, reference_cell_name, speedup_of_fastest, split_cell_name
 from yolobench.timer import Latency, iqr, percentile
 
 # Default allowed slowdown before a latency change can count: the same ONNX compiled twice by
@@ -534,11 +534,6 @@ def _scenario_checks(current: Run, thresholds: Thresholds, floors_apply: bool, o
     return checks
 
 
-def _fastest_ms(cell: Cell) -> float | None:
-    sessions = cell.latency.session_p50s_ms()
-    return min(sessions) if sessions else cell.latency.p50_ms
-
-
 def _pair_checks(current: Run, thresholds: Thresholds, floors_apply: bool, only_current: bool) -> list[Check]:
     """[pairs]: one cell's speedup over another of the same run (their fastest session medians), per CPU
     generation like every speedup floor."""
@@ -551,8 +546,7 @@ def _pair_checks(current: Run, thresholds: Thresholds, floors_apply: bool, only_
                 absent = " and ".join(c for c, cell in ((pair.faster, faster), (pair.slower, slower)) if cell is None)
                 checks.append(Check(name, CHECK_PAIR, "-", limit, None, FAIL, f"{absent} not in this run"))
             continue
-        a, b = _fastest_ms(faster), _fastest_ms(slower)
-        value = None if not a or not b else b / a
+        value = speedup_of_fastest(faster.latency, slower.latency.session_p50s_ms() or [slower.latency.p50_ms])
         if not floors_apply:
             checks.append(Check(name, CHECK_PAIR, _fmt_optional(value, ".2f"), limit, None, NOT_COMPARED,
                                 f"floor from {thresholds.machine}"))

@@ -76,10 +76,9 @@ def _write_record(args, built, elapsed: float) -> None:
     """A build record for results/: every number comes from the artifacts' meta.json."""
     import json
     import os
-
-    from yolobench.recipes import EPOCH_SCALE_ENV, RECIPES_ENV
     from pathlib import Path
 
+    from yolobench.recipes import EPOCH_SCALE_ENV, RECIPES_ENV
     from yolobench.timer import machine_info
 
     variants = {}
