@@ -152,6 +152,28 @@ def test_openvino_default_config_does_not_pin_precision_and_pinning_does():
         OpenVinoEngine(precision="fp32")
 
 
+def test_onnxruntime_nospin_setting_turns_spinning_off_and_says_so(tiny):
+    pytest.importorskip("onnxruntime")
+    default, nospin = engines.get_setting("onnxruntime"), engines.get_setting("onnxruntime-nospin")
+    with pytest.raises(RuntimeError, match="allow_spinning"):  # no entry at all: ONNX Runtime's default (spin)
+        default.session_options(2).get_session_config_entry("session.intra_op.allow_spinning")
+    assert nospin.session_options(2).get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    assert nospin.session_options(2).intra_op_num_threads == 2
+    session = nospin.load(tiny.onnx, threads=1)
+    assert session.describe()["intra_op_spinning"] is False
+    assert engines.get("onnxruntime").load(tiny.onnx, threads=1).describe()["intra_op_spinning"] is True
+
+
+def test_unknown_engine_setting_names_the_choices():
+    with pytest.raises(UserError, match="engine 'onnxruntime' has no setting 'fast': choose from onnxruntime, "
+                                        "onnxruntime-nospin"):
+        engines.get_setting("onnxruntime-fast")
+    with pytest.raises(UserError, match="choose from openvino, openvino-f32"):
+        engines.get_setting("openvino-f16")
+    with pytest.raises(UserError, match="unknown engine 'tvm'"):
+        engines.get_setting("tvm")
+
+
 class FakeOvType:
     def __init__(self, name):
         self.name = name

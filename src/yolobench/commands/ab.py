@@ -31,8 +31,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                            "--base-store ('all': every variant)")
     parser.add_argument("--b", type=Path, default=None, metavar="B.onnx", help="the candidate (default: A again)")
     parser.add_argument("--engine", required=True,
-                        help="engine setting for A, e.g. openvino or openvino-f32; with --variant a comma list "
-                             "(one cell per engine)")
+                        help="engine setting for A, e.g. openvino, openvino-f32 or onnxruntime-nospin (one speed "
+                             "per process: fewer pairs); with --variant a comma list (one cell per engine)")
     parser.add_argument("--b-engine", default=None, help="engine setting for B (default: --engine)")
     base = parser.add_mutually_exclusive_group()
     base.add_argument("--base-ref", metavar="REF",

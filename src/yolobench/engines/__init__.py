@@ -84,11 +84,21 @@ def get_pinned_fp32(name: str) -> Engine:
 
 
 def get_setting(label: str) -> Engine:
-    """``name`` (the user's default) or ``name-f32`` (pinned to FP32, for an engine with ``fp32_options``)."""
-    base = label[: -len(PINNED_FP32_SUFFIX)] if label.endswith(PINNED_FP32_SUFFIX) else None
-    if base is not None and base in _classes() and engine_class(base).fp32_options:
-        return get_pinned_fp32(base)
-    return get(label)
+    """``name`` (the user's default), ``name-f32`` (pinned to FP32, for an engine with ``fp32_options``) or
+    ``name-<setting>`` (one of the engine's named ``settings``)."""
+    classes = _classes()
+    if label in classes:
+        return get(label)
+    base, _, setting = label.rpartition("-")
+    if base in classes:
+        cls = engine_class(base)
+        if "-" + setting == PINNED_FP32_SUFFIX and cls.fp32_options:
+            return get_pinned_fp32(base)
+        if setting in cls.settings:
+            return get(base, **cls.settings[setting])
+        known = [base] + ([base + PINNED_FP32_SUFFIX] if cls.fp32_options else []) + [f"{base}-{s}" for s in cls.settings]
+        raise UserError(f"engine {base!r} has no setting {setting!r}: choose from {', '.join(known)}")
+    return get(label)  # names the engines to choose from
 
 
 def parity_reference() -> str:

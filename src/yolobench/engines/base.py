@@ -354,6 +354,10 @@ class Engine(abc.ABC):
     # Constructor options that pin its arithmetic to FP32 where its default computes lower (None: it
     # computes in FP32 as it is). Timed at its defaults; parity also checks the pinned setting.
     fp32_options: dict[str, Any] | None = None
+    # Other named settings (constructor options), chosen as ``<name>-<setting>`` wherever an engine
+    # setting is asked for (``yolobench ab --engine onnxruntime-nospin``). Never timed in the matrix,
+    # which runs every engine at its defaults.
+    settings: dict[str, dict[str, Any]] = {}
     # The engine every other one is compared with on the same ONNX graph in parity (exactly one).
     parity_reference: bool = False
     # False when it runs a graph it made from the file (e.g. quantized it): it is then never compared
