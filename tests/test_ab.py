@@ -151,7 +151,12 @@ def test_variant_against_a_base_commit_runs_a_with_that_commits_code(tiny_home, 
 def test_variant_against_another_store_names_the_missing_entry(tiny_home, tmp_path, capsys):
     from yolobench import cli
 
-    code = cli.main(["ab", "--variant", "dense", "--engine", "onnxruntime", "--profile", "tiny",
-                     "--store", str(tiny_home / "store"), "--base-store", str(tmp_path / "other")])
+    for setting in ("onnxruntime", "onnxruntime-nospin,openvino-f32"):  # settings by name are cells too
+        code = cli.main(["ab", "--variant", "dense", "--engine", setting, "--profile", "tiny",
+                         "--store", str(tiny_home / "store"), "--base-store", str(tmp_path / "other")])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert code == 2 and "has no dense" in err[-1] and "yolobench build --variants dense" in err[-1]
+    code = cli.main(["ab", "--variant", "dense", "--engine", "onnxruntime-fast", "--profile", "tiny",
+                     "--base-store", str(tmp_path / "other")])
     err = capsys.readouterr().err.strip().splitlines()
-    assert code == 2 and "has no dense" in err[-1] and "yolobench build --variants dense" in err[-1]
+    assert code == 2 and len(err) == 1 and "no setting 'fast'" in err[0] and "onnxruntime-nospin" in err[0]

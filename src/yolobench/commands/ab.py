@@ -102,14 +102,11 @@ def run(args: argparse.Namespace) -> int:
 
 def _variant_cells(args) -> int:
     from yolobench import ab, builder, catalogue, engines, paths
-    from yolobench.commands.common import engine_list
     from yolobench.errors import UserError
     from yolobench.store import Store
 
     names = list(catalogue.VARIANT_NAMES) if args.variant == "all" else catalogue.parse_variants(args.variant)
-    engine_names = engine_list([args.engine])
-    for name in engine_names:
-        engines.get_setting(name)
+    engine_names = _settings(args.engine)
     store = Store(args.store)
     say = (lambda line: None) if args.quiet else (lambda line: print(line, file=sys.stderr, flush=True))
     b_entries = {}
@@ -144,6 +141,20 @@ def _variant_cells(args) -> int:
             print(f"ab: passed: no cell differs from {args.base_ref}")
             return 0
         return _compare(args, cells)
+
+
+def _settings(text: str) -> list[str]:
+    """``--engine`` with --variant: a comma list of engine settings (``onnxruntime-nospin``, ``openvino-f32``
+    or a plain engine name), each checked, in the order given."""
+    from yolobench import engines
+    from yolobench.errors import UserError
+
+    labels = list(dict.fromkeys(item.strip() for item in text.split(",") if item.strip()))
+    if not labels:
+        raise UserError(f"--engine names no engine: choose from {', '.join(engines.engine_names())}")
+    for label in labels:
+        engines.get_setting(label)
+    return labels
 
 
 def _cell(name: str, a_entry: Path, artifact, engine: str, a_checkout: Path | None, args) -> Cell:
