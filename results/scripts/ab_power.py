@@ -118,16 +118,21 @@ def main() -> int:
         ci = Interval(int(row["pairs"]), row["ratio"], row["low"], row["high"])
         if ci.pairs >= max_pairs and decide(ci, THRESHOLD) is None:
             row["verdict"] = at_the_cap(ci, THRESHOLD)
-    for variant, form, engine in cells:
+    # every cell of the log, this command's first: an earlier invocation's cells stay in the summary
+    names = [f"{variant}-{form}-{engine}" for variant, form, engine in cells]
+    earlier = list(dict.fromkeys(r["cell"] for r in done if r["cell"] not in names))
+    for name in names + earlier:
         for kind in ("power", "false alarm"):
-            rows = [r for r in done if r["cell"] == f"{variant}-{form}-{engine}" and r["kind"] == kind]
+            rows = [r for r in done if r["cell"] == name and r["kind"] == kind]
             if not rows:
                 continue
             slower_n = sum(r["verdict"] == "slower" for r in rows)
-            lines.append(f"| {variant}-{form}-{engine} | {kind} | {rows[0]['extra_share'] if kind == 'power' else 0:.1%} | "
+            lines.append(f"| {name} | {kind} | {rows[0]['extra_share'] if kind == 'power' else 0:.1%} | "
                          f"{slower_n} of {len(rows)} | {median(r['pairs'] for r in rows):.0f}, {max(r['pairs'] for r in rows):.0f} | "
                          f"{median(r['seconds'] for r in rows):.0f}, {max(r['seconds'] for r in rows):.0f} | "
                          f"{median(r['ratio'] for r in rows):.3f} |")
+    if earlier:
+        lines += ["", f"Not in this command, kept as measured by an earlier one: {', '.join(earlier)}."]
     out.with_suffix(".md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0
