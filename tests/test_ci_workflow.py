@@ -58,3 +58,8 @@ def test_pull_requests_are_judged_by_the_ab_environment_against_their_base():
     tox.read(REPO / "tox.ini")
     commands = tox["testenv:ab"]["commands"]
     assert "yolobench ab --variant all" in commands and "--base-ref {env:YOLOBENCH_AB_BASE" in commands
+    # its default engine settings are ones yolobench ab accepts (a typo would only show in CI)
+    from yolobench.commands.ab import _settings
+
+    default = re.search(r"--engine \{env:YOLOBENCH_AB_ENGINES:([^}]+)\}", commands)
+    assert default and _settings(default.group(1)) == default.group(1).split(",")
