@@ -91,13 +91,11 @@ def get_setting(label: str) -> Engine:
         return get(label)
     base, _, setting = label.rpartition("-")
     if base in classes:
-        cls = engine_class(base)
-        if "-" + setting == PINNED_FP32_SUFFIX and cls.fp32_options:
-            return get_pinned_fp32(base)
-        if setting in cls.settings:
-            return get(base, **cls.settings[setting])
-        known = [base] + ([base + PINNED_FP32_SUFFIX] if cls.fp32_options else []) + [f"{base}-{s}" for s in cls.settings]
-        raise UserError(f"engine {base!r} has no setting {setting!r}: choose from {', '.join(known)}")
+        named = engine_class(base).named_settings()
+        if setting in named:
+            return get(base, **named[setting])
+        known = ", ".join([base, *(f"{base}-{s}" for s in named)])
+        raise UserError(f"engine {base!r} has no setting {setting!r}: choose from {known}")
     return get(label)  # names the engines to choose from
 
 

@@ -365,6 +365,11 @@ class Engine(abc.ABC):
     same_graph: bool = True
 
     @classmethod
+    def named_settings(cls) -> dict[str, dict[str, Any]]:
+        """Every setting besides the default, by the suffix that names it (``f32`` when it pins FP32)."""
+        return {**({"f32": cls.fp32_options} if cls.fp32_options else {}), **cls.settings}
+
+    @classmethod
     def forms(cls) -> tuple[str, ...]:
         return cls.accepted_forms or cls.preferred_forms
 

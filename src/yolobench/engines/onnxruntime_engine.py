@@ -45,14 +45,13 @@ class OnnxRuntimeEngine(Engine):
     # It also runs sparseml's integer graph (ConvInteger/QLinearConv): the reference for every ONNX form.
     accepted_forms = (FORM_QDQ, FORM_FP32, FORM_DEEPSPARSE)
     parity_reference = True
+    settings = {"nospin": {"spinning": False}}  # for yolobench ab: one speed per process (module docstring)
     order, color, marker = 1, "#4a4a4a", "s"
 
     def _import(self):
         import onnxruntime  # noqa: PLC0415
 
         return onnxruntime
-
-    settings = {"nospin": {"spinning": False}}
 
     def __init__(self, spinning: bool = True):
         """``spinning``: ONNX Runtime's default (True) lets idle intra-op workers spin-wait for work."""
@@ -77,8 +76,9 @@ class OnnxRuntimeEngine(Engine):
             session = ort.InferenceSession(str(spec.path), options, providers=["CPUExecutionProvider"])
         except Exception as err:  # noqa: BLE001 (the model passed inspect_onnx: ORT itself refuses it)
             raise EngineUnsupported(f"onnxruntime cannot load {spec.path.name}: {first_line(err)}") from err
-        return OnnxRuntimeSession(session, spec, spinning=self.spinning, engine=self.name, engine_version=self.version(), form=form,
-                                  model_path=spec.path, threads=threads, geometry=geometry, nc=spec.nc)
+        return OnnxRuntimeSession(session, spec, spinning=self.spinning, engine=self.name,
+                                  engine_version=self.version(), form=form, model_path=spec.path, threads=threads,
+                                  geometry=geometry, nc=spec.nc)
 
     def _layer_times(self, spec, geometry, threads, images, runs, warmup):
         """ONNX Runtime's profiler (``enable_profiling``): every node's kernel time, per run."""
