@@ -15,12 +15,12 @@ import importlib
 import os
 import pkgutil
 
-from yolobench.engines.base import (FORM_DEEPSPARSE, FORM_FP32, FORM_QDQ, FORM_TORCH, ONNX_FORMS, Engine,
-                                    EngineUnsupported, ModelSpec, Session, default_threads, inspect_onnx)
+from yolobench.engines.base import (FORM_DEEPSPARSE, FORM_FP32, FORM_QDQ, FORM_TORCH, ONNX_FORMS, PINNED_FP32,
+                                    Engine, EngineUnsupported, ModelSpec, Session, default_threads, inspect_onnx)
 from yolobench.errors import UserError
 
 EXTRA_ENGINES_ENV = "YOLOBENCH_EXTRA_ENGINES"
-PINNED_FP32_SUFFIX = "-f32"  # "openvino-f32": the label of an FP32-pinned setting in parity tables and test ids
+PINNED_FP32_SUFFIX = "-" + PINNED_FP32  # "openvino-f32"
 _MODULE_SUFFIX = "_engine"
 
 

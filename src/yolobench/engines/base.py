@@ -29,6 +29,10 @@ import numpy as np
 from yolobench.errors import UserError
 from yolobench.timer import default_threads  # noqa: F401 (re-exported: engines' default threads)
 
+# "openvino-f32": the setting that pins an engine to FP32 (its fp32_options), in labels, parity tables
+# and test ids
+PINNED_FP32 = "f32"
+
 # Artifact export forms (each engine needs the form it is fast on: OpenVINO ran sparseml's converted INT8 graph 3x slower than its own QDQ INT8, measured).
 from yolobench.forms import (FORM_DEEPSPARSE, FORM_FP32, FORM_QDQ, FORM_TORCH, ONNX_FORMS,  # noqa: E402,F401
                              QUANTIZED_FORMS)
@@ -366,8 +370,8 @@ class Engine(abc.ABC):
 
     @classmethod
     def named_settings(cls) -> dict[str, dict[str, Any]]:
-        """Every setting besides the default, by the suffix that names it (``f32`` when it pins FP32)."""
-        return {**({"f32": cls.fp32_options} if cls.fp32_options else {}), **cls.settings}
+        """Every setting besides the default, by the suffix that names it (``PINNED_FP32`` when it pins FP32)."""
+        return {**({PINNED_FP32: cls.fp32_options} if cls.fp32_options else {}), **cls.settings}
 
     @classmethod
     def forms(cls) -> tuple[str, ...]:
