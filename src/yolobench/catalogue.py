@@ -254,6 +254,37 @@ CATALOGUE: dict[str, VariantSpec] = {
 VARIANT_NAMES = tuple(CATALOGUE)
 REFERENCE_VARIANT = "dense"
 
+# --- A ladder that starts from the user's model ------------------------------------------------------
+# `--weights PATH` makes `dense` the user's checkpoint and derives the rungs below it from that model
+# with the same recipes; `--source-weights PATH` makes `source_pq` the user's pruned+quantized model,
+# so `transfer` fine-tunes it onto the target data. A rung rooted elsewhere does not apply and is
+# skipped with the reason below (never built from the catalogue's own network under a user's name).
+WEIGHTS_ROOT = "dense"
+SOURCE_WEIGHTS_ROOT = "source_pq"
+
+# Epochs a given checkpoint is fine-tuned on the target data before it becomes `dense`. 0 = as given:
+# a user's model is measured as they trained it; the ladder's own recipes do the sparsifying. A profile
+# that sets more fine-tunes with _FINETUNE's optimizer (a small step: the model is already trained).
+# (A table beside PROFILES, not a Profile field: a new field would change every catalogue key.)
+WEIGHTS_EPOCHS = MappingProxyType({"tiny": 0, "smoke": 0, "full": 0})
+WEIGHTS_FINETUNE_ARGS = MappingProxyType(dict(_FINETUNE))
+
+
+def skip_reason(name: str, *, weights: bool = False, source_weights: bool = False) -> str | None:
+    """Why ``name`` is not built when the ladder starts from the user's model (None: it is built)."""
+    root = ancestry(name)[0]
+    if root == WEIGHTS_ROOT or not (weights or source_weights):
+        return None
+    if root == SOURCE_WEIGHTS_ROOT:
+        if source_weights:
+            return None
+        return ("sparse transfer fine-tunes a pruned+quantized model: pass one with --source-weights "
+                "(e.g. a pruned_quant artifact's weights.pt) to build it from yours")
+    if weights:
+        return (f"{name} is the catalogue's own network ({get_variant(root).model}) trained from scratch, "
+                "not yours: build it without --weights")
+    return None
+
 
 def get_variant(name: str) -> VariantSpec:
     try:

@@ -141,3 +141,61 @@ def recipe_variable(recipe_text: str | None, variables: dict, name: str):
         return variables[name]
     data = yaml.load(recipe_text or "", Loader=RecipeLoader) or {}
     return data.get(name) if isinstance(data, dict) else None
+
+
+# --- One recipe, any YOLOv5u/YOLOv8/YOLO11 detection network -----------------------------------------
+# The repository's recipes name layers by position in yolov5u's layout: model.0 is the stem, model.1 ..
+# model.23 the backbone and neck, model.24 the Detect head. Every ultralytics detection network has the
+# same shape (stem, body, Detect last), only the head's index differs (yolov8: 22, yolo11: 23), so a
+# user's network gets the same recipe with the positions moved: the same kinds of layers pruned and
+# quantized, the same schedule. Each rewrite is checked to have happened, so a recipe edited into
+# another form fails with its name instead of silently pruning nothing.
+YOLOV5U_HEAD_INDEX = 24
+_BODY_RANGE = r"(?:[1-9]|1[0-9]|2[0-3])"  # model.1 .. model.23, as the recipes write it
+_SUBMODULES = re.compile(r"(submodules:\s*)\[([^\]]*)\]", re.S)
+
+
+def head_index(cfg: dict) -> int:
+    """Index of the Detect layer in a model YAML dict (the last layer of every ultralytics detector)."""
+    layers = list(cfg.get("backbone") or []) + list(cfg.get("head") or [])
+    if not layers or "Detect" not in str(layers[-1][2]):
+        raise UserError(f"model {cfg.get('yaml_file', '?')}: its last layer is {layers[-1][2] if layers else 'missing'}, "
+                        "not Detect: yolobench builds detection models whose head is ultralytics' Detect")
+    return len(layers) - 1
+
+
+def _body_alternation(head: int) -> str:
+    return "(?:" + "|".join(str(i) for i in range(head - 1, 0, -1)) + ")"
+
+
+def adapt_to_network(text: str, head: int, label: str = "recipe") -> str:
+    """``text`` (written for yolov5u, Detect at 24) with its layer positions moved to a network whose
+    Detect layer is ``head``; unchanged for head 24. Comment lines are left as written."""
+    if head == YOLOV5U_HEAD_INDEX:
+        return text
+    if head < 2:
+        raise UserError(f"{label}: a network whose Detect layer is model.{head} has no body to sparsify")
+    lines = []
+    for line in text.splitlines(keepends=True):
+        if not line.lstrip().startswith("#"):
+            line = (line.replace(_BODY_RANGE, _body_alternation(head))
+                    .replace(rf"model\.{YOLOV5U_HEAD_INDEX}\.", rf"model\.{head}\.")
+                    .replace(f"model.{YOLOV5U_HEAD_INDEX}.", f"model.{head}."))
+        lines.append(line)
+    adapted = "".join(lines)
+
+    def submodules(match: re.Match) -> str:
+        entries = [e.strip() for e in match.group(2).split(",") if e.strip()]
+        body = [f"model.{i}" for i in range(YOLOV5U_HEAD_INDEX)]
+        if entries[:YOLOV5U_HEAD_INDEX] != body:
+            raise UserError(f"{label}: its quantization submodules do not start with model.0 .. model.23, so "
+                            "they cannot be moved to another network's layout; list them in that form")
+        moved = [f"model.{i}" for i in range(head)] + entries[YOLOV5U_HEAD_INDEX:]
+        return match.group(1) + "[" + ", ".join(moved) + "]"
+
+    adapted = _SUBMODULES.sub(submodules, adapted)
+    code = "".join(line for line in adapted.splitlines(keepends=True) if not line.lstrip().startswith("#"))
+    if _BODY_RANGE in code or f"model.{YOLOV5U_HEAD_INDEX}." in code or rf"model\.{YOLOV5U_HEAD_INDEX}\." in code:
+        raise UserError(f"{label}: still names yolov5u's layer positions after moving them to a network with "
+                        f"Detect at model.{head}; write its layer patterns as the repository's recipes do")
+    return adapted
