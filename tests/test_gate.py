@@ -279,6 +279,22 @@ def test_latency_on_another_cpu_is_not_compared(tmp_path, capsys):
     assert "different CPU" in row(out, "pruned-deepsparse-416", "latency p50")
 
 
+def test_latency_of_another_model_under_the_same_name_is_not_compared(tmp_path, capsys):
+    """A changed artifact key (another recipe, the user's checkpoint) starts a new series: a 3x slower
+    model is not a regression of the old one, and the row says why it was not judged."""
+    old, new = cell("pruned_quant-deepsparse-416", tight(5.0)), cell("pruned_quant-deepsparse-416", tight(15.0))
+    old["artifact_key"], new["artifact_key"] = "5796e345aaaaaaaa", "f4a480bbbbbbbbbb"
+    code, out, _ = gate_cli(capsys, "--current", write(tmp_path, "current", new),
+                            "--baseline", write(tmp_path, "baseline", old), "--thresholds", thresholds(tmp_path))
+    assert code == EXIT_OK
+    assert "another model (artifact 5796e345aaaaaaaa vs f4a480bbbbbbbbbb)" in row(out, "pruned_quant-deepsparse-416",
+                                                                                  "latency p50")
+    new["artifact_key"] = old["artifact_key"]  # the same model 3x slower: judged, and a regression
+    code, out, _ = gate_cli(capsys, "--current", write(tmp_path, "current", new),
+                            "--baseline", write(tmp_path, "baseline", old), "--thresholds", thresholds(tmp_path))
+    assert code == EXIT_FAILED and "FAIL" in row(out, "pruned_quant-deepsparse-416", "latency p50")
+
+
 def test_per_cell_latency_factor_overrides_the_default(tmp_path, capsys):
     baseline = write(tmp_path, "baseline", cell("pruned-openvino-416", tight(10.0)))
     current = write(tmp_path, "current", cell("pruned-openvino-416", tight(14.0)))

@@ -381,6 +381,12 @@ def _not_comparable(baseline_run: Run, baseline: Cell, current_run: Run, current
         before, now = getattr(baseline, attribute), getattr(current, attribute)
         if before != now:
             return f"different {attribute} ({before} vs {now})"
+    # Another model under the same cell name (a recipe changed, or the ladder started from the user's
+    # checkpoint): its latency starts a new series. A 2x slowdown of the model and a 2x speedup from a
+    # better recipe must not look alike; speedup and mAP floors still judge it.
+    before, now = baseline.extra.get("artifact_key"), current.extra.get("artifact_key")
+    if before and now and before != now:
+        return f"another model (artifact {before} vs {now}): a new series, not judged against the old one"
     return None
 
 
