@@ -295,6 +295,19 @@ def test_latency_of_another_model_under_the_same_name_is_not_compared(tmp_path, 
     assert code == EXIT_FAILED and "FAIL" in row(out, "pruned_quant-deepsparse-416", "latency p50")
 
 
+def test_the_repositorys_floors_do_not_judge_a_users_model_but_the_users_own_do(tmp_path, capsys):
+    name = "dense-onnxruntime-160"  # a cell the repository's smoke thresholds give floors to
+    mine = cell(name, tight(10.0), speedup=1.0, map50=0.10)
+    mine["weights"] = {"sha256": "ab" * 32, "family": "yolov8n", "path": "/data/best.pt"}
+    current = write(tmp_path, "current", mine)
+    code, out, _ = gate_cli(capsys, "--current", current, "--thresholds", REPO_THRESHOLDS, "--only-current")
+    assert code == EXIT_OK, out
+    assert "your model" in row(out, name, "map50")
+    own = thresholds(tmp_path, f'[cells."{name}"]\nmap50_floor = 0.30\nsource = "mine"\n')
+    code, out, _ = gate_cli(capsys, "--current", current, "--thresholds", own, "--only-current")
+    assert code == EXIT_FAILED and "FAIL" in row(out, name, "map50")
+
+
 def test_per_cell_latency_factor_overrides_the_default(tmp_path, capsys):
     baseline = write(tmp_path, "baseline", cell("pruned-openvino-416", tight(10.0)))
     current = write(tmp_path, "current", cell("pruned-openvino-416", tight(14.0)))

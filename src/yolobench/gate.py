@@ -339,6 +339,23 @@ def speedup_floors_apply(thresholds: Thresholds, run: Run) -> bool:
     return same_generation(thresholds.machine, run.cpu_generation)
 
 
+# The repository's thresholds files hold floors measured on the catalogue's own models; a cell of a
+# ladder that started from the user's checkpoint (`--weights`) is another model on other data, so those
+# floors say nothing about it. The user's own floors come from their run: `gate --suggest RUN`.
+USER_MODEL_NOTE = ("your model: the repository's floors are the catalogue's models'; set yours with "
+                   "`yolobench gate --suggest RUN > mine.toml` and `--thresholds mine.toml`")
+
+
+def catalogue_thresholds(thresholds: Thresholds) -> bool:
+    """Whether ``thresholds`` is one of the repository's own files (results/thresholds-*.toml)."""
+    from yolobench import paths
+
+    try:
+        return thresholds.path.resolve().parent == (paths.repo_root() / "results").resolve()
+    except OSError:
+        return False
+
+
 # --- Evaluation ---
 
 
@@ -488,6 +505,11 @@ def evaluate(current: Run, baseline: Run | None, thresholds: Thresholds, only_cu
     for name, cell in sorted(current.cells.items()):
         limits = thresholds.for_cell(name)
         checks.append(_latency_check(name, current, cell, baseline, thresholds))
+        if cell.extra.get("weights") and catalogue_thresholds(thresholds):
+            checks.extend(Check(name, check, "-", "-", None, NOT_COMPARED, USER_MODEL_NOTE)
+                          for check, floor in ((CHECK_SPEEDUP, limits.speedup_floor), (CHECK_MAP50, limits.map50_floor))
+                          if floor is not None)
+            continue
         speedup_missing = (f"no speedup recorded (reference cell {cell.reference_cell or reference_cell_name(cell.imgsz)} "
                            "missing from the run?)")
         if limits.speedup_floor is not None and not floors_apply:
