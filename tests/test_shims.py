@@ -60,6 +60,7 @@ def test_quantwrapper_shim_lets_ultralytics_run_a_qat_model():
     from ultralytics.nn.tasks import DetectionModel
 
     model = DetectionModel("yolov5nu.yaml", nc=3, verbose=False)
+    shims.own_activations(model)  # QAT must not reach the activation every later model shares (shim 6)
     model.train()
     recipe = _legacy_qat_recipe([f"model.{i}" for i in range(24)])
     ScheduledModifierManager.from_yaml(recipe).apply_structure(model, epoch=float("inf"))
@@ -141,3 +142,27 @@ def test_structured_1d_shim_gives_batchnorm_its_filters_mask():
     filters = masks[0].flatten(1).all(dim=1)
     assert int((~filters).sum()) == 4  # half the filters
     assert torch.equal(masks[1].bool(), filters) and torch.equal(masks[2].bool(), filters)
+
+
+def test_shared_activation_shim_still_needed():
+    assert shims.shared_activation_shim_needed()
+
+
+def test_own_activations_keep_qat_off_every_other_model(monkeypatch):
+    """After a QAT recipe on a yolobench model, a model ultralytics builds in the same process still pickles
+    (its trainer saves best.pt with torch.save) and the shared activation carries no qconfig."""
+    import io
+
+    from ultralytics.nn.modules.conv import Conv
+    from ultralytics.nn.tasks import DetectionModel
+
+    from yolobench import modelio, paths
+
+    monkeypatch.setattr(Conv, "default_act", nn.SiLU())  # a clean one, whatever ran before in this process
+
+    model = modelio.build_model(modelio.model_config("yolov5nu"), 3)
+    assert all(m.act is not Conv.default_act for m in model.modules() if isinstance(m, Conv))
+    model.train()
+    modelio.apply_recipe_structure(model, (paths.repo_root() / "recipes" / "pruned_quant.yaml").read_text(), {})
+    assert not hasattr(Conv.default_act, "qconfig")
+    torch.save(DetectionModel(modelio.model_config("yolov5nu"), nc=3, verbose=False), io.BytesIO())

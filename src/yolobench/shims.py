@@ -212,6 +212,40 @@ def _install_structured_1d_shim() -> None:
     cls.group_tensor = group_tensor
 
 
+# --- 6. ultralytics' Conv layers share one activation module, across every model of the process -----
+# ``Conv.default_act = nn.SiLU()`` is a class attribute, and every Conv built with the default activation
+# holds that one object. SparseML's QAT sets ``qconfig`` on every module it prepares, the shared SiLU
+# included, and that qconfig holds a local function: after one QAT model, no ultralytics model built
+# later in the same process can be pickled (``torch.save``; ultralytics' trainer writing best.pt fails
+# with "Can't pickle local object '_add_module_to_qconfig_obs_ctr.<locals>...'", measured). Every model
+# yolobench builds gets its own activation objects before any recipe touches it (``own_activations``);
+# SiLU and Hardswish hold no parameters, so nothing a model computes or stores changes.
+
+def shared_activation_shim_needed() -> bool:
+    from ultralytics.nn.modules.conv import Conv
+
+    return Conv(3, 4).act is Conv(4, 4).act
+
+
+def own_activations(model) -> int:
+    """Give every layer of ``model`` that holds ultralytics' shared default activation its own copy;
+    returns how many were replaced."""
+    import copy
+
+    from ultralytics.nn.modules import conv
+
+    # every class-level default activation of ultralytics' conv layers (Conv, and ConvTranspose's own)
+    shared = {id(cls.default_act) for cls in vars(conv).values()
+              if isinstance(cls, type) and "default_act" in vars(cls)}
+    count = 0
+    for module in model.modules():
+        for name, child in list(module.named_children()):
+            if id(child) in shared:
+                setattr(module, name, copy.deepcopy(child))
+                count += 1
+    return count
+
+
 def apply() -> None:
     """Install the process-wide shims (1, 2 and 5). Idempotent; call before using sparseml."""
     global _APPLIED

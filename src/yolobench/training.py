@@ -135,6 +135,7 @@ class RecipeTrainer(DetectionTrainer):
     # --- model -------------------------------------------------------------------------------------
     def get_model(self, cfg=None, weights=None, verbose=False):
         model = _TrainingDetectionModel(self.model_cfg, nc=self.data["nc"], ch=3, verbose=False)
+        shims.own_activations(model)  # before the recipe: QAT must not touch ultralytics' shared activation
         model = self.set_model_names_for_load(model) if hasattr(self, "set_model_names_for_load") else model
         if self.parent_recipe is not None:
             from sparseml.pytorch.optim import ScheduledModifierManager
