@@ -104,7 +104,9 @@ def _set_export_mode(model: nn.Module) -> None:
 
 
 def build_model(cfg: dict, nc: int) -> DetectionModel:
-    return DetectionModel(copy.deepcopy(cfg), nc=nc, ch=3, verbose=False)
+    model = DetectionModel(copy.deepcopy(cfg), nc=nc, ch=3, verbose=False)
+    shims.own_activations(model)  # before any recipe: QAT must not touch ultralytics' shared activation
+    return model
 
 
 def apply_recipe_structure(model: nn.Module, recipe_text: str, recipe_variables: dict | None) -> None:
@@ -124,7 +126,7 @@ def save_weights(path: Path, model: nn.Module, *, cfg: dict, nc: int, names: dic
 
 
 def load_weights_model(path: Path) -> tuple[DetectionModel, dict]:
-    blob = torch.load(path, map_location="cpu", weights_only=False)
+    blob = torch.load(path, map_location="cpu", weights_only=True)  # plain tensors and data: no code runs
     model = build_model(blob["cfg"], blob["nc"])
     if blob.get("recipe"):
         apply_recipe_structure(model, blob["recipe"], blob.get("recipe_variables"))
