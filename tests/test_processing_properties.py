@@ -320,3 +320,18 @@ def test_load_images_refuses_bad_input_in_one_line(tmp_path, case, message):
     with pytest.raises(UserError, match=message) as err:
         load_images(target)
     assert "\n" not in str(err.value)
+
+
+def test_multi_label_scores_a_box_under_every_class_above_the_confidence():
+    """What ultralytics' validator does for mAP: one anchor with two classes above conf is two candidates
+    (the single-label path keeps only its best class); a class below conf is not one."""
+    raw = np.zeros((1, 4 + 3, 2), dtype=np.float32)
+    raw[0, :4, 0] = [50, 50, 20, 20]  # anchor 0: classes 0 (0.6) and 2 (0.3); class 1 below conf
+    raw[0, 4:, 0] = [0.6, 0.0005, 0.3]
+    raw[0, :4, 1] = [10, 10, 4, 4]  # anchor 1: nothing above conf
+    single = postprocess(raw, conf=0.001, iou=0.7, nc=3)[0]
+    multi = postprocess(raw, conf=0.001, iou=0.7, nc=3, multi_label=True)[0]
+    assert single.class_ids.tolist() == [0]
+    assert multi.class_ids.tolist() == [0, 2] and np.allclose(multi.scores, [0.6, 0.3])
+    assert np.allclose(multi.boxes, [[40, 40, 60, 60]] * 2)
+

@@ -170,6 +170,16 @@ def decode(raw: np.ndarray, nc: int | None = None) -> list[tuple[np.ndarray, np.
     return out
 
 
+def decode_multi_label(raw: np.ndarray, nc: int | None, conf: float) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Per image: (boxes, score, class) of every (anchor, class) pair whose score is above ``conf``."""
+    pred = channels_first(raw, nc).astype(np.float32, copy=False)
+    out = []
+    for p in pred:  # (4+nc, N)
+        anchors, class_ids = np.nonzero(p[4:].T > conf)  # anchor-major, classes in order: deterministic
+        out.append((xywh_to_xyxy(p[:4].T[anchors]), p[4:].T[anchors, class_ids], class_ids.astype(np.int64)))
+    return out
+
+
 def iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Pairwise IoU of xyxy boxes: (N, 4) x (M, 4) -> (N, M); 0 where the union is empty."""
     a = np.asarray(a, dtype=np.float64).reshape(-1, 4)
@@ -207,15 +217,16 @@ def nms(boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray, iou_thres: f
 
 def postprocess(raw: np.ndarray, infos: Sequence[LetterboxInfo | None] | None = None,
                 orig_shapes: Sequence[tuple[int, int]] | None = None, conf: float = 0.25, iou: float = 0.45,
-                max_det: int = 300, nc: int | None = None) -> list[Detections]:
+                max_det: int = 300, nc: int | None = None, multi_label: bool = False) -> list[Detections]:
     """Raw head output -> per-image :class:`Detections` in original image coordinates.
 
     Keeps anchors whose best class score is above ``conf`` (single label per box, as ultralytics'
-    predictor), runs class-aware NMS at ``iou``, keeps the ``max_det`` best. Without ``infos`` boxes
-    stay in model-input pixels.
+    predictor), runs class-aware NMS at ``iou``, keeps the ``max_det`` best. ``multi_label``: every
+    (anchor, class) pair above ``conf`` is a candidate, as ultralytics' validator does for mAP (a box
+    whose classes are confused is scored under each). Without ``infos`` boxes stay in model-input pixels.
     """
     iou_thres = iou
-    decoded = decode(raw, nc)
+    decoded = decode_multi_label(raw, nc, conf) if multi_label else decode(raw, nc)
     results = []
     for i, (boxes, scores, class_ids) in enumerate(decoded):
         keep = scores > conf
