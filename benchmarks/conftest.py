@@ -15,6 +15,8 @@
   With ``--benchmark-disable`` (check that cells run, time nothing) only pass 1 is kept.
 - ``--threads N`` (default: every usable core), recorded in every cell.
 - ``reference_cell``: dense on ONNX Runtime at each size, measured once per session; its own test runs first.
+  In a run of model files (``--yb-models``, ``yolobench bench --model``): the first file of each size on
+  ONNX Runtime; each file's cells run at its own input size only.
 - A plain ``pytest`` (paths from ``testpaths``) without ``--benchmark-only`` deselects the cells: the
   matrix builds every variant and times 32 cells, which is not a unit-test run. Naming the folder
   (``pytest benchmarks``) or ``--benchmark-only`` runs them. Without a path on the command line write
@@ -138,20 +140,46 @@ def cell_order(config):
     ``--engines deepsparse,...`` times every DeepSparse cell first), then catalogue order; at each size
     the reference cell first in each pass (speedups need it)."""
     from fixtures.variants import _config
-    from yolobench import bench, catalogue
 
     engines = engine_names(config)
-    sizes = list(_config(config).sizes)
-    reference = bench.REFERENCE_CELL
+    build = _config(config)
+    sizes, variants = list(build.sizes), list(build.variants)  # variants in catalogue order, or model files'
+    references = {imgsz: reference_pair(config, imgsz) for imgsz in sizes}
 
     def key(item):
         params = item.callspec.params
         variant, engine = params["variant_name"], params["engine_name"]
-        first = 0 if (variant, engine) == reference else 1
-        return (params.get("session_index", 1), sizes.index(params.get("cell_imgsz", sizes[0])), first,
-                engines.index(engine), catalogue.VARIANT_NAMES.index(variant))
+        imgsz = params.get("cell_imgsz", sizes[0])
+        first = 0 if (variant, engine) == references[imgsz] else 1
+        return (params.get("session_index", 1), sizes.index(imgsz), first, engines.index(engine),
+                variants.index(variant))
 
     return key
+
+
+def reference_pair(config, imgsz: int) -> tuple[str, str]:
+    """(variant, engine) of the reference cell at ``imgsz``: dense on ONNX Runtime; in a run of model
+    files (``--yb-models``, ``yolobench bench --model``) the first file of that size on ONNX Runtime (the
+    catalogue's dense is not in such a run)."""
+    from fixtures.variants import _config
+    from yolobench import bench
+
+    for model in _config(config).models:
+        if model.imgsz == imgsz:
+            return model.name, bench.REFERENCE_CELL[1]
+    return bench.REFERENCE_CELL
+
+
+def _other_size(config, item) -> bool:
+    """A cell of a model file at a size that is not the file's (a run of files of several sizes)."""
+    from fixtures.variants import _config
+
+    params = getattr(item, "callspec", None) and item.callspec.params
+    name = params and (params.get("variant_name") or params.get("scenario_variant"))
+    if not name or "cell_imgsz" not in params:
+        return False
+    sizes = {m.name: m.imgsz for m in _config(config).models}
+    return name in sizes and sizes[name] != params["cell_imgsz"]
 
 
 @pytest.hookimpl(trylast=True)  # after pytest's own reordering by session-scoped parameters
@@ -167,6 +195,10 @@ def pytest_collection_modifyitems(config, items):
         if unasked:
             config.hook.pytest_deselected(items=unasked)
             items[:] = [item for item in items if item not in unasked]
+    elsewhere = [item for item in items if _other_size(config, item)]  # a model file runs at its own size
+    if elsewhere:
+        config.hook.pytest_deselected(items=elsewhere)
+        items[:] = [item for item in items if item not in elsewhere]
     # --benchmark-disable (pytest-benchmark's own rule): one load per cell checks that it runs
     if config.getoption("benchmark_disable", False) and not config.getoption("benchmark_enable", False):
         later = [item for item in items if _is_cell(item) and item.callspec.params.get("session_index", 1) > 1]
@@ -214,16 +246,19 @@ def bench_sessions(pytestconfig) -> int:
 
 
 @pytest.fixture(scope="session")
-def reference_cell(variant, build_config, bench_threads, bench_sessions):
-    """Dense on ONNX Runtime at each size: session k measured once per pytest session, by its own test in
-    pass k, or here when it is not selected."""
+def reference_cell(variant, build_config, bench_threads, bench_sessions, pytestconfig):
+    """Dense on ONNX Runtime at each size (in a run of model files: the first file of that size on ONNX
+    Runtime, ``reference_pair``): session k measured once per pytest session, by its own test in pass k,
+    or here when it is not selected."""
     from yolobench import bench
 
-    variant_name, engine_name = bench.REFERENCE_CELL
+    def pair(imgsz: int) -> tuple[str, str]:
+        return reference_pair(pytestconfig, imgsz)
 
     def measure(imgsz: int, index: int):
+        variant_name, engine_name = pair(imgsz)
         latency, _ = bench.measure_session(variant(variant_name), engine_name, index=index, sessions=bench_sessions,
                                            threads=bench_threads, imgsz=imgsz)
         return latency
 
-    return bench.ReferenceCell(measure)
+    return bench.ReferenceCell(measure, pair)

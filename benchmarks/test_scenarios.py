@@ -16,7 +16,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from yolobench import bench, engines, scenarios, timer
+from yolobench import bench, catalogue, engines, scenarios, timer
 from yolobench.engines import EngineUnsupported
 
 # e2e is timed like one session of a matrix cell (a third of the protocol), the engine alone beside it
@@ -24,8 +24,10 @@ from yolobench.engines import EngineUnsupported
 INFERENCE_ONLY_BUDGET = {"min_iters": 20, "min_seconds": 1.0, "max_seconds": 20.0}
 
 
-def _skip_untimed(variant_name: str, engine_name: str) -> None:
-    untimed = bench.untimed_reason(variant_name, engine_name)
+def _skip_untimed(variant_name: str, engine_name: str, variant=None) -> None:
+    # a model file (`bench --model`) is imported, not built: its artifact says what it is
+    model_file = variant(variant_name) if variant is not None and variant_name not in catalogue.VARIANT_NAMES else None
+    untimed = bench.untimed_reason(variant_name, engine_name, model_file)
     if untimed:
         pytest.skip(untimed)
     ok, reason = engines.get(engine_name).available()
@@ -35,7 +37,7 @@ def _skip_untimed(variant_name: str, engine_name: str) -> None:
 
 def test_scenario(benchmark, variant, scenario_variant, engine_name, cell_imgsz, scenario, bench_threads,
                   bench_streams):
-    _skip_untimed(scenario_variant, engine_name)
+    _skip_untimed(scenario_variant, engine_name, variant)
     artifact = variant(scenario_variant)
     try:
         if scenario == scenarios.MEMORY:  # in a fresh process: this one's peak says nothing about one cell

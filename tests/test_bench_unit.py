@@ -297,6 +297,9 @@ class FakeReferenceCell:
     def reason(self, imgsz):
         return self._reason
 
+    def pair(self, imgsz):
+        return bench.REFERENCE_CELL
+
     def latency(self, imgsz, index):
         self.asked.append((imgsz, index))
         return self.value

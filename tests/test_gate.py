@@ -308,6 +308,21 @@ def test_the_repositorys_floors_do_not_judge_a_users_model_but_the_users_own_do(
     assert code == EXIT_FAILED and "FAIL" in row(out, name, "map50")
 
 
+def test_a_ladder_from_the_users_checkpoint_does_not_miss_the_rungs_it_skips_by_design(tmp_path, capsys):
+    """`--weights` builds dense and what derives from it; the baseline's v5n_hardswish and transfer cells
+    are not missing from such a run, its own rungs are."""
+    baseline = write(tmp_path, "baseline", *(cell(n, tight(5.0)) for n in (
+        "dense-onnxruntime-160", "pruned_quant-deepsparse-160", "v5n_hardswish_pq-deepsparse-160",
+        "transfer-deepsparse-160")))
+    mine = cell("dense-onnxruntime-160", tight(9.0))
+    mine["weights"] = {"sha256": "ab" * 32, "family": "yolov8n", "path": "/data/best.pt"}
+    code, out, _ = gate_cli(capsys, "--current", write(tmp_path, "current", mine), "--baseline", baseline,
+                            "--thresholds", thresholds(tmp_path))
+    assert code == EXIT_FAILED
+    assert "missing" in row(out, "pruned_quant-deepsparse-160", "present")
+    assert "v5n_hardswish_pq-deepsparse-160" not in out and "transfer-deepsparse-160" not in out
+
+
 def test_per_cell_latency_factor_overrides_the_default(tmp_path, capsys):
     baseline = write(tmp_path, "baseline", cell("pruned-openvino-416", tight(10.0)))
     current = write(tmp_path, "current", cell("pruned-openvino-416", tight(14.0)))

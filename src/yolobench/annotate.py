@@ -85,8 +85,11 @@ class Detector:
         if imgsz not in artifact.export_sizes:
             raise UserError(f"variant {artifact.name} is exported at {', '.join(map(str, artifact.export_sizes))} px, "
                             f"not {imgsz}")
+        from yolobench.modelfiles import engine_model  # a model file runs as it is (bench --model)
+
         try:
-            session = engines.get(engine).load(artifact, batch=1, threads=threads, imgsz=imgsz)
+            runtime = engines.get(engine)
+            session = runtime.load(engine_model(artifact, runtime), batch=1, threads=threads, imgsz=imgsz)
         except engines.EngineUnsupported as err:
             raise UserError(f"{engine} cannot run {artifact.name} here: {err.reason}") from None
         return cls(variant=artifact.name, engine=engine, session=session, names=class_names(artifact),

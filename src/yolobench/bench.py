@@ -38,7 +38,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from yolobench import catalogue, children, engines, runfile, timer
+from yolobench import catalogue, children, engines, modelfiles, runfile, timer
 from yolobench.engines import EngineUnsupported
 from yolobench.errors import UserError
 from yolobench.timer import Latency
@@ -82,8 +82,13 @@ def parse_engines(text: str | Sequence[str] | None) -> list[str]:
     return names
 
 
-def untimed_reason(variant: str, engine_name: str) -> str | None:
-    """Why the matrix does not time ``variant`` on ``engine_name`` (None: it does). The engine says."""
+def untimed_reason(variant: str, engine_name: str, artifact: Any = None) -> str | None:
+    """Why the matrix does not time ``variant`` on ``engine_name`` (None: it does). The engine says.
+
+    A model file (``bench --model``, not in the catalogue) is described by its ``artifact``
+    (``modelfiles.untimed_reason``: no PyTorch graph; a quantized file is not quantized again)."""
+    if artifact is not None and modelfiles.is_model_file(artifact):
+        return modelfiles.untimed_reason(engine_name, quantized=bool(artifact.meta.get("quantized")))
     if catalogue.get_variant(variant).quantized:
         return engines.get(engine_name).untimed_quantized
     return None
@@ -269,7 +274,7 @@ def open_cell(artifact: Any, engine_name: str, *, threads: int | None = None, im
     imgsz = int(imgsz if imgsz is not None else artifact.imgsz)
     if isolate:
         preflight(artifact, engine_name, threads=threads, imgsz=imgsz, batch=batch)
-    session = engine.load(artifact, batch=batch, threads=threads, imgsz=imgsz)
+    session = engine.load(modelfiles.engine_model(artifact, engine), batch=batch, threads=threads, imgsz=imgsz)
     images, image_path = benchmark_input(artifact, imgsz, batch)
     context = CellContext(
         variant=artifact.name, engine=engine_name, engine_version=session.engine_version, form=session.form,
@@ -378,8 +383,12 @@ class ReferenceCell:
     says why: speedups are then null, never guessed.
     """
 
-    def __init__(self, measure: Callable[[int, int], Latency]):
+    def __init__(self, measure: Callable[[int, int], Latency],
+                 pair: Callable[[int], tuple[str, str]] | None = None):
         self._measure = measure  # (imgsz, session index) -> Latency
+        # (variant, engine) of the reference at a size: REFERENCE_CELL, or in a run of model files
+        # (``bench --model``) the first file at that size on the reference engine
+        self._pair = pair or (lambda imgsz: REFERENCE_CELL)
         self._latency: dict[tuple[int, int], Latency] = {}
         self.reasons: dict[int, str] = {}  # imgsz -> why the reference cannot run at that size
         self.measured_by: dict[tuple[int, int], str] = {}  # "its own test" or "the session fixture"
@@ -387,6 +396,13 @@ class ReferenceCell:
     def record(self, imgsz: int, index: int, latency: Latency) -> None:
         if (imgsz, index) not in self._latency:
             self._latency[imgsz, index], self.measured_by[imgsz, index] = latency, "its own test"
+
+    def pair(self, imgsz: int) -> tuple[str, str]:
+        """(variant, engine) of the reference cell at ``imgsz``."""
+        return self._pair(imgsz)
+
+    def name(self, imgsz: int) -> str:
+        return runfile.cell_name(*self.pair(imgsz), imgsz)
 
     def reason(self, imgsz: int) -> str | None:
         return self.reasons.get(imgsz)
@@ -397,7 +413,7 @@ class ReferenceCell:
                 self._latency[imgsz, index] = self._measure(imgsz, index)
                 self.measured_by[imgsz, index] = "the session fixture"
             except EngineUnsupported as err:
-                self.reasons[imgsz] = f"reference cell {runfile.reference_cell_name(imgsz)} cannot run here: {err.reason}"
+                self.reasons[imgsz] = f"reference cell {self.name(imgsz)} cannot run here: {err.reason}"
         return self._latency.get((imgsz, index))
 
 
@@ -417,9 +433,11 @@ def artifact_summary(artifact: Any, imgsz: int | None = None) -> dict[str, Any]:
 
 
 def cell_extra_info(latency: Latency, context: CellContext, artifact: Any, reference_latency: Latency | None,
-                    *, session_index: int | None = None, sessions: int | None = None) -> dict[str, Any]:
+                    *, session_index: int | None = None, sessions: int | None = None,
+                    reference_cell: str | None = None) -> dict[str, Any]:
     """The run-file ``extra_info`` of one cell, or of session ``session_index`` of ``sessions`` of it
-    (``runfile.cell_extra_info`` plus where it came from)."""
+    (``runfile.cell_extra_info`` plus where it came from). ``reference_cell``: its name where it is not
+    ``runfile.reference_cell_name`` (a run of model files)."""
     summary = artifact_summary(artifact, context.imgsz)
     info = runfile.cell_extra_info(
         latency, variant=context.variant, engine=context.engine, engine_version=context.engine_version,
@@ -427,7 +445,7 @@ def cell_extra_info(latency: Latency, context: CellContext, artifact: Any, refer
         sparsity=summary["sparsity"], map50=summary["map50"], map50_95=summary["map50_95"],
         model_size_bytes=context.model_size_bytes, form=context.form,
         fraction_of_supported_ops=context.fraction_of_supported_ops, session_index=session_index,
-        sessions=sessions)
+        sessions=sessions, reference_cell=reference_cell)
     meta = getattr(artifact, "meta", None) or {}
     info.update({
         "artifact_key": getattr(artifact, "key", None),
@@ -437,6 +455,12 @@ def cell_extra_info(latency: Latency, context: CellContext, artifact: Any, refer
         "protocol": timer.protocol(),
         "session": dict(context.session),
     })
+    if meta.get("weights"):  # a ladder from the user's checkpoint: which file, by digest
+        info["weights"] = {k: meta["weights"].get(k) for k in ("sha256", "family", "path")}
+    if modelfiles.is_model_file(artifact):  # a file given to `bench --model`: which file, by digest
+        origin = meta["origin"]
+        info["model_file"] = {"path": origin.get("model_file"), "sha256": origin.get("sha256"),
+                              "form": origin.get("form"), "quantized": bool(meta.get("quantized"))}
     return info
 
 

@@ -22,7 +22,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import yaml
 
@@ -30,8 +30,9 @@ from yolobench import catalogue, offline, paths
 from yolobench.catalogue import ONESHOT, Profile, VariantSpec
 from yolobench.errors import UserError
 # Recipes and the schedule scale live in yolobench.recipes; these names stay importable from here.
-from yolobench.recipes import (EPOCH_SCALE_ENV, RECIPES_ENV, RecipeLoader, epoch_scale, is_trial,  # noqa: F401
-                               load_recipe, recipe_path, scaled_epochs, validate_recipe)
+from yolobench.recipes import (EPOCH_SCALE_ENV, RECIPES_ENV, RecipeLoader, adapt_to_network,  # noqa: F401
+                               epoch_scale, head_index, is_trial, load_recipe, recipe_path, scaled_epochs,
+                               validate_recipe)
 from yolobench.store import (FORM_DEEPSPARSE, FORM_FP32, FORM_QDQ, MODEL_CFG_NAME, RECIPE_NAME,
                              WEIGHTS_NAME, Artifact, Store, content_key, onnx_filename)
 
@@ -117,27 +118,95 @@ class Resolved:
     dataset_hash: str
     parent: "Resolved | None"
     key: str
+    # A ladder that starts from the user's model: the checkpoint this rung IS (``dense`` from --weights,
+    # ``source_pq`` from --source-weights), and the network every rung below it has (its model YAML).
+    given: "Any | None" = None  # yolobench.checkpoints.Checkpoint
+    network: dict | None = None
+    root_weights: dict | None = None  # {"path", "sha256", "kind", "family"} of that checkpoint
+    given_epochs: int = 0
 
     @property
     def name(self) -> str:
         return self.spec.name
 
 
-def resolve(name: str, profile: str, data: str | Path | None, *, _cache: dict | None = None) -> Resolved:
-    """The variant's :class:`Resolved` record (parents first, each resolved once per ``_cache``)."""
+def skip_reason(name: str, *, weights=None, source_weights=None) -> str | None:
+    """Why ``name`` is not built on a ladder that starts from the user's model (None: it is)."""
+    return catalogue.skip_reason(name, weights=weights is not None, source_weights=source_weights is not None)
+
+
+def _checkpoint(path, option: str, cache: dict):
+    """The user's checkpoint, read (and checked) once per command."""
+    from yolobench.checkpoints import load_checkpoint
+
+    slot = ("checkpoint", option, str(path))
+    if slot not in cache:
+        if not Path(path).expanduser().exists():
+            raise UserError(f"{option} {path}: no such file; pass the path of a checkpoint (best.pt from "
+                            "`yolo train`, or a yolobench artifact's weights.pt)")
+        cache[slot] = load_checkpoint(path)
+    return cache[slot]
+
+
+def _given(spec: VariantSpec, prof: Profile, weights, source_weights, data_yaml: Path, cache: dict):
+    """(checkpoint, fine-tune epochs) when this rung is the user's model itself, else (None, 0)."""
+    if spec.name == catalogue.WEIGHTS_ROOT and weights is not None:
+        from yolobench.checkpoints import check_names
+
+        ckpt = _checkpoint(weights, "--weights", cache)
+        if ckpt.quantized:
+            raise UserError(f"--weights {ckpt.path}: is a quantized model; the ladder starts from a float one "
+                            "(pass a pruned+quantized model as --source-weights)")
+        from yolobench.data import check_dataset
+
+        check_names(ckpt, check_dataset(data_yaml, decode_images=False).names, str(data_yaml))
+        return ckpt, int(catalogue.WEIGHTS_EPOCHS.get(prof.name, 0))
+    if spec.name == catalogue.SOURCE_WEIGHTS_ROOT and source_weights is not None:
+        ckpt = _checkpoint(source_weights, "--source-weights", cache)
+        if not ckpt.quantized:
+            raise UserError(f"--source-weights {ckpt.path}: is not pruned+quantized (it carries no quantization "
+                            "recipe); sparse transfer starts from a model yolobench's pruned_quant (or source_pq) "
+                            "rung wrote: pass that artifact's weights.pt")
+        return ckpt, 0
+    return None, 0
+
+
+def resolve(name: str, profile: str, data: str | Path | None, *, weights=None, source_weights=None,
+            _cache: dict | None = None) -> Resolved:
+    """The variant's :class:`Resolved` record (parents first, each resolved once per ``_cache``).
+
+    ``weights`` / ``source_weights``: the user's checkpoints the ladder starts from (``dense`` /
+    ``source_pq`` become them; the rungs below derive from their network). A rung that does not apply
+    (``skip_reason``) is a UserError here: callers skip it first."""
     cache = {} if _cache is None else _cache
     if name in cache:
         return cache[name]
+    reason = skip_reason(name, weights=weights, source_weights=source_weights)
+    if reason:
+        raise UserError(f"{name}: {reason}")
     spec = catalogue.get_variant(name)
     prof = catalogue.get_profile(profile)
     recipe_text, variables = load_recipe(spec, profile)
-    data_yaml = dataset_for(spec, prof, data)
+    given, given_epochs = None, 0
+    if spec.name == catalogue.SOURCE_WEIGHTS_ROOT and source_weights is not None:
+        data_yaml = dataset_for(catalogue.get_variant(catalogue.WEIGHTS_ROOT), prof, data)  # judged on the target
+    else:
+        data_yaml = dataset_for(spec, prof, data)
+    given, given_epochs = _given(spec, prof, weights, source_weights, data_yaml, cache)
     from yolobench.data import check_dataset
 
     dataset_hash = check_dataset(data_yaml, decode_images=False).content_hash
-    parent = resolve(spec.parent, profile, data, _cache=cache) if spec.parent else None
+    parent = (resolve(spec.parent, profile, data, weights=weights, source_weights=source_weights, _cache=cache)
+              if spec.parent else None)
+    if given is not None:
+        return _resolve_given(spec, prof, given, given_epochs, data_yaml, dataset_hash, cache)
+    network = parent.network if parent is not None else None
+    if network is not None and recipe_text:
+        recipe_text = adapt_to_network(recipe_text, head_index(network), str(recipe_path(spec)))
     model_ref = spec.model
     model_text = (paths.repo_root() / model_ref).read_text() if model_ref.endswith(".yaml") else model_ref
+    if network is not None:
+        model_text = yaml.safe_dump(network, sort_keys=True)
     parts = {
         "builder": BUILDER_VERSION,
         "spec": {k: v for k, v in _plain(spec).items()
@@ -157,14 +226,37 @@ def resolve(name: str, profile: str, data: str | Path | None, *, _cache: dict | 
         from yolobench.modelio import HARDSWISH_EXPORT_REVISION
 
         parts["hardswish_export"] = HARDSWISH_EXPORT_REVISION
+    root_weights = parent.root_weights if parent is not None else None
+    if root_weights is not None:  # absent for the catalogue's own ladder, so its keys stay as they were
+        parts["weights"] = root_weights["sha256"]
     cache[name] = Resolved(spec=spec, profile=prof, recipe_text=recipe_text, variables=variables,
-                           data_yaml=data_yaml, dataset_hash=dataset_hash, parent=parent, key=content_key(parts))
+                           data_yaml=data_yaml, dataset_hash=dataset_hash, parent=parent, key=content_key(parts),
+                           network=network, root_weights=root_weights)
     return cache[name]
 
 
-def variant_key(name: str, profile: str, data: str | Path | None, *, _cache: dict | None = None) -> str:
+def _resolve_given(spec, prof, given, epochs, data_yaml, dataset_hash, cache) -> Resolved:
+    """The rung that is the user's checkpoint: keyed by the file's digest, the data it is judged (and
+    fine-tuned) on, the fine-tune epochs and the libraries that export and measure it."""
+    parts = {
+        "builder": BUILDER_VERSION,
+        "given": {"variant": spec.name, "weights": given.sha256, "epochs": epochs,
+                  "finetune": dict(catalogue.WEIGHTS_FINETUNE_ARGS) if epochs else None},
+        "dataset": dataset_hash,
+        "profile": {k: v for k, v in _plain(prof).items() if k != "description"},
+        "versions": library_versions(),
+    }
+    root = {"path": str(given.path), "sha256": given.sha256, "kind": given.kind, "family": given.family}
+    cache[spec.name] = Resolved(spec=spec, profile=prof, recipe_text=given.recipe, variables=dict(given.recipe_variables),
+                                data_yaml=data_yaml, dataset_hash=dataset_hash, parent=None, key=content_key(parts),
+                                given=given, network=given.cfg, root_weights=root, given_epochs=epochs)
+    return cache[spec.name]
+
+
+def variant_key(name: str, profile: str, data: str | Path | None, *, weights=None, source_weights=None,
+                _cache: dict | None = None) -> str:
     """Content key of a variant: changes whenever anything that decides its content changes."""
-    return resolve(name, profile, data, _cache=_cache).key
+    return resolve(name, profile, data, weights=weights, source_weights=source_weights, _cache=_cache).key
 
 
 def _plain(value):
@@ -180,15 +272,16 @@ def _plain(value):
 
 # --- building ----------------------------------------------------------------------------------------
 def build(name: str, profile: str = "smoke", data: str | Path | None = None, *, store: Store | None = None,
-          progress: Progress | None = None, _cache: dict | None = None) -> Artifact:
+          progress: Progress | None = None, weights=None, source_weights=None, _cache: dict | None = None) -> Artifact:
     """The variant's artifact, building it (and its parents) if needed. ``_cache``: resolved records
-    shared with earlier calls (``resolve``), so a recipe or dataset is read and checked once."""
+    shared with earlier calls (``resolve``), so a recipe or dataset is read and checked once.
+    ``weights`` / ``source_weights``: the user's checkpoints the ladder starts from (see ``resolve``)."""
     store = store or Store()
     say = progress or (lambda message: None)
     cache = {} if _cache is None else _cache
     artifact = None
     for step in catalogue.ancestry(name):
-        resolved = resolve(step, profile, data, _cache=cache)
+        resolved = resolve(step, profile, data, weights=weights, source_weights=source_weights, _cache=cache)
         key = resolved.key
         found = store.get(step, key)
         if found is not None:
@@ -199,9 +292,14 @@ def build(name: str, profile: str = "smoke", data: str | Path | None = None, *, 
         artifact = store.build(step, key, lambda work, out, resolved=resolved, parent=parent:
                                _build_one(resolved, data, parent, work, out, say))
         say(f"[{step}] done in {artifact.meta.get('build_seconds', 0):.0f} s: "
-            f"mAP@0.5 {artifact.meta['metrics']['map50']:.3f}, sparsity "
+            f"mAP@0.5 {format_map(artifact.meta['metrics'].get('map50'))}, sparsity "
             f"{artifact.meta['sparsity']['overall']:.3f}")
     return artifact
+
+
+def format_map(value) -> str:
+    """mAP for a progress line or table: '-' where it was not measured (a given model's own data unknown)."""
+    return "-" if value is None else f"{value:.3f}"
 
 
 def _build_one(resolved: Resolved, data, parent: Artifact | None, work: Path, out: Path, say: Progress) -> dict:
@@ -217,10 +315,14 @@ def _build_one(resolved: Resolved, data, parent: Artifact | None, work: Path, ou
 
     info = check_dataset(data_yaml)
     names = {int(k): v for k, v in info.names.items()}
-    cfg = modelio.model_config(spec.model)
+    cfg = resolved.network if resolved.network is not None else modelio.model_config(spec.model)
     torch.manual_seed(0)
 
-    if spec.kind == ONESHOT:
+    if resolved.given is not None:
+        model, metrics = _from_checkpoint(resolved, data_yaml, work, say)
+        names = dict(resolved.given.names)
+        saved_recipe, saved_vars = resolved.given.recipe, dict(resolved.given.recipe_variables)
+    elif spec.kind == ONESHOT:
         model, metrics = _oneshot(spec, profile, parent, recipe_text, variables, data_yaml, work, say)
         saved_recipe, saved_vars = recipe_text, variables
     else:
@@ -255,14 +357,17 @@ def _build_one(resolved: Resolved, data, parent: Artifact | None, work: Path, ou
     _check_onnx(out)
     deepsparse_support = _deepsparse_compiles(out, forms, profile.export_imgsz)
 
-    eval_data = eval_sets(spec, profile, data)
+    eval_data = eval_sets(spec, profile, data) if resolved.given is None else _given_eval_sets(resolved, data)
     by_size = {}
     for imgsz, eval_yaml in eval_data.items():
         say(f"[{name}] measuring mAP at {imgsz} px on {eval_yaml}")
         by_size[str(imgsz)] = measure_accuracy(model, eval_yaml, imgsz)
+    if not eval_data:  # a given source model whose classes are not the target's: no labels to judge it by
+        by_size = {str(imgsz): {"map50": None, "map50_95": None, "source": _NOT_JUDGED} for imgsz in profile.export_imgsz}
     # `metrics` is the primary export size's (the first); every size's is in `metrics_by_imgsz`
     metrics = {**by_size[str(profile.export_imgsz[0])], **metrics}
     sparsity = modelio.sparsity_report(model)
+    head = head_index(cfg)
     target = variables.get(spec.sparsity_target) if spec.sparsity_target else None
     if spec.sparsity_target and target is None and recipe_text:
         target = yaml.load(recipe_text, Loader=RecipeLoader).get(spec.sparsity_target)
@@ -276,7 +381,10 @@ def _build_one(resolved: Resolved, data, parent: Artifact | None, work: Path, ou
                    # where a trial recipe (YOLOBENCH_RECIPES) came from; absent for the repository's own
                    **({"trial_path": str(recipe_path(spec))} if is_trial(recipe_path(spec)) else {})}
         if recipe_text else None,
-        "model": spec.model,
+        "model": spec.model if resolved.network is None else resolved.root_weights["family"],
+        # the user's checkpoint this ladder started from (absent for the catalogue's own models)
+        **({"weights": {**resolved.root_weights, "given_epochs": resolved.given_epochs}
+            if resolved.given is not None else resolved.root_weights} if resolved.root_weights else {}),
         "dataset": {"data_yaml": str(data_yaml), "hash": info.content_hash, "domain": spec.domain,
                     "generator_domain": None if (spec.domain == "target" and data is not None)
                     else builtin_settings(spec, catalogue.get_profile(profile_name))[0],
@@ -288,7 +396,7 @@ def _build_one(resolved: Resolved, data, parent: Artifact | None, work: Path, ou
         "train_imgsz": profile.train_imgsz,
         "versions": library_versions(),
         "sparsity": {**sparsity, "target": target,
-                     "prunable": _prunable_sparsity(sparsity["per_layer"]) if target is not None else None},
+                     "prunable": _prunable_sparsity(sparsity["per_layer"], head) if target is not None else None},
         "parameters": modelio.parameter_count(model),
         "deepsparse_fraction_of_supported_ops": deepsparse_support,
         "metrics": metrics,
@@ -301,15 +409,49 @@ def _build_one(resolved: Resolved, data, parent: Artifact | None, work: Path, ou
     return meta
 
 
-# Layers the pruning recipes prune (model.1..23 convs, head cv2/cv3 3x3 convs): the "prunable" set
-# whose measured sparsity must match the recipe's target.
-_PRUNED_LAYER = __import__("re").compile(
-    r"^model\.(?:(?:[1-9]|1[0-9]|2[0-3])\..*conv|24\.cv[23]\.\d\.[01]\.conv)\.weight$")  # canonical names
+def _pruned_layer(head: int):
+    """Layers the pruning recipes prune (model.1 .. the layer before Detect: convs; the head's cv2/cv3
+    3x3 convs), by canonical name: the "prunable" set whose measured sparsity must match the target."""
+    import re
+
+    return re.compile(rf"^model\.(?:(?:{'|'.join(str(i) for i in range(head - 1, 0, -1))})\..*conv|"
+                      rf"{head}\.cv[23]\.\d\.[01]\.conv)\.weight$")
 
 
-def _prunable_sparsity(per_layer: dict) -> float | None:
-    values = [v for k, v in per_layer.items() if _PRUNED_LAYER.match(k)]
+def _prunable_sparsity(per_layer: dict, head: int = 24) -> float | None:
+    pruned = _pruned_layer(head)
+    values = [v for k, v in per_layer.items() if pruned.match(k)]
     return round(sum(values) / len(values), 4) if values else None
+
+
+_NOT_JUDGED = "not measured: the given model's classes are not the target data's, and its own data is unknown"
+
+
+def _given_eval_sets(resolved: Resolved, data) -> dict:
+    """Where a given checkpoint is judged: the target data (as the dense rung would be), if it has the
+    checkpoint's classes; none otherwise (a given sparse source model trained on other classes)."""
+    from yolobench.data import check_dataset
+
+    target = catalogue.get_variant(catalogue.WEIGHTS_ROOT)
+    sets = eval_sets(target, resolved.profile, data)
+    names = {int(k): v for k, v in check_dataset(resolved.data_yaml, decode_images=False).names.items()}
+    return sets if names == dict(resolved.given.names) else {}
+
+
+def _from_checkpoint(resolved: Resolved, data_yaml: Path, work: Path, say: Progress):
+    """The user's checkpoint as this rung's model: as given, or fine-tuned on the target data for the
+    profile's ``catalogue.WEIGHTS_EPOCHS`` (never for a quantized source model: transfer does that)."""
+    from yolobench.checkpoints import model_from
+
+    given = resolved.given
+    say(f"[{resolved.name}] from {given.path.name} ({given.family}, {given.nc} classes, sha256 {given.sha256[:12]})")
+    if resolved.given_epochs <= 0 or given.quantized:
+        return model_from(given).eval(), {"given": "as given, no training"}
+    finetune = catalogue.VariantSpec(name=resolved.name, description="", model=given.family,
+                                     train_args=catalogue._ro({resolved.profile.name: {
+                                         **catalogue.WEIGHTS_FINETUNE_ARGS, "epochs": resolved.given_epochs}}))
+    return _train(finetune, resolved.profile, None, given.cfg, None, {}, data_yaml, work, say,
+                  init_state=given.state_dict)
 
 
 def _structure_recipe(spec, parent, recipe_text, variables):
@@ -323,14 +465,14 @@ def _has_quant(recipe_text: str | None) -> bool:
     return bool(recipe_text) and "QuantizationModifier" in recipe_text
 
 
-def _train(spec, profile, parent, cfg, recipe_text, variables, data_yaml, work, say):
+def _train(spec, profile, parent, cfg, recipe_text, variables, data_yaml, work, say, *, init_state=None):
     import torch
 
     from yolobench.training import RecipeTrainer
 
-    init_state, parent_recipe = None, None
+    parent_recipe = None
     if parent is not None:
-        blob = torch.load(parent.path / WEIGHTS_NAME, map_location="cpu", weights_only=False)
+        blob = torch.load(parent.path / WEIGHTS_NAME, map_location="cpu", weights_only=True)
         init_state = blob["state_dict"]
         if blob.get("recipe") and _has_quant(blob["recipe"]):
             parent_recipe = (blob["recipe"], blob.get("recipe_variables") or {})

@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import math
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -356,6 +356,22 @@ def catalogue_thresholds(thresholds: Thresholds) -> bool:
         return False
 
 
+# A run of model files (`yolobench bench --model`) measures the user's own files: the repository's
+# thresholds name the catalogue's cells, pairs and scenarios, none of which such a run has or is meant
+# to have. Their rules (latency factors) still apply; so do a baseline's cells and the user's own
+# thresholds (`gate --suggest RUN > mine.toml`, `--thresholds mine.toml`), which name the files' cells.
+def model_file_run(run: Run) -> bool:
+    """Whether every cell of the run measured a model file (``extra_info.model_file``)."""
+    return bool(run.cells) and all(c.extra.get("model_file") for c in run.cells.values())
+
+
+def applicable_thresholds(thresholds: Thresholds, run: Run) -> Thresholds:
+    """``thresholds`` without the repository's catalogue entries for a run of model files."""
+    if model_file_run(run) and catalogue_thresholds(thresholds):
+        return replace(thresholds, cells={}, pairs={}, scenarios={})
+    return thresholds
+
+
 # --- Evaluation ---
 
 
@@ -463,11 +479,29 @@ def _timed(name: str) -> bool:
         return True
 
 
+def _not_on_this_ladder(name: str, current: Run) -> bool:
+    """True for a catalogue cell that a ladder from the user's checkpoint does not build by design
+    (``catalogue.skip_reason``: the catalogue's own networks; transfer without --source-weights)."""
+    from yolobench import catalogue
+
+    roots = {catalogue.ancestry(c.variant)[0] for c in current.cells.values()
+             if c.extra.get("weights") and c.variant in catalogue.CATALOGUE}
+    if not roots:
+        return False
+    try:
+        variant = split_cell_name(name)[0]
+        return catalogue.skip_reason(variant, weights=catalogue.WEIGHTS_ROOT in roots,
+                                     source_weights=catalogue.SOURCE_WEIGHTS_ROOT in roots) is not None
+    except UserError:
+        return False
+
+
 def missing_cells(current: Run, baseline: Run | None, thresholds: Thresholds) -> dict[str, str]:
     """Timed cells the baseline has, or the thresholds give floors to, that the current run lacks:
     {cell: why it was expected}."""
+    thresholds = applicable_thresholds(thresholds, current)
     expected = set(thresholds.cells) if baseline is None else set(thresholds.cells) | set(baseline.cells)
-    expected = {name for name in expected if _timed(name)}
+    expected = {name for name in expected if _timed(name) and not _not_on_this_ladder(name, current)}
     floors_apply = speedup_floors_apply(thresholds, current)
     missing = {}
     for name in sorted(expected - set(current.cells)):
@@ -484,6 +518,7 @@ def missing_scenarios(current: Run, thresholds: Thresholds) -> list[str]:
     """Scenarios with limits in the thresholds that the current run did not measure."""
     from yolobench import scenarios
 
+    thresholds = applicable_thresholds(thresholds, current)
     found = scenarios.load_scenarios(current.path) if thresholds.scenarios else {}
     return sorted(name for name, limits in thresholds.scenarios.items()
                   if name not in found and (limits.fps_floor is not None or limits.peak_rss_mb_ceiling is not None))
@@ -495,6 +530,7 @@ def evaluate(current: Run, baseline: Run | None, thresholds: Thresholds, only_cu
     ``only_current``: judge only what the run measured (a slice such as ``pytest -k pruned_quant``); the
     cells and scenarios it lacks are not failed (``missing_cells``/``missing_scenarios`` name them).
     """
+    thresholds = applicable_thresholds(thresholds, current)
     checks: list[Check] = []
     if not only_current:
         for name, where in missing_cells(current, baseline, thresholds).items():

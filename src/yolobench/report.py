@@ -187,8 +187,14 @@ def engines_of(run: Run) -> list[str]:
     return sorted({c.engine for c in run.cells.values()}, key=_engine_rank)
 
 
-def _untimed_reason(variant: str, engine: str) -> str | None:
+def _untimed_reason(variant: str, engine: str, run: Run | None = None) -> str | None:
+    from yolobench import modelfiles
+
+    files = [c.extra["model_file"] for c in (run.cells.values() if run is not None else ())
+             if c.variant == variant and isinstance(c.extra.get("model_file"), Mapping)]
     try:
+        if files:  # a model file (`bench --model`): its cells say what it is
+            return modelfiles.untimed_reason(engine, quantized=bool(files[0].get("quantized")))
         return bench.untimed_reason(variant, engine)
     except UserError:  # a variant or engine this checkout does not know: nothing to say about it
         return None
@@ -203,7 +209,7 @@ def untimed_cells(run: Run) -> list[Untimed]:
             for engine in engines_of(run):
                 if cell_name(variant, engine, imgsz) in run.cells:
                     continue
-                reason = _untimed_reason(variant, engine)
+                reason = _untimed_reason(variant, engine, run)
                 if reason is not None:
                     missing.append(Untimed(variant, engine, imgsz, reason))
     return missing
@@ -913,13 +919,15 @@ COCO_PHOTO_CLASSES = {"person", "bus"}
 VALIDATION_SAMPLES = 2  # validation images per sheet, each with its ground truth
 
 
-def sample_images(data_yaml: str | os.PathLike, names: Mapping[int, str] | None = None) -> list[SampleImage]:
+def sample_images(data_yaml: str | os.PathLike | None, names: Mapping[int, str] | None = None) -> list[SampleImage]:
     """The first ``VALIDATION_SAMPLES`` validation images of ``data_yaml`` (the set the artifact was judged
     on, as its meta names it) with their labels; ultralytics' two photos only when the model's classes
     include theirs (on the built-in shapes they would show nothing, or false positives)."""
     from yolobench.evaluate import validation_set
     from yolobench.processing import default_images, load_images
 
+    if data_yaml is None:  # a model file run without --data: no labelled images, ultralytics' photos only
+        return [SampleImage(path.name, image) for path, image in load_images(default_images())]
     images, labels, _ = validation_set(data_yaml)
     if not images:
         raise UserError(f"{data_yaml}: the validation split has no images to draw detections on")
@@ -1293,7 +1301,9 @@ def render_markdown(run: Run, rows: list[Row], *, detections: list[DetectionResu
         "robust to a slow phase of the machine that hit some sessions"
         + (f"; n/a: this run has no {_join(missing_torch)} cell." if missing_torch else "."),
         "- speedup vs dense-onnxruntime-<size> = `speedup_vs_reference` as recorded in the run (same rule, measured "
-        "in the same run against the reference at the same size).",
+        "in the same run against the reference at the same size"
+        + ("; a run of model files, `yolobench bench --model`, names its own reference: the first file on ONNX "
+           "Runtime)." if any(c.extra.get("model_file") for c in run.cells.values()) else ")."),
         "- mAP@0.5, mAP@0.5:0.95 = `map50`, `map50_95`: the artifact's accuracy at the table's size. "
         "ΔmAP@0.5 = (cell `map50` - dense `map50`) x 100, in points, against dense on the same engine at the same "
         "size (a note names the dense cell when it is another one).",

@@ -4,6 +4,11 @@ A thin wrapper: it builds the pytest command line (variants, engines, profile, d
 threads, store, ``--benchmark-json``), runs it with this Python in the repository root and returns
 pytest's exit status (0 every selected cell ran or was skipped with its reason, 1 a cell failed, 2-4 a
 usage or collection error, 5 nothing selected). Arguments after ``--`` go to pytest unchanged.
+
+``--model A.onnx [B.onnx ...]`` times those files instead of the catalogue (``yolobench.modelfiles``): bad
+files are refused in one line (exit 2) before anything runs; each file's engines are checked for parity
+first (``parity --model``'s check, tables printed), the matrix runs with ``--yb-models``, the verdicts are
+written into the run file, and a disagreement makes the exit status 1.
 """
 
 from __future__ import annotations
@@ -12,10 +17,12 @@ import argparse
 import shlex
 import sys
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from yolobench import children, paths
+from yolobench import children, modelfiles, paths
 from yolobench.commands import common
+from yolobench.errors import UserError
 
 HELP = "benchmark every variant on every engine (pytest-benchmark) and write a run file for the gate"
 
@@ -28,15 +35,24 @@ def default_out(profile: str) -> Path:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--variants", default=None, help="comma-separated variants (default: the whole catalogue)")
+    what = parser.add_mutually_exclusive_group()
+    what.add_argument("--variants", default=None, help="comma-separated variants (default: the whole catalogue)")
+    what.add_argument("--model", nargs="+", default=None, metavar="PATH.onnx",
+                      help="time and check these ONNX detection models as they are, instead of the catalogue: each "
+                           "on every engine that runs it, at its own input size, with parity between engines first "
+                           "(exit 1 when they disagree) and mAP on --data's labels; cells <stem>_<sha256 prefix>-"
+                           "<engine>-<imgsz>; the first file on onnxruntime is the speedup reference")
     common.add_engines(parser, what="engines to benchmark, in this order")
     common.add_profile(parser)
-    parser.add_argument("--data", default=None, help="your YOLO-format data.yaml (default: the built-in dataset)")
-    parser.add_argument("--imgsz", type=int, default=None, help="export size to run at (default: the profile's first)")
+    parser.add_argument("--data", default=None, help="your YOLO-format data.yaml (default: the built-in dataset; with "
+                                                     "--model: the labels its mAP is measured on, default none)")
+    parser.add_argument("--imgsz", type=int, default=None, help="export size to run at (default: the profile's first; "
+                                                                "with --model: a dynamic input's size, default 640)")
     parser.add_argument("--threads", type=int, default=None, help="threads per engine (default: every usable core)")
     parser.add_argument("--sessions", type=int, default=None,
                         help="independently loaded sessions per cell, run in passes over the matrix (default: 3)")
     parser.add_argument("--store", default=None, help="artifact store folder (default: ~/.cache/yolobench/store)")
+    common.add_weights(parser)
     parser.add_argument("--scenarios", default=None,
                         help="after the matrix, also measure e2e (frame in, boxes out), throughput (concurrent "
                              "streams), memory (peak RSS), comma-separated, or all (default: none)")
@@ -57,14 +73,16 @@ def pytest_command(args: argparse.Namespace, out: Path) -> list[str]:
     command = [sys.executable, "-m", "pytest", "benchmarks", "--benchmark-only", f"--benchmark-json={out}",
                f"--yb-profile={args.profile}"]
     for option in ("variants", "engines", "data", "imgsz", "threads", "sessions", "store", "scenarios",
-                   "scenario_variants", "streams"):
+                   "scenario_variants", "streams", "weights", "source_weights"):
         value = getattr(args, option)
         if value is not None and option == "engines":
             value = ",".join(common.engine_list(value))
-        if value is not None and option in ("data", "store"):
+        if value is not None and option in ("data", "store", "weights", "source_weights"):
             value = Path(value).expanduser().resolve()  # pytest runs in the repository root, not here
         if value is not None:
             command.append(f"--yb-{option.replace('_', '-')}={value}")
+    if getattr(args, "model", None):  # absolute: pytest runs in the repository root, not here
+        command.append("--yb-models=" + ",".join(str(Path(p).expanduser().resolve()) for p in args.model))
     if args.keyword:
         command += ["-k", args.keyword]
     extra = list(args.pytest_args or [])
@@ -81,11 +99,25 @@ def run(args: argparse.Namespace) -> int:
     bench.parse_engines(args.engines)
     scenarios.parse_scenarios(args.scenarios)
     catalogue.parse_variants(args.scenario_variants)
-    out = (args.out if args.out is not None else default_out(args.profile)).expanduser().resolve()
+    models = ()
+    if args.model:  # bad files: one line, exit 2, before anything runs or is written
+        models = check_arguments(args)
+    given = common.weights_args(args)
+    if any(given.values()):  # a bad checkpoint, or classes that are not --data's: one line before pytest
+        from yolobench import builder
+
+        resolved: dict = {}
+        for name in catalogue.parse_variants(args.variants):
+            if not builder.skip_reason(name, **given):
+                builder.resolve(name, args.profile, args.data, **given, _cache=resolved)
+    label = "models" if models else args.profile  # a run of model files is no profile's
+    out = (args.out if args.out is not None else default_out(label)).expanduser().resolve()
     command = pytest_command(args, out)
     print("$ " + shlex.join(command), file=sys.stderr, flush=True)
     if args.dry_run:
         return 0
+    verdicts = check_parity(models, data=args.data, engine_names=common.engine_list(args.engines),
+                                       threads=args.threads) if models else []
     out.parent.mkdir(parents=True, exist_ok=True)
     existed = out.exists()
     try:
@@ -95,6 +127,91 @@ def run(args: argparse.Namespace) -> int:
         if not existed and out.exists():
             out.unlink()
         raise
+    if models and out.exists():
+        record_parity(out, verdicts)
     if out.exists():
         print(f"run file: {out}  (check it: yolobench gate --current {out})", file=sys.stderr)
+    if models and disagreeing(verdicts):
+        print(f"parity: engines DISAGREE on {', '.join(disagreeing(verdicts))} (tables above)",
+              file=sys.stderr)
+        return code or 1
     return code
+
+
+# --- `--model`: the files' checks, parity and its record in the run file ---
+
+# Parity runs on this many validation images of --data (ultralytics' two photos without --data): the
+# raw outputs of one model on a few real images of its domain, compared engine by engine.
+PARITY_IMAGES = 8
+AGREE, DISAGREE, NOT_ESTABLISHED = "agree", "disagree", "not established"
+
+
+def check_arguments(args) -> tuple:
+    """``bench --model``'s files and options checked before anything runs or is written (UserError)."""
+    for option in ("weights", "source_weights", "scenario_variants"):
+        if getattr(args, option, None):
+            flag = "--" + option.replace("_", "-")
+            raise UserError(f"--model runs the files as they are; {flag} does not apply to them (drop it)")
+    for path in args.model:
+        if "," in str(path):
+            raise UserError(f"{path}: a comma in the path (pytest receives the files comma-separated): rename it")
+    if args.threads is not None and args.threads < 1:
+        raise UserError(f"--threads must be at least 1, got {args.threads}")
+    return modelfiles.describe_all(args.model, args.imgsz, args.data)
+
+
+def check_parity(models: Sequence, *, data=None, engine_names: Sequence[str] | None = None,
+                 threads: int | None = None, say: Callable[[str], None] = print) -> list[dict]:
+    """``yolobench parity --model`` on each file (``commands.parity.check_onnx_parity``: every ONNX engine
+    that runs the graph as it is, the same-graph policy of its form), on the first :data:`PARITY_IMAGES`
+    validation images of ``data`` (else ultralytics' photos); prints each table; returns the verdicts.
+    ``openvino_nncf`` runs a graph it made (``same_graph = False``): mAP judges it, not parity."""
+    from yolobench import engines  # noqa: PLC0415
+    from yolobench.commands.parity import check_onnx_parity, format_report  # noqa: PLC0415
+
+    onnx_engines = set(engines.onnx_engine_names())
+    names = [n for n in (engine_names or engines.engine_names())
+             if n in onnx_engines and engines.trait(n, "same_graph", True)]
+    images = list(modelfiles.read_dataset(data, decode_images=False).val_files[:PARITY_IMAGES]) if data is not None else None
+    verdicts = []
+    for model in models:
+        say(f"parity of {model.name} ({model.path}) across {', '.join(names) or 'no engine'}:")
+        if len(names) < 2:
+            verdicts.append({"variant": model.name, "model_file": str(model.path), "sha256": model.sha256,
+                             "verdict": NOT_ESTABLISHED, "reason": "fewer than two ONNX engines selected",
+                             "engines": {}, "pairs": []})
+            say(f"parity not established: fewer than two ONNX engines selected ({', '.join(names) or 'none'})\n")
+            continue
+        report = check_onnx_parity(model.path, images=images or None, engine_names=names,
+                                   imgsz=model.imgsz if model.dynamic else None, threads=threads)
+        say(format_report(report) + "\n")
+        failed = any(p.ok is False for p in report.pairs) or any(r.status == "failed" for r in report.runs)
+        verdict = DISAGREE if failed else (AGREE if report.pairs else NOT_ESTABLISHED)
+        verdicts.append({
+            "variant": model.name, "model_file": str(model.path), "sha256": model.sha256, "verdict": verdict,
+            "images": [p.name for p in report.images],
+            "engines": {r.name: r.status + (f": {r.reason}" if r.reason else "") for r in report.runs},
+            "pairs": [{"pair": p.label, "decided_by": p.decided_by, "ok": bool(p.ok)} for p in report.pairs]})
+    return verdicts
+
+
+def record_parity(run_file: Path, verdicts: Sequence[dict]) -> None:
+    """Write the verdicts into the run file: all of them under ``machine_info["yolobench_model_parity"]``,
+    and each cell's file's verdict as its ``extra_info["parity"]``."""
+    import json  # noqa: PLC0415
+
+    from yolobench.fsutil import atomic_write_text  # noqa: PLC0415
+
+    document = json.loads(Path(run_file).read_text())
+    by_variant = {v["variant"]: v["verdict"] for v in verdicts}
+    if isinstance(document.get("machine_info"), dict):
+        document["machine_info"][modelfiles.RUN_FILE_KEY] = list(verdicts)
+    for entry in document.get("benchmarks") or []:
+        extra = entry.get("extra_info") if isinstance(entry, dict) else None
+        if isinstance(extra, dict) and extra.get("variant") in by_variant:
+            extra["parity"] = by_variant[extra["variant"]]
+    atomic_write_text(run_file, json.dumps(document, indent=4))
+
+
+def disagreeing(verdicts: Sequence[dict]) -> list[str]:
+    return [v["variant"] for v in verdicts if v["verdict"] == DISAGREE]

@@ -17,6 +17,7 @@ def add_arguments(parser) -> None:
     common.add_profile(parser)
     parser.add_argument("--data", default=None,
                         help="your YOLO-format data.yaml (default: the built-in synthetic dataset)")
+    common.add_weights(parser)
     parser.add_argument("--store", default=None, help="artifact store folder (default: ~/.cache/yolobench/store)")
     parser.add_argument("--list", action="store_true", help="show each variant's state instead of building")
     common.add_quiet(parser, "no progress lines (CI logs)")
@@ -36,9 +37,18 @@ def run(args) -> int:
         from yolobench.data import check_dataset
 
         check_dataset(args.data)  # bad data fails here with a one-line message, before any training
+    given = common.weights_args(args)
+    skipped = {name: builder.skip_reason(name, **given) for name in names}
+    names = [name for name in names if not skipped[name]]
+    resolved: dict = {}  # each variant's recipe, data and key resolved once for the whole command
+    for name in names:  # every bad input (a checkpoint, its classes) is reported before anything is built
+        builder.resolve(name, args.profile, args.data, **given, _cache=resolved)
+    for name, reason in skipped.items():
+        if reason and not args.json:
+            print(f"{name}: skipped: {reason}", file=sys.stderr)
     store = Store(args.store)
     if args.list:
-        return _list(names, args, store)
+        return _list(names, args, store, given, resolved)
 
     started = time.time()
 
@@ -47,10 +57,9 @@ def run(args) -> int:
             print(f"{time.time() - started:7.0f}s  {message}", file=sys.stderr, flush=True)
 
     built = []
-    resolved: dict = {}  # each variant's recipe, data and key resolved once for the whole command
     for name in names:
-        before = store.state(name, builder.variant_key(name, args.profile, args.data, _cache=resolved))
-        artifact = builder.build(name, args.profile, args.data, store=store, progress=say, _cache=resolved)
+        before = store.state(name, builder.variant_key(name, args.profile, args.data, **given, _cache=resolved))
+        artifact = builder.build(name, args.profile, args.data, store=store, progress=say, **given, _cache=resolved)
         built.append((artifact, before))
     if args.json:
         print(json.dumps([{"variant": a.name, "state": "cached" if before == "built" else "built", "key": a.key,
@@ -63,7 +72,7 @@ def run(args) -> int:
     for artifact, before in built:
         meta = artifact.meta
         print(f"{artifact.name:<18} {'cached' if before == 'built' else 'built':<8} {artifact.key:<16} "
-              f"{meta['metrics']['map50']:>8.3f} {meta['sparsity']['overall']:>9.3f} "
+              f"{builder.format_map(meta['metrics'].get('map50')):>8} {meta['sparsity']['overall']:>9.3f} "
               f"{meta.get('build_seconds', 0):>8.0f}")
     elapsed = time.time() - started
     print(f"{len(built)} variant(s) ready in {elapsed:.0f} s; store: {store.root}")
@@ -105,6 +114,7 @@ def _write_record(args, built, elapsed: float) -> None:
         "machine": machine_info(),
         "profile": args.profile,
         "data": args.data,
+        "weights": {k: str(v) for k, v in common.weights_args(args).items() if v is not None} or None,
         "this_run_seconds": round(elapsed, 1),
         "variants": variants,
     }
@@ -114,13 +124,12 @@ def _write_record(args, built, elapsed: float) -> None:
     print(f"build record: {path}")
 
 
-def _list(names, args, store) -> int:
+def _list(names, args, store, given: dict, resolved: dict) -> int:
     from yolobench import builder
 
     rows = []
-    resolved: dict = {}
     for name in names:
-        key = builder.variant_key(name, args.profile, args.data, _cache=resolved)
+        key = builder.variant_key(name, args.profile, args.data, **given, _cache=resolved)
         state = store.state(name, key)
         artifact = store.get(name, key, deep=False) if state == "built" else None
         meta = artifact.meta if artifact is not None else None
@@ -138,7 +147,7 @@ def _list(names, args, store) -> int:
         artifact = store.get(name, key, deep=False) if state == "built" else None
         if artifact is not None:
             meta = artifact.meta
-            print(f"{name:<18} {state:<8} {key:<16} {meta['metrics']['map50']:>8.3f} "
+            print(f"{name:<18} {state:<8} {key:<16} {builder.format_map(meta['metrics'].get('map50')):>8} "
                   f"{meta['sparsity']['overall']:>9.3f}")
         else:
             print(f"{name:<18} {state:<8} {key:<16} {'-':>8} {'-':>9}")

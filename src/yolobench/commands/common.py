@@ -39,3 +39,33 @@ def add_quiet(parser: argparse.ArgumentParser, what: str = "no progress lines") 
 
 def add_json(parser: argparse.ArgumentParser, what: str) -> None:
     parser.add_argument("--json", action="store_true", help=f"print {what} as JSON on stdout (for scripts)")
+
+
+# A .pt is a pickle: say how it is read wherever a command takes one.
+WEIGHTS_SAFETY = ("read without running code from the file (yolobench's own format as plain tensors, an "
+                  "ultralytics checkpoint through an allowlist of its model classes); a file that needs "
+                  "anything else is refused: hand over an ONNX export instead")
+
+
+def add_weights(parser: argparse.ArgumentParser) -> None:
+    """``--weights`` / ``--source-weights``: a ladder that starts from the user's own model."""
+    parser.add_argument("--weights", default=None, metavar="PATH.pt",
+                        help="start the ladder from your model: an ultralytics detection checkpoint (best.pt "
+                             "from `yolo train`: YOLOv5u, YOLOv8, YOLO11) or a yolobench artifact's weights.pt; "
+                             "dense is that model, oneshot/pruned/pruned_quant derive from it, rungs of other "
+                             "networks are skipped with the reason. Its classes must be --data's. "
+                             f"The file is {WEIGHTS_SAFETY}")
+    parser.add_argument("--source-weights", default=None, metavar="PATH.pt",
+                        help="a pruned+quantized model (a yolobench pruned_quant/source_pq artifact's weights.pt) "
+                             "that replaces source_pq, so transfer fine-tunes it onto --data")
+
+
+def weights_args(args) -> dict:
+    """The builder's keyword arguments for --weights / --source-weights (paths resolved)."""
+    from pathlib import Path
+
+    def path(value):
+        return None if value is None else Path(value).expanduser().resolve()
+
+    return {"weights": path(getattr(args, "weights", None)),
+            "source_weights": path(getattr(args, "source_weights", None))}

@@ -42,6 +42,8 @@ def other_machine_note(thresholds: gate.Thresholds, current, current_file: Path)
     generation's: what is not compared, and the commands that make floors and a baseline for this one."""
     if gate.speedup_floors_apply(thresholds, current):
         return None
+    if gate.applicable_thresholds(thresholds, current) is not thresholds:  # model files: no catalogue floors
+        return None
     profile = current.profile or "smoke"
     from yolobench.timer import generation_slug
 

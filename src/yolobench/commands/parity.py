@@ -25,13 +25,14 @@ from yolobench.commands import common
 from yolobench.engines.base import (FORM_FP32, EngineUnsupported, ModelSpec, default_threads, first_line,
                                     inspect_onnx, resolve_geometry)
 from yolobench.errors import EXIT_FAILED, EXIT_OK, UserError
+from yolobench.modelfiles import NO_TORCH_GRAPH
 from yolobench.parity import (POLICY, DetectionComparison, DetectionPolicy, RawComparison, compare_detections,
                               compare_raw, cross_graph_policy, raw_policy_for, same_graph_policy)
 from yolobench.processing import default_images, load_images, postprocess, preprocess
 
 HELP = "check that every engine gives the same outputs and detections for an ONNX detection model"
 
-TORCH_NOT_APPLICABLE = "a bare ONNX file has no PyTorch graph"
+TORCH_NOT_APPLICABLE = NO_TORCH_GRAPH  # also why `bench --model` does not time a file on PyTorch
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

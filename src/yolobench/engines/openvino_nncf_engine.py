@@ -57,7 +57,8 @@ def calibration_files(artifact) -> list[Path]:
     data_yaml = ((getattr(artifact, "meta", None) or {}).get("dataset") or {}).get("data_yaml")
     if not data_yaml or not Path(data_yaml).exists():
         raise EngineUnsupported("openvino_nncf calibrates on the artifact's training images, and this model "
-                                "names none (give a built variant, not a bare ONNX file)")
+                                "names none (give a built variant, not a bare ONNX file; with `bench --model`, "
+                                "give --data)")
     info = check_dataset(data_yaml, decode_images=False)
     files = sorted(p for d in info.train_dirs for p in d.rglob("*")
                    if p.suffix.lower() in (".png", ".jpg", ".jpeg", ".bmp"))
