@@ -104,7 +104,7 @@ def _pruned_masks(state_dict) -> dict:
     from yolobench.modelio import canonical_param_name
 
     return {canonical_param_name(k): v == 0 for k, v in state_dict.items()
-            if builder._PRUNED_LAYER.match(canonical_param_name(k)) and v.dim() == 4}
+            if builder._pruned_layer(24).match(canonical_param_name(k)) and v.dim() == 4}  # yolov5u: Detect at 24
 
 
 def test_transfer_keeps_source_zero_pattern(store):

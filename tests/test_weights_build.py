@@ -203,3 +203,8 @@ def test_bench_names_the_weights_digest_in_the_run_file(built, checkpoint, user_
     assert set(cells) == {"dense", "pruned_quant"}
     assert {c["weights"]["sha256"] for c in cells.values()} == {digest}
     assert os.path.basename(cells["dense"]["weights"]["path"]) == checkpoint.name
+    # the report says whose model it is
+    from yolobench import report, runfile
+
+    line = report.weights_line(runfile.load_run(out))
+    assert f"`{checkpoint.name}` (yolov8n, sha256 {digest[:12]})" in line

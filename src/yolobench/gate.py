@@ -365,10 +365,23 @@ def model_file_run(run: Run) -> bool:
     return bool(run.cells) and all(c.extra.get("model_file") for c in run.cells.values())
 
 
+def user_model_run(run: Run) -> bool:
+    """Whether every cell of the run measured the user's own model: a file (``bench --model``) or a rung
+    of a ladder from the user's checkpoint (``--weights``/``--source-weights``: ``extra_info.weights``)."""
+    return bool(run.cells) and all(c.extra.get("model_file") or c.extra.get("weights") for c in run.cells.values())
+
+
 def applicable_thresholds(thresholds: Thresholds, run: Run) -> Thresholds:
-    """``thresholds`` without the repository's catalogue entries for a run of model files."""
-    if model_file_run(run) and catalogue_thresholds(thresholds):
+    """``thresholds`` without the repository's catalogue entries for a run of the user's models: a run of
+    model files has none of those cells; a ladder from the user's checkpoint has their names, and keeps
+    them so that each row says why its floors are not applied (``evaluate``), while the catalogue's pairs
+    and scenario floors, measured on other models, are dropped."""
+    if not catalogue_thresholds(thresholds):
+        return thresholds
+    if model_file_run(run):
         return replace(thresholds, cells={}, pairs={}, scenarios={})
+    if user_model_run(run):
+        return replace(thresholds, pairs={}, scenarios={})
     return thresholds
 
 

@@ -1254,6 +1254,22 @@ def profiles_section(run: Run, profile_files: list[Path], profile: str) -> list[
     return lines
 
 
+def weights_line(run: Run) -> str | None:
+    """The user's checkpoints a ladder of this run started from (``--weights``/``--source-weights``), by
+    file name, network and digest; None for the catalogue's own models."""
+    given: dict[str, tuple[str, str]] = {}
+    for cell in run.cells.values():
+        weights = cell.extra.get("weights")
+        if isinstance(weights, Mapping) and isinstance(weights.get("sha256"), str):
+            name = Path(str(weights.get("path") or "?")).name.replace("`", "")
+            given.setdefault(weights["sha256"], (name, str(weights.get("family") or "?").replace("`", "")))
+    if not given:
+        return None
+    files = _join(f"`{name}` ({family}, sha256 {sha[:12]})" for sha, (name, family) in sorted(given.items()))
+    return (f"Your model: {files}; the ladder starts from it (dense as given, or source_pq for transfer) and "
+            "the rungs below derive from it")
+
+
 def render_markdown(run: Run, rows: list[Row], *, detections: list[DetectionResult] | None,
                     detections_note: str = "", untimed: list[Untimed] | None = None,
                     baseline_lines: list[str] | None = None, machine_lines: list[str] | None = None) -> str:
@@ -1272,6 +1288,7 @@ def render_markdown(run: Run, rows: list[Row], *, detections: list[DetectionResu
         f"- Library versions: {_join(f'{k} {v}' for k, v in summary.versions.items()) or 'not recorded'}"
         + (f"; Python {summary.python}" if summary.python else ""),
         f"- Date: {run.datetime or 'not recorded'}",
+        *([f"- {line}"] if (line := weights_line(run)) else []),
         f"- {commit_line(run)}",
         f"- Batch {_join(summary.batch)}, input {_join(sizes)} px (a table per size), {counted}",
         "",

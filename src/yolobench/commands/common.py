@@ -42,9 +42,10 @@ def add_json(parser: argparse.ArgumentParser, what: str) -> None:
 
 
 # A .pt is a pickle: say how it is read wherever a command takes one.
-WEIGHTS_SAFETY = ("read without running code from the file (yolobench's own format as plain tensors, an "
-                  "ultralytics checkpoint through an allowlist of its model classes); a file that needs "
-                  "anything else is refused: hand over an ONNX export instead")
+WEIGHTS_SAFETY = ("A .pt is a pickle, which can run code when it is loaded: yolobench reads it without running "
+                  "any (its own format as plain tensors, an ultralytics checkpoint through an allowlist of "
+                  "ultralytics' and torch's layer classes) and refuses a file that needs anything else; an ONNX "
+                  "export is the safe way to hand over a model")
 
 
 def add_weights(parser: argparse.ArgumentParser) -> None:
@@ -54,7 +55,7 @@ def add_weights(parser: argparse.ArgumentParser) -> None:
                              "from `yolo train`: YOLOv5u, YOLOv8, YOLO11) or a yolobench artifact's weights.pt; "
                              "dense is that model, oneshot/pruned/pruned_quant derive from it, rungs of other "
                              "networks are skipped with the reason. Its classes must be --data's. "
-                             f"The file is {WEIGHTS_SAFETY}")
+                             + WEIGHTS_SAFETY)
     parser.add_argument("--source-weights", default=None, metavar="PATH.pt",
                         help="a pruned+quantized model (a yolobench pruned_quant/source_pq artifact's weights.pt) "
                              "that replaces source_pq, so transfer fine-tunes it onto --data")
