@@ -208,3 +208,21 @@ def test_bench_names_the_weights_digest_in_the_run_file(built, checkpoint, user_
 
     line = report.weights_line(runfile.load_run(out))
     assert f"`{checkpoint.name}` (yolov8n, sha256 {digest[:12]})" in line
+
+
+def test_a_profile_that_asks_for_epochs_fine_tunes_the_checkpoint_first(checkpoint, user_data, tmp_path, monkeypatch):
+    """`catalogue.WEIGHTS_EPOCHS` > 0: dense is the checkpoint fine-tuned on --data, a different artifact
+    (its own key) whose weights moved from the checkpoint's."""
+    import torch
+
+    from yolobench import checkpoints, modelio
+
+    as_given = builder.variant_key("dense", PROFILE, str(user_data), weights=checkpoint)
+    monkeypatch.setattr(catalogue, "WEIGHTS_EPOCHS", {**catalogue.WEIGHTS_EPOCHS, PROFILE: 1})
+    store = Store(tmp_path / "store")
+    dense = builder.build("dense", PROFILE, str(user_data), store=store, weights=checkpoint)
+    assert dense.key != as_given and dense.meta["weights"]["given_epochs"] == 1
+    tuned, _ = modelio.load_weights_model(dense.path / "weights.pt")
+    given = checkpoints.load_checkpoint(checkpoint).state_dict
+    moved = [k for k, v in tuned.state_dict().items() if v.is_floating_point() and not torch.equal(v, given[k])]
+    assert moved, "one epoch of fine-tuning left every weight as given"
