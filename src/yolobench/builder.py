@@ -187,7 +187,6 @@ def resolve(name: str, profile: str, data: str | Path | None, *, weights=None, s
     spec = catalogue.get_variant(name)
     prof = catalogue.get_profile(profile)
     recipe_text, variables = load_recipe(spec, profile)
-    given, given_epochs = None, 0
     if spec.name == catalogue.SOURCE_WEIGHTS_ROOT and source_weights is not None:
         data_yaml = dataset_for(catalogue.get_variant(catalogue.WEIGHTS_ROOT), prof, data)  # judged on the target
     else:
