@@ -171,6 +171,29 @@ def test_interrupted_build_resumes_from_last_epoch(store, tiny_home):
     assert artifact.meta["sparsity"]["prunable"] == pytest.approx(0.75, abs=SPARSITY_TOLERANCE)
 
 
+def test_a_build_killed_after_its_last_float_epoch_resumes_into_quantization_aware_training(store, tiny_home):
+    """`pruned_quant` (tiny: QAT from epoch 2 of 3) stopped after epoch 1: its checkpoint is a float model,
+    and the resumed build must load it as one, then start QAT, not crash on the QAT structure."""
+    builder.build("dense", PROFILE, store=store)
+    key = builder.variant_key("pruned_quant", PROFILE, None)
+    if store.get("pruned_quant", key) is not None:  # built by an earlier test of this module
+        import shutil
+
+        shutil.rmtree(store.entry_dir("pruned_quant", key))
+
+    def interrupt_after_first_epoch(message: str) -> None:
+        if "epoch 1/" in message:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        builder.build("pruned_quant", PROFILE, store=store, progress=interrupt_after_first_epoch)
+    resumed: list[str] = []
+    artifact = builder.build("pruned_quant", PROFILE, store=store, progress=resumed.append)
+    epochs = [m for m in resumed if "] epoch " in m]
+    assert epochs and epochs[0].endswith("epoch 2/3"), epochs
+    assert artifact.quantized and set(artifact.forms()) == {"deepsparse", "qdq"}
+
+
 def test_corrupt_artifact_is_detected_and_rebuilt(store):
     artifact = builder.build("dense", PROFILE, store=store)
     onnx_file = artifact.onnx_path(FORM_FP32)

@@ -149,8 +149,11 @@ class RecipeTrainer(DetectionTrainer):
         if ckpt_path.exists():
             state = torch.load(ckpt_path, map_location="cpu", weights_only=False)
             if self.manager is not None:
-                # QAT structure must exist before its weights and observers are loaded.
-                self.manager.apply_structure(model, epoch=state["epoch"] + 1)
+                # QAT structure must exist before its weights and observers are loaded: as it was during
+                # the saved epoch, not the next one. A checkpoint of the last float epoch resumed with the
+                # structure of the first QAT epoch failed to load on every retry (a smoke source_pq killed
+                # after epoch 12 of 14); the trainer's manager enables QAT itself when that epoch starts.
+                self.manager.apply_structure(model, epoch=state["epoch"])
             model.load_state_dict(state["model"], strict=True)
             self._resume_state = state
         return model
