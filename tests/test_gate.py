@@ -660,12 +660,18 @@ def test_auto_baseline_is_the_committed_one_for_the_runs_profile_and_generation(
     current = write_on(tmp_path, "current", ZEN5, info)
     code, out, err = gate_cli(capsys, "--current", current, "--baseline", "auto", "--thresholds", thresholds(tmp_path))
     assert code == EXIT_OK and "no full baseline for AMD family 26 model 2 (Zen 5)" in err
-    assert "full-amd-family26-model2.json" in err and "baseline:" not in out
+    assert "full-amd-family26-model2.json.gz" in err and "baseline:" not in out
     (tmp_path / "results" / "baselines").mkdir(parents=True)
     fast = dict(info, **cell(REFERENCE_CELL, tight(10.0), speedup=1.0), profile="full")
-    write_on(tmp_path / "results" / "baselines", "full-amd-family26-model2", ZEN5, fast)
+    # the repository keeps baselines compact and gzipped (.json.gz); a plain .json there is read too
+    plain = write_on(tmp_path / "results" / "baselines", "full-amd-family26-model2", ZEN5, fast)
     code, out, err = gate_cli(capsys, "--current", current, "--baseline", "auto", "--thresholds", thresholds(tmp_path))
-    assert code == EXIT_FAILED and "full-amd-family26-model2.json" in out
+    assert code == EXIT_FAILED and f"{plain} " in out
+    assert "FAIL" in row(out, REFERENCE_CELL, "latency p50")
+    gzipped = write_run(plain.with_name(plain.name + ".gz"), json.loads(plain.read_text()))
+    plain.unlink()
+    code, out, err = gate_cli(capsys, "--current", current, "--baseline", "auto", "--thresholds", thresholds(tmp_path))
+    assert code == EXIT_FAILED and f"{gzipped} " in out
     assert "FAIL" in row(out, REFERENCE_CELL, "latency p50")
 
 

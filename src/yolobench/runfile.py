@@ -21,6 +21,7 @@ the file, the benchmark and the field for anything wrong. Must not: measure, jud
 
 from __future__ import annotations
 
+import gzip
 import json
 import math
 import os
@@ -248,10 +249,47 @@ def run_document(extra_infos: list[dict], *, machine: dict | None = None, commit
 
 
 def write_run(path: str | os.PathLike, document: dict) -> Path:
-    """Write a run document atomically (temp file + rename): a reader never sees half a file."""
-    from yolobench.fsutil import atomic_write_text
+    """Write a run document atomically (temp file + rename): a reader never sees half a file.
 
+    A path ending in ``.gz`` gets the compact form (:func:`compact_document`, gzip-compressed): what a
+    run committed to the repository is kept as."""
+    from yolobench.fsutil import atomic_write_bytes, atomic_write_text
+
+    if str(path).endswith(GZ_SUFFIX):
+        text = json.dumps(compact_document(document), separators=(",", ":")) + "\n"
+        # mtime 0 and no file name in the header: the same document gives the same bytes
+        return atomic_write_bytes(path, gzip.compress(text.encode("utf-8"), compresslevel=9, mtime=0))
     return atomic_write_text(path, json.dumps(document, indent=1) + "\n")
+
+
+# A run file as pytest-benchmark writes it is 2-5.5 MB, most of it pytest-benchmark's own ``stats.data``:
+# every round's time in seconds at full float precision, the same rounds the cell's ``extra_info.samples_ms``
+# holds in milliseconds (rounded to SAMPLE_DECIMALS, 0.1 us). yolobench reads only ``extra_info``, so the
+# compact form drops ``stats.data`` (pytest-benchmark's summary statistics stay) and is gzipped: 5.5 MB
+# becomes about 0.2 MB with every number the gate, the report and the history read unchanged.
+GZ_SUFFIX = ".gz"
+RUN_SUFFIXES = (".json", ".json.gz")
+
+
+def compact_document(document: dict) -> dict:
+    """The run document without pytest-benchmark's per-round ``stats.data`` (a copy; the rest as it is)."""
+    out = dict(document)
+    benchmarks = []
+    for bench in document.get("benchmarks") or []:
+        if isinstance(bench, dict) and isinstance(bench.get("stats"), dict) and "data" in bench["stats"]:
+            bench = dict(bench, stats={k: v for k, v in bench["stats"].items() if k != "data"})
+        benchmarks.append(bench)
+    out["benchmarks"] = benchmarks
+    return out
+
+
+def is_run_file(path: str | os.PathLike) -> bool:
+    return str(path).endswith(RUN_SUFFIXES)
+
+
+def read_document(path: str | os.PathLike) -> Any:
+    """The JSON of a run file, plain or gzip-compressed (``.gz``); UserError names the file."""
+    return _read_json(Path(path))
 
 
 # --- Reading ---
@@ -302,10 +340,14 @@ def _is_number(value: Any) -> bool:
 
 def _read_json(path: Path) -> Any:
     try:
-        text = path.read_text()
+        if path.name.endswith(GZ_SUFFIX):
+            with gzip.open(path, "rt", encoding="utf-8") as handle:
+                text = handle.read()
+        else:
+            text = path.read_text()
     except FileNotFoundError:
         raise UserError(f"{path}: no such run file") from None
-    except (OSError, UnicodeDecodeError) as err:
+    except (OSError, EOFError, UnicodeDecodeError) as err:  # gzip's BadGzipFile is an OSError
         raise UserError(f"{path}: cannot read run file ({err})") from None
     try:
         return json.loads(text)

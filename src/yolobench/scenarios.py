@@ -293,7 +293,9 @@ def _number(entry: Mapping, key: str, where: str, nullable: bool = False) -> flo
 
 def load_scenarios(path: str | Path) -> dict[str, ScenarioResult]:
     """The scenario entries of a run file (none: an empty dict); UserError names the entry and field."""
-    data = json.loads(Path(path).read_text())
+    from yolobench.runfile import read_document  # plain or .gz, one-line errors
+
+    data = read_document(path)
     out: dict[str, ScenarioResult] = {}
     for index, bench in enumerate(data.get("benchmarks") or []):
         entry = (bench or {}).get("extra_info") or {}

@@ -14,13 +14,14 @@ written into the run file, and a disagreement makes the exit status 1.
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from yolobench import children, modelfiles, paths
+from yolobench import children, modelfiles, paths, runfile
 from yolobench.commands import common
 from yolobench.errors import UserError
 
@@ -31,7 +32,7 @@ RUNS_DIR = Path("results") / "runs"
 
 
 def default_out(profile: str) -> Path:
-    return paths.repo_root() / RUNS_DIR / f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{profile}.json"
+    return paths.repo_root() / RUNS_DIR / f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{profile}.json.gz"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -62,7 +63,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="streams of the throughput scenario (default: every usable core, one thread each)")
     parser.add_argument("-k", dest="keyword", default=None, help="pytest -k expression, e.g. pruned_quant")
     parser.add_argument("--out", type=Path, default=None,
-                        help=f"run file to write (default: {RUNS_DIR}/<UTC time>-<profile>.json)")
+                        help=f"run file to write; a name ending in .gz gets the compact form the repository keeps (default: "
+                             f"{RUNS_DIR}/<UTC time>-<profile>.json.gz)")
     parser.add_argument("--dry-run", action="store_true", help="print the pytest command and exit")
     parser.add_argument("pytest_args", nargs=argparse.REMAINDER,
                         help="after --: more pytest arguments (e.g. -- -x --benchmark-columns=median)")
@@ -112,20 +114,26 @@ def run(args: argparse.Namespace) -> int:
                 builder.resolve(name, args.profile, args.data, **given, _cache=resolved)
     label = "models" if models else args.profile  # a run of model files is no profile's
     out = (args.out if args.out is not None else default_out(label)).expanduser().resolve()
-    command = pytest_command(args, out)
+    # RUN.json.gz: pytest-benchmark writes plain JSON beside it, compacted into the .gz when pytest ends
+    written = out.with_name(f".{out.name[:-len(runfile.GZ_SUFFIX)]}.{os.getpid()}.partial") \
+        if out.name.endswith(runfile.GZ_SUFFIX) else out
+    command = pytest_command(args, written)
     print("$ " + shlex.join(command), file=sys.stderr, flush=True)
     if args.dry_run:
         return 0
     verdicts = check_parity(models, data=args.data, engine_names=common.engine_list(args.engines),
                                        threads=args.threads) if models else []
     out.parent.mkdir(parents=True, exist_ok=True)
-    existed = out.exists()
+    existed = written.exists()
     try:
         code = children.run(command, cwd=paths.repo_root()).returncode
+        if written != out and written.exists():
+            runfile.write_run(out, runfile.read_document(written))
+            written.unlink()
     except BaseException:
         # A cancelled run leaves no run file: one written as pytest was stopped may be partial.
-        if not existed and out.exists():
-            out.unlink()
+        if (not existed or written != out) and written.exists():
+            written.unlink()
         raise
     if models and out.exists():
         record_parity(out, verdicts)
@@ -198,11 +206,7 @@ def check_parity(models: Sequence, *, data=None, engine_names: Sequence[str] | N
 def record_parity(run_file: Path, verdicts: Sequence[dict]) -> None:
     """Write the verdicts into the run file: all of them under ``machine_info["yolobench_model_parity"]``,
     and each cell's file's verdict as its ``extra_info["parity"]``."""
-    import json  # noqa: PLC0415
-
-    from yolobench.fsutil import atomic_write_text  # noqa: PLC0415
-
-    document = json.loads(Path(run_file).read_text())
+    document = runfile.read_document(run_file)
     by_variant = {v["variant"]: v["verdict"] for v in verdicts}
     if isinstance(document.get("machine_info"), dict):
         document["machine_info"][modelfiles.RUN_FILE_KEY] = list(verdicts)
@@ -210,7 +214,7 @@ def record_parity(run_file: Path, verdicts: Sequence[dict]) -> None:
         extra = entry.get("extra_info") if isinstance(entry, dict) else None
         if isinstance(extra, dict) and extra.get("variant") in by_variant:
             extra["parity"] = by_variant[extra["variant"]]
-    atomic_write_text(run_file, json.dumps(document, indent=4))
+    runfile.write_run(run_file, document)
 
 
 def disagreeing(verdicts: Sequence[dict]) -> list[str]:

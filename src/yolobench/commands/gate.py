@@ -54,7 +54,14 @@ def other_machine_note(thresholds: gate.Thresholds, current, current_file: Path)
             f"not compared here (mAP floors are). To give this machine its own floors and baseline, from a "
             f"run made with nothing else running:\n"
             f"    yolobench gate --suggest {current_file} > {own}\n"
-            f"    cp {current_file} {baseline_path(profile, current.cpu_generation)}")
+            f"    {copy_command(current_file, baseline_path(profile, current.cpu_generation))}")
+
+
+def copy_command(run_file: Path, baseline: Path) -> str:
+    """The shell command that makes ``run_file`` the committed (gzipped) baseline."""
+    if str(run_file).endswith(".gz"):
+        return f"cp {run_file} {baseline}"
+    return f"gzip -9 -c {run_file} > {baseline}"
 
 
 def baseline_path(profile: str, generation: str) -> Path:
@@ -62,7 +69,8 @@ def baseline_path(profile: str, generation: str) -> Path:
     only within a generation (Zen 4 and Zen 5 both call themselves "AMD EPYC" here)."""
     from yolobench.timer import generation_slug
 
-    return paths.repo_root() / "results" / "baselines" / f"{profile}-{generation_slug(generation)}.json"
+    # compact and gzipped (runfile.write_run), as every run the repository keeps; a plain .json is read too
+    return paths.repo_root() / "results" / "baselines" / f"{profile}-{generation_slug(generation)}.json.gz"
 
 
 def auto_baseline(current) -> Path | None:
@@ -72,9 +80,13 @@ def auto_baseline(current) -> Path | None:
               "latency is not compared (give --baseline RUN.json)", file=sys.stderr)
         return None
     path = baseline_path(current.profile, current.cpu_generation)
+    plain = path.with_name(path.name.removesuffix(".gz"))
+    if not path.exists() and plain.exists():
+        return plain
     if not path.exists():
         print(f"note: --baseline auto: no {current.profile} baseline for {current.cpu_generation} ({path}); "
-              f"latency is not compared. From an idle machine's run: cp RUN.json {path}", file=sys.stderr)
+              f"latency is not compared. From an idle machine's run (the main job writes it compact): "
+              f"cp results/runs/latest-{current.profile}.json.gz {path}", file=sys.stderr)
         return None
     return path
 
