@@ -1,6 +1,6 @@
 """The full profile's targets (issue: the blog's sizes on a 2-core CPU), computed from one run file.
 
-    python results/scripts/full_targets.py results/runs/full-2026-12-02/run-1-zen5.json
+    python results/scripts/full_targets.py results/runs/full-2026-12-02/run-1-zen5.json.gz
     python results/scripts/full_targets.py RUN.json --table     # the README's markdown table
 
 Latency ratios use the run's own rule: fastest session median over fastest session median. Accuracy
