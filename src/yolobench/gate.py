@@ -788,7 +788,7 @@ def suggest_thresholds(run: Run, thresholds: Thresholds | None = None) -> str:
     ``[defaults]``, per-cell ``latency_factor`` overrides and the ``[pairs]`` (targets, set by hand with
     their source) are carried over from ``thresholds``.
     """
-    origin = f"{run.path.parent.name}/{run.path.name} (commit {run.commit_id[:12]})"  # run-1.json alone is ambiguous
+    origin = f"{run.path.parent.name}/{run.path.name} (commit {run.commit_id[:12]})"  # run-1.json.gz alone is ambiguous
     factor = thresholds.latency_factor if thresholds else DEFAULT_LATENCY_FACTOR
     factor_source = thresholds.source if thresholds else (
         "built-in DEFAULT_LATENCY_FACTOR (src/yolobench/gate.py): above the ~15% compile-to-compile spread "
