@@ -22,7 +22,7 @@
   (``pytest benchmarks``) or ``--benchmark-only`` runs them. Without a path on the command line write
   ``--engines=a,b`` (with ``=``): before this file is loaded pytest takes a separate value for a path.
 
-asv imports this module too (it imports everything under ``benchmarks/``): keep it import-light.
+Keep it import-light: every pytest run over benchmarks/ loads it before any option is checked.
 """
 
 from __future__ import annotations
@@ -33,6 +33,17 @@ from fixtures import options
 
 BENCH_MODULE = "test_latency.py"
 SCENARIO_MODULE = "test_scenarios.py"
+
+
+def pytest_benchmark_update_commit_info(config, commit_info):
+    """``code_dirty``: whether the measured code differs from the commit. pytest-benchmark's ``dirty`` is
+    true for any tracked change, the reports and history a previous main job rewrote under results/
+    included; the history (``yolobench history record``) reads ``code_dirty`` where a run file has it."""
+    from yolobench import paths
+
+    changed = paths.uncommitted_code()
+    if changed is not None:
+        commit_info["code_dirty"] = bool(changed)
 
 
 def pytest_addoption(parser):

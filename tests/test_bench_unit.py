@@ -7,8 +7,6 @@ tiny profile is marked slow.
 
 from __future__ import annotations
 
-import importlib
-import itertools
 import json
 import subprocess
 import sys
@@ -506,68 +504,6 @@ def test_an_unknown_engine_is_a_usage_error():
     assert code == 4 and "unknown engine 'tensorrt'" in out, out
 
 
-# --- asv side ---
-
-
-@pytest.fixture
-def asv_suite(monkeypatch):
-    for name in ("YOLOBENCH_VARIANTS", "YOLOBENCH_ENGINES", "YOLOBENCH_PROFILE", "YOLOBENCH_THREADS"):
-        monkeypatch.delenv(name, raising=False)
-    import benchmarks.bench_matrix as suite
-
-    return importlib.reload(suite)
-
-
-def test_the_asv_suite_covers_the_catalogue_times_the_engines(asv_suite):
-    cell = asv_suite.Cell
-    assert cell.param_names == ("variant", "engine")
-    assert list(itertools.product(*cell.params)) == list(itertools.product(catalogue.VARIANT_NAMES,
-                                                                            engines.engine_names()))
-    assert cell.track_latency_ms.unit == "ms"
-    assert asv_suite.profile() == "smoke"
-
-
-def test_the_asv_suite_can_be_sliced_by_environment(monkeypatch, asv_suite):
-    monkeypatch.setenv("YOLOBENCH_VARIANTS", "pruned_quant,dense")
-    monkeypatch.setenv("YOLOBENCH_ENGINES", "deepsparse")
-    monkeypatch.setenv("YOLOBENCH_PROFILE", "tiny")
-    suite = importlib.reload(asv_suite)
-    assert suite.Cell.params == (["dense", "pruned_quant"], ["deepsparse"]) and suite.profile() == "tiny"
-    monkeypatch.setenv("YOLOBENCH_PROFILE", "huge")
-    with pytest.raises(UserError, match="unknown profile 'huge'"):
-        suite.profile()
-
-
-def test_asv_skips_a_cell_the_engine_cannot_run(monkeypatch, asv_suite):
-    def unsupported(*args, **kwargs):
-        raise EngineUnsupported("openvino cannot be imported: no wheel")
-
-    monkeypatch.setattr(bench, "open_cell", unsupported)
-    with pytest.raises(NotImplementedError, match="openvino cannot run dense: openvino cannot be imported"):
-        asv_suite.Cell().setup({"dense": fake_artifact("dense")}, "dense", "openvino")
-
-
-def test_asv_tracks_lower_is_better_numbers(monkeypatch, asv_suite):
-    monkeypatch.setattr(bench, "open_cell", lambda artifact, engine, threads, imgsz: (FakeSession(), None, context()))
-    medians = {1: (3.0, 7.0, 40.0), 2: (3.0, 5.0, 40.0), 3: (3.0, 6.0, 40.0)}  # session 1 in a slow phase
-    timed = []
-
-    def measure_session(artifact, engine, *, index, sessions, threads, imgsz):
-        timed.append((index, sessions))
-        return latency(*medians[index]), context()
-
-    monkeypatch.setattr(bench, "measure_session", measure_session)
-    monkeypatch.setattr(bench, "session_map", lambda session, artifact, imgsz: {"map50": 0.75})
-    cell = asv_suite.Cell()
-    artifacts = {"pruned_quant": fake_artifact()}
-    cell.setup(artifacts, "pruned_quant", "deepsparse")
-    # the fastest of timer.SESSIONS sessions' medians, in ms: the gate's statistic
-    assert cell.track_latency_ms(artifacts, "pruned_quant", "deepsparse") == 5.0
-    assert timed == [(1, 3), (2, 3), (3, 3)]
-    cell.setup(artifacts, "pruned_quant", "deepsparse")  # asv sets up before every track
-    assert cell.track_map50_loss(artifacts, "pruned_quant", "deepsparse") == pytest.approx(0.25, abs=EXACT)
-
-
 # --- `yolobench bench` ---
 
 
@@ -621,15 +557,3 @@ def test_a_tiny_benchmark_run_writes_a_run_file_the_gate_accepts(tiny_home, tmp_
     gate = subprocess.run([sys.executable, "-m", "yolobench", "gate", "--current", str(out),
                            "--thresholds", str(rules)], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert gate.returncode == 0, gate.stdout + gate.stderr
-
-
-def test_asv_skips_the_cells_the_engine_does_not_time_and_runs_at_one_export_size(monkeypatch, asv_suite):
-    with pytest.raises(NotImplementedError, match="fake-quantization"):
-        asv_suite.Cell().setup({"pruned_quant": fake_artifact("pruned_quant")}, "pruned_quant", "torch")
-    monkeypatch.setenv("YOLOBENCH_PROFILE", "full")
-    assert asv_suite.imgsz() == 640
-    monkeypatch.setenv("YOLOBENCH_IMGSZ", "416")
-    assert asv_suite.imgsz() == 416
-    monkeypatch.setenv("YOLOBENCH_IMGSZ", "500")
-    with pytest.raises(UserError, match="exports at 640, 416 px only"):
-        asv_suite.imgsz()

@@ -80,23 +80,10 @@ def test_a_bad_run_file_is_one_line(tmp_path, capsys):
     assert "bad.json" in capsys.readouterr().err
 
 
-def test_asv_machine_is_named_by_generation_and_cores(monkeypatch):
-    from yolobench import timer
-
-    monkeypatch.delenv(machines.ASV_MACHINE_ENV, raising=False)
-    monkeypatch.setattr(timer, "machine_info", lambda: {"cpu_model": "AMD EPYC", "usable_cores": 2,
-                                                         "cpu_generation": "AMD family 25 model 17 (Zen 4)"})
-    assert machines.asv_machine() == {"name": "amd-family25-model17-2c", "num_cpu": "2",
-                                      "cpu": "AMD EPYC [AMD family 25 model 17 (Zen 4)]"}
-    monkeypatch.setenv(machines.ASV_MACHINE_ENV, "runner-a")
-    assert machines.asv_machine()["name"] == "runner-a"
-
-
-def test_asv_args_are_what_tox_ini_passes_to_asv(capsys):
-    assert machines.main(["asv-args"]) == 0
-    words = capsys.readouterr().out.split()
-    assert words[0] == "--machine" and "--cpu" in words and "--num_cpu" in words
-
+def test_asv_machine_is_named_by_generation_and_cores():
+    assert machines.asv_machine_name("AMD family 25 model 17 (Zen 4)", 2) == "amd-family25-model17-2c"
+    assert machines.asv_machine_name(None, 4) == "unknown-cpu-4c"
+    assert machines.asv_cpu("AMD EPYC", "AMD family 26 model 2 (Zen 5)") == "AMD EPYC [AMD family 26 model 2 (Zen 5)]"
 
 def test_engine_settings_that_differ_are_named(tmp_path):
     a, b = _two(tmp_path)

@@ -17,7 +17,7 @@ import yolobench
 from yolobench.errors import EXIT_BAD_INPUT, UserError
 
 # Order is the order shown by --help.
-COMMANDS = ("data", "build", "parity", "bench", "gate", "ab", "report", "machines", "profile", "peak", "annotate")
+COMMANDS = ("data", "build", "parity", "bench", "gate", "ab", "report", "history", "machines", "profile", "peak", "annotate")
 
 
 def _load(name: str):

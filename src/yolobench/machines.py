@@ -168,43 +168,17 @@ def as_json(cols: Sequence[Column]) -> dict:
 
 # --- asv: one history per machine type ---
 
-ASV_MACHINE_ENV = "YOLOBENCH_ASV_MACHINE"
+
+def asv_machine_name(generation: str | None, cores: int) -> str:
+    """``amd-family25-model17-2c``: the asv machine a run's points go to (``yolobench.history``).
+
+    asv keeps one history per machine name and defaults to the host name, which is "vm" on every machine
+    of this project, Zen 4 and Zen 5 alike: their numbers would share one line. Named by CPU generation
+    and cores, each runner type gets its own history."""
+    from yolobench.timer import generation_slug
+
+    return f"{generation_slug(generation)}-{cores}c" if generation else f"unknown-cpu-{cores}c"
 
 
-def asv_machine() -> dict[str, str]:
-    """asv's machine name and CPU text for this machine: the CPU generation and usable cores.
-
-    asv keeps one history per machine name and defaults to the host name, which is "vm" on every
-    machine of this project, Zen 4 and Zen 5 alike: their numbers would share one line. Named by
-    generation and cores, each runner type gets its own history. ``YOLOBENCH_ASV_MACHINE`` overrides
-    the name (a CI matrix entry may want its own).
-    """
-    import os
-
-    from yolobench.timer import generation_slug, machine_info
-
-    info = machine_info()
-    generation = info.get("cpu_generation")
-    cores = info.get("usable_cores") or info.get("logical_cores") or 0
-    name = os.environ.get(ASV_MACHINE_ENV) or (
-        f"{generation_slug(generation)}-{cores}c" if generation else f"unknown-cpu-{cores}c")
-    cpu = f"{info.get('cpu_model')} [{generation}]" if generation else str(info.get("cpu_model"))
-    return {"name": name, "cpu": cpu, "num_cpu": str(cores)}
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m yolobench.machines asv-args``: print asv's --machine/--cpu/--num_cpu arguments (for tox.ini)."""
-    import shlex
-    import sys
-
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if argv != ["asv-args"]:
-        print("usage: python -m yolobench.machines asv-args", file=sys.stderr)
-        return 2
-    m = asv_machine()
-    print(shlex.join(["--machine", m["name"], "--cpu", m["cpu"], "--num_cpu", m["num_cpu"]]))
-    return 0
-
-
-if __name__ == "__main__":  # pragma: no cover
-    raise SystemExit(main())
+def asv_cpu(cpu_model: str | None, generation: str | None) -> str:
+    return f"{cpu_model} [{generation}]" if generation else str(cpu_model)

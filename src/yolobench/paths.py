@@ -84,3 +84,26 @@ def other_checkout_message(here: Path) -> str:
             f"{here}: it would read {installed_root()}'s recipes, thresholds and results/. Run tox from {here} "
             f"(it reinstalls yolobench from there, in seconds), or `python -m pip install --no-deps -e {here}` "
             f"in this environment")
+
+
+# What a run's numbers do not depend on: a main job rewrites the committed reports and the history under
+# results/, and docs are prose. Changes there leave the measured code the commit's.
+NOT_CODE = ("results", "docs", "*.md")
+
+
+def uncommitted_code(root: Path | None = None) -> list[str] | None:
+    """Tracked files outside :data:`NOT_CODE` that differ from HEAD in the checkout at ``root`` (default:
+    this one): the code a run measures is not its commit's when this is not empty. None when git cannot
+    tell (not a git checkout, no git)."""
+    import subprocess
+
+    root = root or repo_root()
+    command = ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no", "--", "."]
+    command += [f":(exclude){part}" for part in NOT_CODE]
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if done.returncode != 0:
+        return None
+    return [line[3:] for line in done.stdout.splitlines() if line.strip()]
