@@ -2,7 +2,9 @@
 
 Each command module defines ``HELP`` (one line), ``add_arguments(parser)`` and ``run(args) -> int``.
 Adding a command is adding a module and one line in ``COMMANDS``. User errors (``UserError``) are
-printed as one line and exit 2; nothing else is caught, so bugs keep their traceback.
+printed as one line and exit 2. Faults of the machine, not of the input (a full disk, a folder that
+cannot be written, memory) are one line too and exit 1 (``faults.describe``); ``--debug`` or
+``YOLOBENCH_DEBUG=1`` shows their traceback. Nothing else is caught, so bugs keep their traceback.
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="YOLOv5 on CPUs: build the sparsification ladder, check engine parity, benchmark, gate.",
     )
     parser.add_argument("--version", action="version", version=f"yolobench {yolobench.__version__}")
+    parser.add_argument("--debug", action="store_true",
+                        help="show the traceback of a fault (a full disk, a read-only folder); also YOLOBENCH_DEBUG=1")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
     for name in COMMANDS:
         module = _load(name)
@@ -101,6 +105,13 @@ def _main(argv: list[str] | None) -> int:
         print(f"yolobench {args.command}: interrupted; finished work is kept, partial work was discarded",
               file=sys.stderr)
         return 130
+    except (OSError, MemoryError) as err:
+        from yolobench import faults
+
+        if args.debug or os.environ.get(faults.DEBUG_ENV, "") not in ("", "0"):
+            raise
+        print(f"yolobench {args.command}: {faults.describe(err)}", file=sys.stderr)
+        return faults.EXIT_FAULT
 
 
 if __name__ == "__main__":  # pragma: no cover
