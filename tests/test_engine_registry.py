@@ -70,8 +70,9 @@ def test_one_module_adds_an_engine_everywhere(fake_engine):
     # run files: its cells must say how much ran natively, as a fallback engine's do
     assert runfile._reports_fallback(name) and not runfile._reports_fallback("openvino")
     # the report: its place, colour and marker
-    ranks = sorted(engines.engine_names(), key=report._engine_rank)
-    assert ranks.index(name) == 3 and report._engine_color(name) == "#00aa00" and report._engine_marker(name) == "x"
+    ranks = sorted(engines.engine_names(), key=report.cells._engine_rank)
+    assert ranks.index(name) == 3
+    assert report.charts._engine_color(name) == "#00aa00" and report.charts._engine_marker(name) == "x"
     # the benchmark's crash isolation asks the engine too
     assert engines.engine_class(name).can_abort_process
 
@@ -79,8 +80,8 @@ def test_one_module_adds_an_engine_everywhere(fake_engine):
 def test_an_engine_no_longer_installed_still_reads(fake_engine, monkeypatch):
     monkeypatch.delenv(engines.EXTRA_ENGINES_ENV)
     assert "fakert" not in engines.engine_names()
-    assert report._engine_rank("fakert") > report._engine_rank("openvino")  # after the known ones
-    assert report._engine_color("fakert") == report.UNKNOWN_ENGINE_COLOR
+    assert report.cells._engine_rank("fakert") > report.cells._engine_rank("openvino")  # after the known ones
+    assert report.charts._engine_color("fakert") == report.UNKNOWN_ENGINE_COLOR
     assert not runfile._reports_fallback("fakert")
     with pytest.raises(UserError, match="unknown engine 'fakert': choose from torch, onnxruntime"):
         engines.get("fakert")

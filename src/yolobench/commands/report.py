@@ -10,7 +10,7 @@ HELP = "write the markdown tables, charts and sample detections of a benchmark r
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--run", metavar="RUN.json", default=None,
-                        help="run file (pytest --benchmark-json output; default: newest results/runs/*.json)")
+                        help="run file (pytest --benchmark-json output; default: the newest run file in results/runs/)")
     parser.add_argument("--out", metavar="DIR", default=None, help="output folder (default: results/report)")
     parser.add_argument("--profile", default=None,
                         help="build profile of the variants whose detections are drawn (default: the one "
