@@ -240,3 +240,17 @@ def contact_sheet(panels: Sequence[tuple[np.ndarray, str]], title: str, *, gap: 
         row_parts.append(column)
     row = np.hstack(row_parts)
     return np.vstack([caption_strip(row.shape[1], title, height=40, scale=0.7), row])
+
+
+def palette_png(image_rgb: np.ndarray) -> bytes:
+    """PNG bytes of an RGB image in 256 colours (median cut, no dithering): a third of the size of a
+    full-colour PNG for the report's charts and detection sheets, which the repository keeps per run.
+    Deterministic: the same pixels give the same bytes."""
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    picture = Image.fromarray(np.ascontiguousarray(image_rgb[..., :3]), "RGB")
+    picture.quantize(256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE).save(buffer, "PNG", optimize=True)
+    return buffer.getvalue()

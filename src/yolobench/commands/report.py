@@ -11,7 +11,13 @@ HELP = "write the markdown tables, charts and sample detections of a benchmark r
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--run", metavar="RUN.json", default=None,
                         help="run file (pytest --benchmark-json output; default: the newest run file in results/runs/)")
-    parser.add_argument("--out", metavar="DIR", default=None, help="output folder (default: results/report)")
+    parser.add_argument("--out", metavar="DIR", default=None,
+                        help="output folder, replaced whole when the report is complete; 'auto': "
+                             "results/report-<profile>-<cpu generation> (one per machine type, as the main job "
+                             "writes it) (default: results/report)")
+    parser.add_argument("--history", metavar="DIR", default=None,
+                        help="link report.md to the history's HTML in DIR (yolobench history publish); 'auto': "
+                             "results/asv-html")
     parser.add_argument("--profile", default=None,
                         help="build profile of the variants whose detections are drawn (default: the one "
                              "the run's cells record, else the one exporting the run's image size)")
@@ -37,8 +43,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
 
 
+def auto_out_dir(run):
+    """results/report-<profile>-<cpu generation>: each machine type's report beside the others'."""
+    from yolobench import paths
+    from yolobench.errors import UserError
+    from yolobench.timer import generation_slug
+
+    if run.cpu_generation is None:
+        raise UserError(f"--out auto: {run.path} does not record its CPU generation; give --out DIR")
+    profile = run.profile or ("models" if not any(c.extra.get("profile") for c in run.cells.values()) else "mixed")
+    return paths.repo_root() / "results" / f"report-{profile}-{generation_slug(run.cpu_generation)}"
+
+
 def run(args: argparse.Namespace) -> int:
     from yolobench import report
+    from yolobench.runfile import load_run
 
     store = None
     if args.store is not None:
@@ -48,15 +67,22 @@ def run(args: argparse.Namespace) -> int:
     baseline, thresholds = args.baseline, args.thresholds
     if baseline is not None:
         from yolobench.commands import gate as gate_command
-        from yolobench.runfile import load_run
 
         current = load_run(args.run if args.run is not None else report.newest_run())
         if baseline == "auto":
             baseline = gate_command.auto_baseline(current)
         if thresholds is None:
             thresholds = gate_command.default_thresholds(current.profile, current.cpu_generation)
+    out = args.out
+    if out == "auto":
+        out = auto_out_dir(load_run(args.run if args.run is not None else report.newest_run()))
+    history = args.history
+    if history == "auto":
+        from yolobench import paths
+
+        history = paths.repo_root() / "results" / "asv-html"
     result = report.write_report(
-        args.run, args.out, profile=args.profile, data=args.data, store=store,
+        args.run, out, profile=args.profile, data=args.data, store=store, history=history,
         detections=not args.no_detections, engine=args.engine,
         progress=None if args.quiet else report.stderr_progress, baseline=baseline, thresholds=thresholds,
         peak=args.peak, profiles=args.profiles)

@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Iterable
 
 from yolobench import engines
-from yolobench.fsutil import atomic_write
 from yolobench.report.cells import Untimed, _order_key, engines_of, variants_of
 from yolobench.report.formats import UNTIMED_TEXT, _join, fmt_fps
 from yolobench.report.machine import MachineSummary, machine_summary
@@ -49,8 +48,19 @@ def _rc():
 
 
 def _save(figure, path: Path) -> None:
-    atomic_write(path, lambda tmp: figure.savefig(tmp, dpi=CHART_DPI, format="png",
-                                                    metadata={"Software": None}))
+    """The chart as a 256-colour PNG (draw.palette_png: a third of matplotlib's full-colour file)."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from yolobench.draw import palette_png
+    from yolobench.fsutil import atomic_write_bytes
+
+    buffer = io.BytesIO()
+    figure.savefig(buffer, dpi=CHART_DPI, format="png", metadata={"Software": None})
+    buffer.seek(0)
+    atomic_write_bytes(path, palette_png(np.asarray(Image.open(buffer).convert("RGB"))))
 
 
 def _chart_subtitle(run: Run, summary: MachineSummary, imgsz: int) -> str:
@@ -169,4 +179,4 @@ def plot_roofline(rows, peak, path: Path, summary) -> None:
         axes.tick_params(axis="y", labelsize=7)
         axes.set_title(f"Cells against the machine's peak ({summary.generation or 'CPU'})", fontsize=10)
         figure.tight_layout()
-        figure.savefig(path)
+        _save(figure, path)

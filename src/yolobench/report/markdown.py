@@ -17,7 +17,8 @@ from yolobench.runfile import Run
 
 def render_markdown(run: Run, rows: list[Row], *, detections: list[DetectionResult] | None,
                     detections_note: str = "", untimed: list[Untimed] | None = None,
-                    baseline_lines: list[str] | None = None, machine_lines: list[str] | None = None) -> str:
+                    baseline_lines: list[str] | None = None, machine_lines: list[str] | None = None,
+                    history_line: str | None = None) -> str:
     summary = machine_summary(run)
     source = display_path(run.path)
     untimed = untimed_cells(run) if untimed is None else untimed
@@ -35,6 +36,7 @@ def render_markdown(run: Run, rows: list[Row], *, detections: list[DetectionResu
         f"- Date: {run.datetime or 'not recorded'}",
         *([f"- {line}"] if (line := weights_line(run)) else []),
         f"- {commit_line(run)}",
+        *([f"- {history_line}"] if history_line else []),
         f"- Batch {_join(summary.batch)}, input {_join(sizes)} px (a table per size), {counted}",
         "",
     ]
