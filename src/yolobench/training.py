@@ -147,7 +147,11 @@ class RecipeTrainer(DetectionTrainer):
             model.load_state_dict(class_head_adapted(self.init_state, model.state_dict()), strict=True)
         ckpt_path = self.checkpoint_dir / CHECKPOINT_NAME
         if ckpt_path.exists():
-            state = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+            # The resume checkpoint this trainer wrote itself (save_model, below) into the store's work
+            # folder of this variant and key (Store.work_dir: a name and key of the store's own shapes,
+            # never a path from a run file or the command line). It holds the optimizer state and the
+            # trainer's numbers, which may be numpy scalars: weights_only=True refuses those.
+            state = torch.load(ckpt_path, map_location="cpu", weights_only=False)  # trusted: our own, above
             if self.manager is not None:
                 # QAT structure must exist before its weights and observers are loaded: as it was during
                 # the saved epoch, not the next one. A checkpoint of the last float epoch resumed with the

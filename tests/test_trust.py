@@ -1,0 +1,127 @@
+"""Trust boundaries: what a run file, a folder, a data.yaml or a model file may make yolobench do.
+
+A run file is data from anywhere (a CI artifact, a colleague's machine): the names it carries become
+paths (``<store>/<variant>-<key>/``, ``detections/<variant>.png``), so a name that is not a variant name
+or a key that is not a store key is refused with one line before it reaches the file system; nothing is
+ever unpickled from such a folder. See docs/trust.md.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from yolobench.cli import main
+from yolobench.errors import EXIT_BAD_INPUT, UserError
+from yolobench.runfile import cell_extra_info, load_run, run_document, write_run
+from yolobench.timer import Latency
+
+
+class _Marker:
+    """Unpickling this creates ``path``: the code a hostile weights.pt would run."""
+
+    def __init__(self, path: Path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        return open, (self.path, "w")
+
+
+def _run_with(tmp_path: Path, variant: str, key: str, engine: str = "torch") -> Path:
+    samples = [10.0 + 0.01 * (i % 5) for i in range(20)]
+    info = cell_extra_info(Latency.from_samples(samples), variant=variant, engine=engine, engine_version="1",
+                           threads=1, imgsz=64, cpu_model="test CPU")
+    info["artifact_key"] = key
+    return write_run(tmp_path / "run.json", run_document([info]))
+
+
+def _hostile_folder(tmp_path: Path, store: Path) -> tuple[str, Path]:
+    """A folder outside the store that looks like an artifact (a meta.json listing no files) and holds a
+    weights.pt that runs code when unpickled; the variant name that reaches it from ``store``."""
+    import torch
+
+    evil = tmp_path / "evil"
+    folder = evil.parent / f"{evil.name}-k"
+    folder.mkdir()
+    (folder / "meta.json").write_text(json.dumps({"files": {}, "export_imgsz": [64], "forms": []}))
+    marker = tmp_path / "marker"
+    torch.save({"state_dict": _Marker(marker), "cfg": {}, "nc": 1}, folder / "weights.pt")
+    up = "../" * len(store.resolve().parts[1:])  # from the store up to /, then down to the folder
+    return up + str(evil.resolve()).lstrip("/"), marker
+
+
+def test_report_refuses_a_variant_that_leaves_the_store(tmp_path, capsys):
+    store = tmp_path / "a" / "b" / "store"
+    store.mkdir(parents=True)
+    variant, marker = _hostile_folder(tmp_path, store)
+    assert (store / f"{variant}-k").resolve() == (tmp_path / "evil-k").resolve()  # the probe reaches it
+    run = _run_with(tmp_path, variant, "k")
+    out = tmp_path / "out"
+    capsys.readouterr()
+    code = main(["report", "--run", str(run), "--out", str(out), "--store", str(store), "--engine", "torch",
+                 "--quiet"])
+    err = capsys.readouterr().err
+    assert not marker.exists(), "code from a weights.pt outside the store ran"
+    assert not (tmp_path / "detections").exists() and not list(tmp_path.rglob("*.png"))
+    assert code == EXIT_BAD_INPUT, err
+    assert len(err.strip().splitlines()) == 1 and "variant" in err and "../" in err, err
+
+
+@pytest.mark.parametrize("variant", ["../dense", "dense/../x", "/tmp/x", "Dense", "a b", "", "dense-x"])
+def test_a_run_file_variant_must_be_a_variant_name(tmp_path, variant):
+    info = cell_extra_info(Latency.from_samples([10.0] * 20), variant="dense", engine="onnxruntime",
+                           engine_version="1", threads=1, imgsz=64, cpu_model="test CPU")
+    info["variant"] = variant
+    path = write_run(tmp_path / "run.json", run_document([info]))
+    with pytest.raises(UserError, match="variant"):
+        load_run(path)
+
+
+@pytest.mark.parametrize("key", ["k", "../../x", "0123456789abcdeg", "0123456789ABCDEF", "0123456789abcde", 7])
+def test_a_run_file_artifact_key_must_be_a_store_key(tmp_path, key):
+    path = _run_with(tmp_path, "dense", key, engine="onnxruntime")
+    with pytest.raises(UserError, match="artifact_key"):
+        load_run(path)
+
+
+def test_a_run_file_with_a_store_key_and_a_model_file_name_loads(tmp_path):
+    run = load_run(_run_with(tmp_path, "yolov8n_int8_1a2b3c4d", "0123456789abcdef", engine="onnxruntime"))
+    assert [c.variant for c in run.cells.values()] == ["yolov8n_int8_1a2b3c4d"]
+
+
+def test_the_store_refuses_names_and_keys_that_are_not_its_own(tmp_path):
+    from yolobench.store import Store
+
+    store = Store(tmp_path / "store")
+    for name, key in (("../x", "0123456789abcdef"), ("dense", "../../x"), ("dense", "k"), ("a/b", "0" * 16)):
+        with pytest.raises(UserError, match="store"):
+            store.get(name, key)
+        with pytest.raises(UserError, match="store"):
+            store.state(name, key)
+    assert store.get("dense", "0123456789abcdef") is None  # a well-formed name that is not built
+
+
+def test_no_unjustified_unpickling_in_the_library():
+    """Every ``torch.load`` in src/ reads with ``weights_only=True``, or says on its line (``trusted:``)
+    why the file it reads can only be yolobench's own."""
+    import ast
+
+    src = Path(__file__).resolve().parents[1] / "src" / "yolobench"
+    loads, unjustified = 0, []
+    for path in sorted(src.rglob("*.py")):
+        text = path.read_text()
+        lines = text.splitlines()
+        for node in ast.walk(ast.parse(text)):
+            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "load"
+                    and isinstance(node.func.value, ast.Name) and node.func.value.id == "torch"):
+                continue
+            loads += 1
+            safe = any(k.arg == "weights_only" and isinstance(k.value, ast.Constant) and k.value.value is True
+                       for k in node.keywords)
+            if not safe and "trusted:" not in lines[node.lineno - 1]:
+                unjustified.append(f"{path.relative_to(src)}:{node.lineno}")
+    assert loads >= 3  # the scan sees the library's loads (modelio, builder, checkpoints, training)
+    assert not unjustified, f"torch.load without weights_only=True or a 'trusted:' reason: {unjustified}"
