@@ -53,6 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return _main(argv)
     except children.Terminated:
+        children.stop_all()  # children waited on by other threads (the main thread's were stopped on the way)
         command = (argv if argv is not None else sys.argv[1:])[:1] or [""]
         print(f"yolobench {command[0]}: terminated (SIGTERM); child processes stopped, finished work is kept, "
               "partial work was discarded", file=sys.stderr)
@@ -98,6 +99,9 @@ def _main(argv: list[str] | None) -> int:
         print(f"yolobench {args.command}: error: {err}", file=sys.stderr)
         return err.exit_code
     except KeyboardInterrupt:
+        from yolobench import children
+
+        children.stop_all()
         print(f"yolobench {args.command}: interrupted; finished work is kept, partial work was discarded",
               file=sys.stderr)
         return 130
