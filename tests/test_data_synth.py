@@ -168,15 +168,22 @@ def test_ultralytics_loader_accepts_the_data_yaml_offline(target_set, monkeypatc
     # A copy: ultralytics' loader writes labels/*.cache files into the dataset folder.
     target_set = shutil.copytree(target_set, tmp_path / "copy")
 
-    # check_det_dataset ends with check_font(), which would try to download Arial.ttf when no font is
-    # cached; that is not what is under test here (and must never go to the network in a test).
-    monkeypatch.setattr(ul_utils, "check_font", lambda *a, **k: None)
+    # check_det_dataset ends with check_font(), which fetches Arial.ttf when no font is cached: the
+    # trainer runs it after shims.apply() (shim 7 answers it offline), so does this test; the config folder
+    # is an empty one, as on a fresh machine, and no_network fails on any attempt, DNS included.
+    from ultralytics.utils import checks as ul_checks
+
+    from yolobench import shims
+
+    shims.apply()
+    monkeypatch.setattr(ul_checks, "USER_CONFIG_DIR", tmp_path / "ultralytics-config")
     monkeypatch.chdir(tmp_path)  # the yaml has no `path:`: it must resolve against its own folder
     data = ul_utils.check_det_dataset(str(target_set / "data.yaml"), autodownload=False)
     assert data["nc"] == 3
     assert data["names"] == {0: "circle", 1: "triangle", 2: "square"}
     assert Path(data["train"]) == (target_set / "images" / "train").resolve()
     assert Path(data["val"]) == (target_set / "images" / "val").resolve()
+    assert no_network == []
 
     from ultralytics.data.dataset import YOLODataset
 

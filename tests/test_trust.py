@@ -125,3 +125,75 @@ def test_no_unjustified_unpickling_in_the_library():
                 unjustified.append(f"{path.relative_to(src)}:{node.lineno}")
     assert loads >= 3  # the scan sees the library's loads (modelio, builder, checkpoints, training)
     assert not unjustified, f"torch.load without weights_only=True or a 'trusted:' reason: {unjustified}"
+
+
+def test_the_network_guard_refuses_name_lookups_too(no_network):
+    """A DNS query leaves the machine: ultralytics' is_url swallows a failed connect, not the lookup before it."""
+    import socket
+
+    assert socket.getaddrinfo("localhost", 80)
+    assert socket.getaddrinfo("127.0.0.1", 80)
+    with pytest.raises(AssertionError, match="network access attempted"):
+        socket.getaddrinfo("github.com", 443)
+    with pytest.raises(AssertionError, match="network access attempted"):
+        socket.gethostbyname("github.com")
+    assert no_network == [("getaddrinfo", "github.com"), ("gethostbyname", "github.com")]
+
+
+def _trainer_for(data_yaml: Path, work: Path):
+    """yolobench's trainer as far as its dataset check needs (no model, no training)."""
+    from types import SimpleNamespace
+
+    from yolobench.training import RecipeTrainer
+
+    trainer = RecipeTrainer.__new__(RecipeTrainer)
+    trainer.args = SimpleNamespace(data=str(data_yaml), task="detect", split="val", fraction=1.0, single_cls=False)
+    trainer.checkpoint_dir = work / "checkpoint"
+    return trainer
+
+
+@pytest.mark.parametrize("script", ["python", "bash"])
+def test_the_trainer_never_runs_a_data_yamls_download(tmp_path, capsys, no_network, script):
+    """ultralytics runs a data.yaml's `download:` (Python through exec(), a `bash ...` command, or a URL)
+    when its val folder is missing: the yaml the trainer hands ultralytics has no `download:`."""
+    from yolobench import shims
+
+    shims.apply()
+    marker = tmp_path / "marker"
+    (tmp_path / "data" / "images" / "train").mkdir(parents=True)
+    (tmp_path / "dl.sh").write_text(f"touch {marker}\n")
+    download = f"open({str(marker)!r}, 'w')" if script == "python" else f"bash {tmp_path / 'dl.sh'}"
+    data_yaml = tmp_path / "data" / "data.yaml"
+    data_yaml.write_text(json.dumps({"train": "images/train", "val": "images/val", "names": ["a"],
+                                     "download": download}))
+    trainer = _trainer_for(data_yaml, tmp_path / "work")
+    with pytest.raises(RuntimeError, match="images not found"):
+        trainer.get_dataset()
+    assert not marker.exists(), "ultralytics ran the data.yaml's download script"
+    err = capsys.readouterr().err
+    assert [line for line in err.splitlines() if "' ignored" in line] == [
+        f"{data_yaml.resolve()}: 'download:' ignored (yolobench never downloads a dataset or runs a data.yaml's "
+        "download script; put the images in place and point train: and val: at them)"]
+    assert no_network == []
+
+
+def test_the_trainer_hands_ultralytics_the_same_dataset_without_download(tmp_path, no_network):
+    """With `download:` dropped the paths still resolve as the user's data.yaml says (root: its folder)."""
+    from yolobench import shims
+
+    shims.apply()
+    root = tmp_path / "data"
+    for split in ("train", "val"):
+        (root / "images" / split).mkdir(parents=True)
+    data_yaml = root / "data.yaml"
+    data_yaml.write_text("train: images/train\nval: images/val\nnames: [a, b]\ndownload: https://example.com/x.zip\n")
+    data = _trainer_for(data_yaml, tmp_path / "work").get_dataset()
+    assert "download" not in data and data["names"] == {0: "a", 1: "b"}
+    assert Path(data["val"]) == (root / "images" / "val").resolve()
+    assert Path(data["train"]) == (root / "images" / "train").resolve()
+    plain = root / "plain.yaml"
+    plain.write_text("train: images/train\nval: images/val\nnames: [a, b]\n")
+    trainer = _trainer_for(plain, tmp_path / "work")
+    trainer.get_dataset()
+    assert Path(trainer.args.data) == plain  # a data.yaml without the key goes to ultralytics as it is
+    assert no_network == []

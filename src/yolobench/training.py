@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import sys
 from pathlib import Path
 from typing import Any, Callable
 
@@ -131,6 +132,19 @@ class RecipeTrainer(DetectionTrainer):
         until quantization-aware training starts (see ``_on_epoch_start``)."""
         with shims.cpu_bf16_autocast():
             return super().train()
+
+    # --- data --------------------------------------------------------------------------------------
+    def get_dataset(self):
+        """ultralytics' dataset check, on the data.yaml without the keys yolobench never lets it act on
+        (``download:``, which it fetches or runs as a command or as Python when a val folder is missing:
+        ``yolobench.data.check.IGNORED_KEYS``); one line on stderr says a key was left out."""
+        from yolobench.data.check import without_ignored_keys
+
+        path, notes = without_ignored_keys(self.args.data, self.checkpoint_dir.parent / "data")
+        for note in notes:
+            print(note, file=sys.stderr)
+        self.args.data = str(path)
+        return super().get_dataset()
 
     # --- model -------------------------------------------------------------------------------------
     def get_model(self, cfg=None, weights=None, verbose=False):
