@@ -197,3 +197,43 @@ def test_the_trainer_hands_ultralytics_the_same_dataset_without_download(tmp_pat
     trainer.get_dataset()
     assert Path(trainer.args.data) == plain  # a data.yaml without the key goes to ultralytics as it is
     assert no_network == []
+
+
+@pytest.mark.parametrize("files", [[], "x", {"weights.pt": 5}, {"weights.pt": {"size": "big"}}])
+def test_a_meta_json_whose_files_are_not_a_file_table_is_a_corrupt_entry(tmp_path, files):
+    """meta.json lists {file: {size, sha256}}; anything else marks an entry the store never uses (it was a
+    traceback: 'list' object has no attribute 'items')."""
+    from yolobench.store import Store
+
+    store = Store(tmp_path / "store")
+    entry = store.entry_dir("dense", "0" * 16)
+    entry.mkdir(parents=True)
+    (entry / "weights.pt").write_bytes(b"12345")
+    (entry / "meta.json").write_text(json.dumps({"files": files}))
+    assert store.get("dense", "0" * 16) is None
+    assert store.state("dense", "0" * 16) == "corrupt"
+
+
+@pytest.mark.parametrize("names", ["{[]: 1}", "{{}: 'a'}", "{'a': 'b'}", "[" * 200 + "]" * 200, "None", "[]"])
+def test_a_model_files_names_metadata_that_is_no_class_table_is_ignored(names):
+    """An ONNX file's ``names`` metadata is text from the file's author; one that is not {id: name} (or a
+    list of names) is read as no names, never a traceback (``{[]: 1}`` raised TypeError)."""
+    import onnx
+    from onnx import helper
+
+    from yolobench import modelfiles
+    from yolobench.engines import base
+
+    model = helper.make_model(helper.make_graph([], "g", [], []))
+    onnx.helper.set_model_props(model, {"names": names})
+    assert base.class_names(names) is None
+    assert modelfiles._onnx_names(model) == {}
+    assert base._nc_from_metadata({"names": names}) is None
+
+
+@pytest.mark.parametrize("names", ["{0: 'a', 1: 'b'}", "['a', 'b']", '{"0": "a", "1": "b"}'])
+def test_a_model_files_class_table_is_read(names):
+    from yolobench.engines import base
+
+    assert base.class_names(names) == {0: "a", 1: "b"}
+    assert base._nc_from_metadata({"names": names}) == 2

@@ -182,9 +182,13 @@ class Store:
         try:
             meta = json.loads(meta_path.read_text())
             files = meta["files"]
-        except (OSError, ValueError, KeyError, TypeError):
+        except (OSError, ValueError, KeyError, TypeError, RecursionError):
+            return None
+        if not isinstance(files, dict):  # {relative path: {"size": bytes, "sha256": hex}}, nothing else
             return None
         for rel, info in files.items():
+            if not (isinstance(info, dict) and type(info.get("size")) is int and isinstance(info.get("sha256"), str)):
+                return None
             path = entry / rel
             try:
                 if path.stat().st_size != info["size"]:

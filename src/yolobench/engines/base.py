@@ -160,21 +160,39 @@ def inspect_onnx(path: str | os.PathLike) -> ModelSpec:
                      output_name=output.name, output_shape=out_shape, nc=nc, opset=opset, op_counts=op_counts)
 
 
-def _nc_from_metadata(meta: dict[str, str]) -> int | None:
-    """Class count from ultralytics' ONNX metadata (``names`` is a Python dict literal)."""
-    names = meta.get("names")
-    if not names:
+def class_names(text: str | None) -> dict[int, str] | None:
+    """``{id: name}`` from the ``names`` metadata of an ONNX file (ultralytics writes a Python dict literal;
+    JSON and a list of names are read too); None for anything else. The text is the file author's, so
+    nothing in it is run and nothing it holds raises (``{[]: 1}`` is a TypeError to literal_eval)."""
+    if not text or not isinstance(text, str):
         return None
     import ast  # noqa: PLC0415
 
     try:
-        parsed = ast.literal_eval(names)
-    except (ValueError, SyntaxError):
+        parsed = ast.literal_eval(text)
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
         try:
-            parsed = json.loads(names)
-        except ValueError:
+            parsed = json.loads(text)
+        except (ValueError, RecursionError):
             return None
-    return len(parsed) if isinstance(parsed, (dict, list)) and parsed else None
+    if isinstance(parsed, list):
+        parsed = dict(enumerate(parsed))
+    if not isinstance(parsed, dict) or not parsed:
+        return None
+    table = {}
+    for key, value in parsed.items():
+        if isinstance(key, bool) or not isinstance(key, (int, str)) or not str(key).isdigit():
+            return None
+        if not isinstance(value, str):
+            return None
+        table[int(key)] = value
+    return dict(sorted(table.items()))
+
+
+def _nc_from_metadata(meta: dict[str, str]) -> int | None:
+    """Class count from ultralytics' ONNX metadata (``names``: see :func:`class_names`)."""
+    names = class_names(meta.get("names"))
+    return len(names) if names else None
 
 
 def _artifact_onnx(model: Any, form: str, imgsz: int | None) -> Path | None:
