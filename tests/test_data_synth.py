@@ -228,3 +228,19 @@ def test_builtin_regenerates_a_stale_generator_version(tmp_path, monkeypatch):
     meta.write_text(meta.read_text().replace('"generator_version": ', '"generator_version": 1000'))
     assert builtin_mod.builtin_dataset(seed=2, train=2, val=1, imgsz=64) == path
     assert '"generator_version": 1000' not in meta.read_text()
+
+
+def test_a_built_in_dataset_locked_too_long_by_another_process_is_one_line(tmp_path, monkeypatch):
+    """filelock.Timeout was a traceback: the message names the lock and what holds it."""
+    from filelock import FileLock
+
+    from yolobench.errors import UserError
+
+    monkeypatch.setenv("YOLOBENCH_HOME", str(tmp_path / "home"))
+    monkeypatch.setattr(builtin_mod, "LOCK_TIMEOUT_S", 0.2)
+    final = builtin_mod.builtin_dir("target", seed=3, train=2, val=1, imgsz=32)
+    final.parent.mkdir(parents=True)
+    with FileLock(str(final) + ".lock"):  # held here, as by another process making the same set
+        with pytest.raises(UserError, match=r"waited 0\.2 s for .*\.lock"):
+            builtin_mod.builtin_dataset("target", seed=3, train=2, val=1, imgsz=32)
+    assert not final.exists()
