@@ -67,7 +67,9 @@ def _rerun_in(checkout, argv: list[str] | None) -> int:
 
     One environment serves every clone (it is large) and installs yolobench in editable mode from the
     clone that last ran tox; a command typed in another clone must act on that clone, not on the
-    installed one. The process is replaced, so signals, output and the exit status are the command's own.
+    installed one. Only a git checkout of the project is run so (``paths.not_runnable_reason``), and
+    always with this one line first. The process is replaced, so signals, output and the exit status
+    are the command's own.
     """
     from yolobench import paths
 
@@ -84,7 +86,14 @@ def _main(argv: list[str] | None) -> int:
 
     here = paths.other_checkout()
     if here is not None:  # before parsing: even --help would name the other checkout's files
-        if paths.checkout_source(here) is not None and os.environ.get(paths.RERUN_ENV) != str(here):
+        if paths.checkout_source(here) is None:
+            print(f"yolobench: error: {paths.other_checkout_message(here)}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        reason = paths.not_runnable_reason(here)  # only a git checkout of the project is run in place
+        if reason is not None:
+            print(f"yolobench: error: {paths.not_runnable_message(here, reason)}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        if os.environ.get(paths.RERUN_ENV) != str(here):
             return _rerun_in(here, argv)
         print(f"yolobench: error: {paths.other_checkout_message(here)}", file=sys.stderr)
         return EXIT_BAD_INPUT
