@@ -49,6 +49,13 @@ class EngineUnsupported(Exception):
         super().__init__(self.reason)
 
 
+class EngineNotApplicable(EngineUnsupported):
+    """The engine does not take this model, by design (PyTorch and a bare ONNX file, a form the model does
+    not have, a quantizer given a quantized model): nothing is broken. The plain :class:`EngineUnsupported`
+    means the engine could not import, load or compile: on a machine that has the engine installed, the
+    tests count that as a failure, not a skip (``fixtures/engine_checks.py``)."""
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     """What yolobench reads from an ONNX detection model before any engine touches it."""
@@ -223,10 +230,10 @@ def resolve_onnx(model: Any, preferred: Sequence[str], form: str | None = None,
     if isinstance(model, (str, os.PathLike)):
         spec = inspect_onnx(model)
         if form is not None and form != spec.form:
-            raise EngineUnsupported(f"{spec.path.name} is a {spec.form} graph, not the {form} form asked for")
+            raise EngineNotApplicable(f"{spec.path.name} is a {spec.form} graph, not the {form} form asked for")
         return spec, spec.form
     if not hasattr(model, "onnx_path"):
-        raise EngineUnsupported(f"{type(model).__name__} has no ONNX form (no onnx_path())")
+        raise EngineNotApplicable(f"{type(model).__name__} has no ONNX form (no onnx_path())")
     hw = as_hw(imgsz)
     side = None if hw is None else (hw[0] if hw[0] == hw[1] else None)  # artifacts keep square exports
     for candidate in ([form] if form is not None else preferred):
@@ -234,7 +241,7 @@ def resolve_onnx(model: Any, preferred: Sequence[str], form: str | None = None,
         if path is not None:
             return inspect_onnx(path), candidate
     wanted = form if form is not None else " or ".join(preferred)
-    raise EngineUnsupported(f"the artifact has no {wanted} ONNX form")
+    raise EngineNotApplicable(f"the artifact has no {wanted} ONNX form")
 
 
 @dataclass(frozen=True)
@@ -403,6 +410,17 @@ class Engine(abc.ABC):
         except metadata.PackageNotFoundError:
             return "not installed"
 
+    def installed(self) -> bool:
+        """Whether the engine's distribution is installed at all (an optional engine may not be); an installed
+        engine that :meth:`available` still refuses is broken on this machine."""
+        from importlib import metadata  # noqa: PLC0415
+
+        try:
+            metadata.version(self.package)
+        except (metadata.PackageNotFoundError, ValueError):
+            return False
+        return True
+
     def available(self) -> tuple[bool, str]:
         """(True, "") when this engine can run here, else (False, why not)."""
         try:
@@ -433,7 +451,7 @@ class Engine(abc.ABC):
         return self._load_onnx(spec, chosen, geometry, threads)
 
     def _load_onnx(self, spec: ModelSpec, form: str, geometry: Geometry, threads: int) -> Session:
-        raise EngineUnsupported(f"{self.name} does not run ONNX models")
+        raise EngineNotApplicable(f"{self.name} does not run ONNX models")
 
     def layer_profile(self, model: Any, *, imgsz: int | None = None, threads: int | None = None,
                       runs: int = 20, warmup: int = 5, form: str | None = None) -> tuple[list[LayerTime], str]:
@@ -444,7 +462,7 @@ class Engine(abc.ABC):
         activation sparsity could, and DeepSparse reports it). Engines without a profiler raise
         :class:`EngineUnsupported`."""
         if type(self)._layer_times is Engine._layer_times:
-            raise EngineUnsupported(f"{self.name} has no per-layer profiler in yolobench")
+            raise EngineNotApplicable(f"{self.name} has no per-layer profiler in yolobench")
         ok, reason = self.available()
         if not ok:
             raise EngineUnsupported(reason)
@@ -456,7 +474,7 @@ class Engine(abc.ABC):
 
     def _layer_times(self, spec: ModelSpec, geometry: Geometry, threads: int, images: np.ndarray, runs: int,
                      warmup: int) -> list[LayerTime]:
-        raise EngineUnsupported(f"{self.name} has no per-layer profiler in yolobench")
+        raise EngineNotApplicable(f"{self.name} has no per-layer profiler in yolobench")
 
     @abc.abstractmethod
     def _import(self):
