@@ -23,7 +23,7 @@ if (_SRC / "yolobench").is_dir() and (_found is None or Path(_found.origin).reso
 import yolobench  # noqa: E402,F401  (first of the library: keeps every library offline before anything imports them)
 from yolobench import paths  # noqa: E402
 
-pytest_plugins = ["fixtures.variants", "fixtures.parity_log"]
+pytest_plugins = ["fixtures.variants", "fixtures.parity_log", "fixtures.stopping"]
 
 
 def pytest_configure(config):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import os
 import socket
@@ -42,25 +43,68 @@ def _is_loopback(address) -> bool:
         return host in ("localhost",)
 
 
-@pytest.fixture
-def no_network(monkeypatch):
-    """Fail any socket connect to a non-loopback address; records every attempt."""
+def _is_loopback_host(host) -> bool:
+    if host is None:
+        return True  # getaddrinfo(None, port): this machine's own addresses
+    host = host.decode() if isinstance(host, bytes) else str(host)
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host in ("localhost",)
+
+
+@contextlib.contextmanager
+def network_guard(monkeypatch):
+    """Within the block, a connect to a non-loopback address or a name lookup (DNS) of any host but this
+    machine's raises NetworkAttempt; yields the list of attempts. A lookup is guarded too: a library that
+    catches the connect's failure has still asked a DNS server for a name (ultralytics' is_url does)."""
     attempts: list = []
     real_connect = socket.socket.connect
     real_connect_ex = socket.socket.connect_ex
+    real_getaddrinfo = socket.getaddrinfo
+    real_gethostbyname = socket.gethostbyname
+    real_gethostbyname_ex = socket.gethostbyname_ex
+
+    def refuse(what):
+        attempts.append(what)
+        raise NetworkAttempt(f"network access attempted: {what!r}")
 
     def guard(self, address):
         if self.family in (socket.AF_INET, socket.AF_INET6) and not _is_loopback(address):
-            attempts.append(address)
-            raise NetworkAttempt(f"network connection attempted to {address!r}")
+            refuse(address)
         return real_connect(self, address)
 
     def guard_ex(self, address):
         if self.family in (socket.AF_INET, socket.AF_INET6) and not _is_loopback(address):
-            attempts.append(address)
-            raise NetworkAttempt(f"network connection attempted to {address!r}")
+            refuse(address)
         return real_connect_ex(self, address)
+
+    def guard_getaddrinfo(host, *args, **kwargs):
+        if not _is_loopback_host(host):
+            refuse(("getaddrinfo", host))
+        return real_getaddrinfo(host, *args, **kwargs)
+
+    def guard_gethostbyname(host):
+        if not _is_loopback_host(host):
+            refuse(("gethostbyname", host))
+        return real_gethostbyname(host)
+
+    def guard_gethostbyname_ex(host):
+        if not _is_loopback_host(host):
+            refuse(("gethostbyname_ex", host))
+        return real_gethostbyname_ex(host)
 
     monkeypatch.setattr(socket.socket, "connect", guard)
     monkeypatch.setattr(socket.socket, "connect_ex", guard_ex)
-    return attempts
+    monkeypatch.setattr(socket, "getaddrinfo", guard_getaddrinfo)
+    monkeypatch.setattr(socket, "gethostbyname", guard_gethostbyname)
+    monkeypatch.setattr(socket, "gethostbyname_ex", guard_gethostbyname_ex)
+    yield attempts
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    """Fail any socket connect to a non-loopback address and any name lookup (DNS) of another host;
+    records every attempt."""
+    with network_guard(monkeypatch) as attempts:
+        yield attempts

@@ -106,6 +106,27 @@ def test_the_command_exits_1_when_b_is_slower_and_2_on_bad_input(tmp_path, monke
     assert code == 2 and len(err) == 1 and "missing.onnx" in err[0]
 
 
+def test_a_measurement_that_runs_past_its_limit_is_one_line(tmp_path, monkeypatch, capsys):
+    """The child was stopped (children.run); the command says which model and engine, no traceback."""
+    import subprocess
+
+    from _tiny_yolo import tiny_yolo
+    from yolobench import cli
+
+    def past_the_limit(command, **kwargs):
+        raise subprocess.TimeoutExpired(command, kwargs.get("timeout"))
+
+    monkeypatch.setattr(ab.children, "run", past_the_limit)
+    with pytest.raises(RuntimeError, match=r"measuring m\.onnx on onnxruntime did not finish within 600 s"):
+        ab.measure_in_child("m.onnx", "onnxruntime", threads=1, imgsz=64)
+    model = tiny_yolo(tmp_path / "tiny").onnx
+    code = cli.main(["ab", "--a", str(model), "--engine", "onnxruntime", "--quiet"])
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if "error" in line]
+    assert code == 2 and len(errors) == 1 and "did not finish within 600 s" in errors[0], err
+    assert "Traceback" not in err
+
+
 # --- catalogue variants: A from another commit or store ----------------------------------------------
 
 def test_variant_needs_a_base_and_rejects_file_options(capsys):

@@ -8,6 +8,7 @@ tiny profile is marked slow.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -72,7 +73,7 @@ def fake_artifact(name="pruned_quant", tmp_path=None, **meta):
             "file_sizes": {"weights.pt": 1234}}
     base.update(meta)
     path = tmp_path if tmp_path is not None else Path("/nonexistent/artifact")
-    return SimpleNamespace(name=name, key="k" * 16, path=path, meta=base, imgsz=64)
+    return SimpleNamespace(name=name, key="c" * 16, path=path, meta=base, imgsz=64)
 
 
 @pytest.fixture
@@ -521,6 +522,33 @@ def test_yolobench_bench_runs_pytest_benchmarks_and_passes_its_exit_status_throu
     assert cwd == REPO and cmd[:5] == [sys.executable, "-m", "pytest", "benchmarks", "--benchmark-only"]
     assert f"--benchmark-json={out}" in cmd and "--yb-engines=deepsparse,onnxruntime" in cmd
     assert "--yb-threads=2" in cmd and cmd[-3:] == ["-k", "dense", "-x"]
+
+
+def test_yolobench_bench_out_a_folder_writes_a_named_run_file_into_it(monkeypatch, tmp_path, capsys):
+    """pytest-benchmark cannot write its JSON over a folder: the whole run was measured, then lost, and the
+    command still printed "run file: <folder>". The run file goes into the folder under the default name."""
+    from yolobench import cli
+    from yolobench.commands import bench as command
+
+    def fake_pytest(cmd, cwd):  # writes --benchmark-json as pytest-benchmark does (fails on a folder)
+        target = Path(next(a for a in cmd if a.startswith("--benchmark-json=")).split("=", 1)[1])
+        try:
+            target.write_text("{}")
+        except IsADirectoryError:
+            return completed(1)
+        return completed(0)
+
+    monkeypatch.setattr(command.children, "run", fake_pytest)
+    folder = tmp_path / "runs"
+    folder.mkdir()
+    capsys.readouterr()
+    assert cli.main(["bench", "--profile", "tiny", "--variants", "dense", "--engines", "onnxruntime",
+                     "--out", str(folder)]) == 0
+    err = capsys.readouterr().err
+    written, = folder.iterdir()
+    assert written.is_file() and re.fullmatch(r"\d{8}T\d{6}Z-tiny\.json\.gz", written.name)
+    assert f"--out {folder} is a folder: the run file is {written}" in err.splitlines()
+    assert f"run file: {written}  (check it: yolobench gate --current {written})" in err.splitlines()
 
 
 def test_yolobench_bench_rejects_unknown_names_before_running(monkeypatch, capsys):

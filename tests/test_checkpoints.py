@@ -33,7 +33,8 @@ NAMES = {0: "circle", 1: "triangle", 2: "square"}  # the synthetic target domain
 # --- fixtures ------------------------------------------------------------------------------------------
 @contextlib.contextmanager
 def _offline_guard():
-    """Fail any connection to a non-loopback address (session-scoped twin of conftest's no_network)."""
+    """Fail any connection to a non-loopback address or name lookup (session-scoped twin of conftest's
+    no_network)."""
     attempts = []
     real = socket.socket.connect
 
@@ -43,8 +44,17 @@ def _offline_guard():
             raise AssertionError(f"network connection attempted to {address!r}")
         return real(self, address)
 
+    real_getaddrinfo = socket.getaddrinfo
+
+    def guard_getaddrinfo(host, *args, **kwargs):  # a name lookup is a network access too (DNS)
+        if host not in (None, "127.0.0.1", "::1", "localhost", b"localhost"):
+            attempts.append(host)
+            raise AssertionError(f"name lookup attempted for {host!r}")
+        return real_getaddrinfo(host, *args, **kwargs)
+
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(socket.socket, "connect", guard)
+        mp.setattr(socket, "getaddrinfo", guard_getaddrinfo)
         yield attempts
 
 

@@ -61,6 +61,17 @@ def test_valid_dataset_prints_a_summary(ds, capsys):
     assert "3 images" in out and "2 images" in out and "sha256:" in out and "circle" in out
 
 
+def test_a_download_key_is_reported_as_ignored(ds, capsys):
+    """ultralytics runs a data.yaml's `download:` (code) when val is missing; yolobench never does and says so."""
+    data_yaml = ds / "data.yaml"
+    data_yaml.write_text(data_yaml.read_text() + "download: import os; os.system('true')\n")
+    rc, out, err = _check(data_yaml, capsys)
+    assert rc == 0, err
+    assert [line for line in out.splitlines() if "' ignored" in line] == [
+        f"{data_yaml.resolve()}: 'download:' ignored (yolobench never downloads a dataset or runs a data.yaml's "
+        "download script; put the images in place and point train: and val: at them)"]
+
+
 def test_background_images_are_allowed(ds, capsys):
     _label(ds, "train", 1).unlink()  # no label file: a background image
     _label(ds, "train", 2).write_text("")  # empty label file: also background

@@ -168,15 +168,22 @@ def test_ultralytics_loader_accepts_the_data_yaml_offline(target_set, monkeypatc
     # A copy: ultralytics' loader writes labels/*.cache files into the dataset folder.
     target_set = shutil.copytree(target_set, tmp_path / "copy")
 
-    # check_det_dataset ends with check_font(), which would try to download Arial.ttf when no font is
-    # cached; that is not what is under test here (and must never go to the network in a test).
-    monkeypatch.setattr(ul_utils, "check_font", lambda *a, **k: None)
+    # check_det_dataset ends with check_font(), which fetches Arial.ttf when no font is cached: the
+    # trainer runs it after shims.apply() (shim 7 answers it offline), so does this test; the config folder
+    # is an empty one, as on a fresh machine, and no_network fails on any attempt, DNS included.
+    from ultralytics.utils import checks as ul_checks
+
+    from yolobench import shims
+
+    shims.apply()
+    monkeypatch.setattr(ul_checks, "USER_CONFIG_DIR", tmp_path / "ultralytics-config")
     monkeypatch.chdir(tmp_path)  # the yaml has no `path:`: it must resolve against its own folder
     data = ul_utils.check_det_dataset(str(target_set / "data.yaml"), autodownload=False)
     assert data["nc"] == 3
     assert data["names"] == {0: "circle", 1: "triangle", 2: "square"}
     assert Path(data["train"]) == (target_set / "images" / "train").resolve()
     assert Path(data["val"]) == (target_set / "images" / "val").resolve()
+    assert no_network == []
 
     from ultralytics.data.dataset import YOLODataset
 
@@ -221,3 +228,19 @@ def test_builtin_regenerates_a_stale_generator_version(tmp_path, monkeypatch):
     meta.write_text(meta.read_text().replace('"generator_version": ', '"generator_version": 1000'))
     assert builtin_mod.builtin_dataset(seed=2, train=2, val=1, imgsz=64) == path
     assert '"generator_version": 1000' not in meta.read_text()
+
+
+def test_a_built_in_dataset_locked_too_long_by_another_process_is_one_line(tmp_path, monkeypatch):
+    """filelock.Timeout was a traceback: the message names the lock and what holds it."""
+    from filelock import FileLock
+
+    from yolobench.errors import UserError
+
+    monkeypatch.setenv("YOLOBENCH_HOME", str(tmp_path / "home"))
+    monkeypatch.setattr(builtin_mod, "LOCK_TIMEOUT_S", 0.2)
+    final = builtin_mod.builtin_dir("target", seed=3, train=2, val=1, imgsz=32)
+    final.parent.mkdir(parents=True)
+    with FileLock(str(final) + ".lock"):  # held here, as by another process making the same set
+        with pytest.raises(UserError, match=r"waited 0\.2 s for .*\.lock"):
+            builtin_mod.builtin_dataset("target", seed=3, train=2, val=1, imgsz=32)
+    assert not final.exists()

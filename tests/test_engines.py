@@ -10,6 +10,7 @@ import pytest
 from onnx import TensorProto, helper
 
 from _tiny_yolo import IMGSZ, tiny_yolo
+from fixtures import engine_checks
 from yolobench import engines
 from yolobench.engines.base import EngineUnsupported, inspect_onnx
 from yolobench.errors import UserError
@@ -33,11 +34,10 @@ def batch():
 
 
 def load_or_skip(name, model, pinned_fp32=False, **kwargs):
+    """The engine's session; skipped where it does not take the model by design or is not installed, a
+    failure where it is installed but broken (unless opted out: fixtures/engine_checks.py)."""
     engine = engines.get_pinned_fp32(name) if pinned_fp32 else engines.get(name)
-    try:
-        return engine.load(model, threads=THREADS, **kwargs)
-    except EngineUnsupported as err:
-        pytest.skip(f"{name}: {err.reason}")
+    return engine_checks.load(engine, model, name, threads=THREADS, **kwargs)
 
 
 def run_each(session, images):
@@ -114,7 +114,9 @@ def test_onnx_engine_at_its_default_agrees_under_the_policy_its_precision_picks(
 
 
 def openvino_default_precision():
-    ov = pytest.importorskip("openvino")
+    engine_checks.require("openvino")
+    import openvino as ov
+
     return ov.Core().get_property("CPU", "INFERENCE_PRECISION_HINT").get_type_name()
 
 
@@ -153,7 +155,7 @@ def test_openvino_default_config_does_not_pin_precision_and_pinning_does():
 
 
 def test_onnxruntime_nospin_setting_turns_spinning_off_and_says_so(tiny):
-    pytest.importorskip("onnxruntime")
+    engine_checks.require("onnxruntime")
     default, nospin = engines.get_setting("onnxruntime"), engines.get_setting("onnxruntime-nospin")
     with pytest.raises(RuntimeError, match="allow_spinning"):  # no entry at all: ONNX Runtime's default (spin)
         default.session_options(2).get_session_config_entry("session.intra_op.allow_spinning")
@@ -350,3 +352,67 @@ def test_dynamic_model_runs_at_the_given_size(name, dynamic_onnx, batch, referen
     session = load_or_skip(name, dynamic_onnx, pinned_fp32=True, imgsz=IMGSZ)  # the reshape, checked in FP32
     result = compare_raw(run_each(session, batch[0]), reference_raw, POLICY.same_graph_fp32, imgsz=IMGSZ)
     assert result.ok, f"{name} (dynamic input) vs {REFERENCE} (static): {result}"
+
+
+# --- a broken engine fails; only an explicit opt-out or a missing install skips ---------------------
+
+
+def _broken_import(self):
+    raise ImportError("libonnxruntime.so.1: cannot open shared object file")
+
+
+def _parity_session(name, model):
+    from test_parity_variants import _session
+
+    return _session(name, model, None, IMGSZ)
+
+
+def outcome(call, *args) -> tuple[str, str]:
+    """("skip" | "fail" | "ran", message): what pytest would make of the call (a skip here would skip this test)."""
+    try:
+        call(*args)
+    except pytest.skip.Exception as err:
+        return "skip", str(err)
+    except pytest.fail.Exception as err:
+        return "fail", str(err)
+    return "ran", ""
+
+
+@pytest.mark.parametrize("load", [load_or_skip, _parity_session], ids=["engine-tests", "parity-tests"])
+def test_an_installed_engine_that_cannot_run_fails_not_skips(tiny, monkeypatch, load):
+    """Skipping would let the suite pass with no parity for that engine at all."""
+    from yolobench.engines.onnxruntime_engine import OnnxRuntimeEngine
+
+    monkeypatch.delenv("YOLOBENCH_SKIP_ENGINES", raising=False)
+    monkeypatch.setattr(OnnxRuntimeEngine, "_import", _broken_import)
+    kind, message = outcome(load, "onnxruntime", tiny.onnx)
+    assert kind == "fail" and "onnxruntime is installed but cannot run here" in message, message
+    assert "ImportError" in message and "YOLOBENCH_SKIP_ENGINES" in message  # how to opt out, if it must
+    # the machine says it cannot run it: a skip that names the opt-out
+    monkeypatch.setenv("YOLOBENCH_SKIP_ENGINES", "deepsparse, onnxruntime")
+    kind, message = outcome(load, "onnxruntime", tiny.onnx)
+    assert kind == "skip" and "YOLOBENCH_SKIP_ENGINES" in message and "ImportError" in message, message
+    # not installed at all (an optional engine): a skip that says so
+    monkeypatch.delenv("YOLOBENCH_SKIP_ENGINES")
+    monkeypatch.setattr(OnnxRuntimeEngine, "installed", lambda self: False, raising=False)
+    kind, message = outcome(load, "onnxruntime", tiny.onnx)
+    assert kind == "skip" and "onnxruntime is not installed" in message, message
+
+
+def test_an_engine_that_does_not_take_the_model_by_design_skips_with_its_reason(tiny, monkeypatch):
+    monkeypatch.delenv("YOLOBENCH_SKIP_ENGINES", raising=False)
+    kind, message = outcome(load_or_skip, "torch", tiny.onnx)
+    assert kind == "skip" and "no PyTorch graph" in message, message
+
+
+def test_an_engine_that_fails_to_compile_a_model_fails(tiny, monkeypatch):
+    from yolobench.engines.onnxruntime_engine import OnnxRuntimeEngine
+
+    monkeypatch.delenv("YOLOBENCH_SKIP_ENGINES", raising=False)
+
+    def refuses(self, spec, form, geometry, threads):
+        raise EngineUnsupported(f"onnxruntime cannot load {spec.path.name}: [ONNXRuntimeError] : 10 : INVALID_GRAPH")
+
+    monkeypatch.setattr(OnnxRuntimeEngine, "_load_onnx", refuses)
+    kind, message = outcome(load_or_skip, "onnxruntime", tiny.onnx)
+    assert kind == "fail" and "INVALID_GRAPH" in message, message

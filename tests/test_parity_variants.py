@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import pytest
 
+from fixtures import engine_checks
 from yolobench import catalogue, engines
-from yolobench.engines import EngineUnsupported
 from yolobench.parity import (PARITY_VAL_IMAGES, DetectionPolicy, compare_accuracy, compare_detections, compare_raw,
                               cross_graph_policy, same_graph_policy)
 from yolobench.processing import default_images, load_images, postprocess, preprocess
@@ -65,15 +65,11 @@ def parity_images(variant, build_config):
 
 
 def _session(engine_name, artifact, form, imgsz):
-    """``engine_name``: an engine at its defaults, or ``<engine>-f32`` pinned to FP32 (engines.get_setting)."""
+    """``engine_name``: an engine at its defaults, or ``<engine>-f32`` pinned to FP32 (engines.get_setting).
+    An engine that does not take the artifact by design, or is not installed, skips; one installed but
+    unable to run here fails, unless the machine opts out of it (fixtures/engine_checks.py)."""
     engine = engines.get_setting(engine_name)
-    ok, reason = engine.available()
-    if not ok:
-        pytest.skip(f"{engine_name}: {reason}")
-    try:
-        return engine.load(artifact, batch=1, threads=None, imgsz=imgsz, form=form)
-    except EngineUnsupported as err:
-        pytest.skip(f"{engine_name} cannot run {artifact.name} ({form}): {err}")
+    return engine_checks.load(engine, artifact, engine_name, batch=1, threads=None, imgsz=imgsz, form=form)
 
 
 def _raw_outputs(session, images, imgsz):

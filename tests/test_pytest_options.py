@@ -104,7 +104,25 @@ def _second_clone(tmp_path: Path) -> Path:
     init.write_text(init.read_text().replace("__version__ =", "__version__ = 'clone-b'  # was:", 1))
     (clone / "tests").mkdir()
     (clone / "tests" / "test_where.py").write_text(WHERE_TEST)
+    subprocess.run(["git", "init", "-q", str(clone)], check=True, timeout=60)  # a git checkout: its code may run
     return clone
+
+
+def test_a_folder_that_only_names_itself_yolobench_is_never_run(tmp_path):
+    """A pyproject.toml saying name = "yolobench" does not make a folder's src/ code yolobench runs: only a
+    git checkout of the project is run in place (and says so); any other such folder is refused in one line."""
+    folder = tmp_path / "downloaded"
+    marker = tmp_path / "ran"
+    (folder / "src" / "yolobench").mkdir(parents=True)
+    (folder / "pyproject.toml").write_text('[project]\nname = "yolobench"\n')
+    (folder / "src" / "yolobench" / "__init__.py").write_text(f"open({str(marker)!r}, 'w')\n")
+    (folder / "src" / "yolobench" / "__main__.py").write_text(f"open({str(marker)!r}, 'w')\n")
+    done = subprocess.run([sys.executable, "-m", "yolobench", "--version"], cwd=folder, capture_output=True,
+                          text=True, env=_env(), timeout=300)
+    assert not marker.exists(), "yolobench ran the folder's code"
+    assert done.returncode == 2, done.stdout + done.stderr
+    err = done.stderr.strip().splitlines()
+    assert len(err) == 1 and str(folder) in err[0] and "not a git checkout" in err[0], done.stderr
 
 
 def _env() -> dict:

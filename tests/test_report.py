@@ -21,7 +21,7 @@ from yolobench import annotate, bench, blog, builder, catalogue, report
 from yolobench.cli import main
 from yolobench.errors import EXIT_BAD_INPUT
 from yolobench.runfile import cell_extra_info, cell_name, load_run, run_document, write_run
-from yolobench.store import Store, onnx_filename
+from yolobench.store import Store, content_key, onnx_filename
 from yolobench.timer import Latency
 
 EXAMPLE_RUN = Path(__file__).parent / "data" / "gate" / "pytest_benchmark_run.json"
@@ -276,7 +276,7 @@ def make_artifact(store_root: Path, variant: str, files: dict[str, bytes]) -> st
             (out / file).write_bytes(data)
         return {"variant": variant, "export_imgsz": [416]}
 
-    return Store(store_root).build(variant, f"{variant[:4]}feedbeef", write).key
+    return Store(store_root).build(variant, content_key({"test artifact": variant}), write).key
 
 
 def test_gzip_size_is_that_of_the_file_the_engine_loaded(tmp_path, capfd, no_models):

@@ -129,6 +129,19 @@ def test_a_throughput_entry_whose_fps_is_not_frames_over_seconds_is_refused(tmp_
         scenarios.load_scenarios(path)
 
 
+@pytest.mark.parametrize("index, key, value, message", [
+    (1, "seconds", 0, r"'seconds' must be a number > 0, got 0"),  # was a ZeroDivisionError
+    (0, "imgsz", "large", r"'imgsz' must be an integer >= 1, got 'large'"),  # was int()'s ValueError
+    (2, "imgsz", None, r"'imgsz' must be an integer >= 1, got None"),
+    (0, "threads", 1.5, r"'threads' must be an integer >= 1, got 1.5"),
+])
+def test_a_malformed_scenario_entry_is_one_line_naming_the_field(tmp_path, index, key, value, message):
+    entries = _entries()
+    entries[index][key] = value
+    with pytest.raises(UserError, match=message):
+        scenarios.load_scenarios(_run_file(tmp_path, entries))
+
+
 def _thresholds(tmp_path, text: str, machine: str = "AMD family 26 model 2 (Zen 5)") -> gate.Thresholds:
     path = tmp_path / "t.toml"
     path.write_text(f'[defaults]\nlatency_factor = 1.75\nmachine = "{machine}"\nsource = "test"\n' + text)

@@ -6,6 +6,8 @@ When a shim stops working, the "works" test fails.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 import torch.nn as nn
@@ -166,3 +168,32 @@ def test_own_activations_keep_qat_off_every_other_model(monkeypatch):
     modelio.apply_recipe_structure(model, (paths.repo_root() / "recipes" / "pruned_quant.yaml").read_text(), {})
     assert not hasattr(Conv.default_act, "qconfig")
     torch.save(DetectionModel(modelio.model_config("yolov5nu"), nc=3, verbose=False), io.BytesIO())
+
+
+# 7. ultralytics fetches a font it does not find locally, on every dataset check -------------------
+def _fresh_config_dir(monkeypatch, tmp_path):
+    """An empty ultralytics config folder: no font cached there (the state of a fresh machine)."""
+    from ultralytics.utils import checks
+
+    monkeypatch.setattr(checks, "USER_CONFIG_DIR", tmp_path)
+
+
+def test_font_shim_still_needed(monkeypatch, tmp_path, no_network):
+    _fresh_config_dir(monkeypatch, tmp_path)
+    assert shims.font_download_shim_needed(), "ultralytics' check_font no longer downloads: delete shim 7"
+    assert no_network == []  # the probe itself never reaches the network
+
+
+def test_font_shim_answers_every_font_check_offline(monkeypatch, tmp_path, no_network):
+    """A font check (the end of every dataset check; the Annotator) finds a font shipped with matplotlib,
+    asking nothing of the network, even where none is cached."""
+    from ultralytics.data import utils as data_utils
+    from ultralytics.utils import checks, plotting
+
+    _fresh_config_dir(monkeypatch, tmp_path)
+    for module in (checks, data_utils, plotting):
+        for font in ("Arial.ttf", "Arial.Unicode.ttf"):
+            found = Path(module.check_font(font))
+            assert found.is_file() and found.suffix == ".ttf" and found.parent != tmp_path
+    assert no_network == []
+    assert not list(tmp_path.iterdir())  # nothing written where ultralytics would keep a download

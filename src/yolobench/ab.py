@@ -148,6 +148,7 @@ def run_sequential(measure_a, measure_b, *, threshold: float = DEFAULT_THRESHOLD
 # --- one measurement: a fresh process loads, warms up, times a fixed share, prints its median --------
 
 _MARK = "YOLOBENCH_AB_MEDIAN_MS "
+MEASURE_TIMEOUT_S = 600  # one measurement is seconds of timing; a child past this has hung
 
 
 def measure_in_child(model: str, engine: str, *, threads: int | None, imgsz: int | None,
@@ -160,12 +161,16 @@ def measure_in_child(model: str, engine: str, *, threads: int | None, imgsz: int
     code = "import sys; from yolobench.ab import _child; sys.exit(_child(sys.argv[1:]))"
     args = [model, engine, str(threads or 0), str(imgsz or 0), str(seconds)]
     env = paths.environment_running(checkout) if checkout is not None else None
-    done = children.run([sys.executable, "-c", code, *args], capture_output=True, timeout=600, env=env,
-                        cwd=checkout)
+    where = f" with the code of {checkout}" if checkout is not None else ""
+    try:
+        done = children.run([sys.executable, "-c", code, *args], capture_output=True, timeout=MEASURE_TIMEOUT_S,
+                            env=env, cwd=checkout)
+    except subprocess.TimeoutExpired:  # children.run stopped it and its children
+        raise RuntimeError(f"measuring {model} on {engine}{where} did not finish within {MEASURE_TIMEOUT_S} s; "
+                           "the process was stopped") from None
     line = next((l for l in done.stdout.splitlines() if l.startswith(_MARK)), None)
     if done.returncode != 0 or line is None:
         tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        where = f" with the code of {checkout}" if checkout is not None else ""
         raise RuntimeError(f"measuring {model} on {engine}{where} failed: {tail}")
     return float(line[len(_MARK):])
 

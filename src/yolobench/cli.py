@@ -57,6 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return _main(argv)
     except children.Terminated:
+        children.stop_all()  # children waited on by other threads (the main thread's were stopped on the way)
         command = (argv if argv is not None else sys.argv[1:])[:1] or [""]
         print(f"yolobench {command[0]}: terminated (SIGTERM); child processes stopped, finished work is kept, "
               "partial work was discarded", file=sys.stderr)
@@ -70,7 +71,9 @@ def _rerun_in(checkout, argv: list[str] | None) -> int:
 
     One environment serves every clone (it is large) and installs yolobench in editable mode from the
     clone that last ran tox; a command typed in another clone must act on that clone, not on the
-    installed one. The process is replaced, so signals, output and the exit status are the command's own.
+    installed one. Only a git checkout of the project is run so (``paths.not_runnable_reason``), and
+    always with this one line first. The process is replaced, so signals, output and the exit status
+    are the command's own.
     """
     from yolobench import paths
 
@@ -87,7 +90,14 @@ def _main(argv: list[str] | None) -> int:
 
     here = paths.other_checkout()
     if here is not None:  # before parsing: even --help would name the other checkout's files
-        if paths.checkout_source(here) is not None and os.environ.get(paths.RERUN_ENV) != str(here):
+        if paths.checkout_source(here) is None:
+            print(f"yolobench: error: {paths.other_checkout_message(here)}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        reason = paths.not_runnable_reason(here)  # only a git checkout of the project is run in place
+        if reason is not None:
+            print(f"yolobench: error: {paths.not_runnable_message(here, reason)}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        if os.environ.get(paths.RERUN_ENV) != str(here):
             return _rerun_in(here, argv)
         print(f"yolobench: error: {paths.other_checkout_message(here)}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -102,6 +112,9 @@ def _main(argv: list[str] | None) -> int:
         print(f"yolobench {args.command}: error: {err}", file=sys.stderr)
         return err.exit_code
     except KeyboardInterrupt:
+        from yolobench import children
+
+        children.stop_all()
         print(f"yolobench {args.command}: interrupted; finished work is kept, partial work was discarded",
               file=sys.stderr)
         return 130

@@ -351,17 +351,11 @@ def import_model_file(path: str | os.PathLike, store=None, data: str | os.PathLi
 
 
 def _onnx_names(graph) -> dict[int, str]:
-    """Class names from ultralytics' ONNX metadata (``names``), else {}."""
-    import ast  # noqa: PLC0415
+    """Class names from ultralytics' ONNX metadata (``names``), else {} (``engines.base.class_names``)."""
+    from yolobench.engines.base import class_names  # noqa: PLC0415
 
     meta = {p.key: p.value for p in graph.metadata_props}
-    try:
-        names = ast.literal_eval(meta.get("names", "{}"))
-    except (ValueError, SyntaxError):
-        return {}
-    if isinstance(names, list):
-        names = dict(enumerate(names))
-    return {int(k): str(v) for k, v in names.items()} if isinstance(names, dict) else {}
+    return class_names(meta.get("names")) or {}
 
 
 # --- what `yolobench bench --model` records (its command side lives in yolobench.commands.bench) ---

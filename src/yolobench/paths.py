@@ -70,6 +70,36 @@ def checkout_source(checkout: Path) -> Path | None:
     return src if (src / "yolobench" / "__init__.py").is_file() else None
 
 
+# What makes a folder a checkout of this project whose code ``yolobench`` runs in place: a git work tree
+# (``.git``: a clone's folder, or a worktree's file) holding the project's own files. A pyproject.toml
+# that says name = "yolobench" alone (an unpacked archive, anybody's project of that name) is no reason
+# to run a folder's src/: such a folder is refused, never run. Nothing here runs git.
+CHECKOUT_MARKERS = ("pyproject.toml", "conftest.py", "fixtures/__init__.py", "src/yolobench/__init__.py",
+                    "src/yolobench/__main__.py", "src/yolobench/cli.py")
+
+
+def is_git_work_tree(folder: Path) -> bool:
+    """``folder`` is the top of a git work tree: ``.git`` is a repository (with its HEAD) or, in a
+    worktree or submodule, a file pointing at one (``gitdir: ...``)."""
+    git = Path(folder) / ".git"
+    try:
+        if git.is_dir():
+            return (git / "HEAD").is_file()
+        return git.is_file() and git.read_text(encoding="utf-8", errors="replace").startswith("gitdir:")
+    except OSError:
+        return False
+
+
+def not_runnable_reason(checkout: Path) -> str | None:
+    """Why ``yolobench`` must not run ``checkout``'s own code (None: it may, see CHECKOUT_MARKERS)."""
+    missing = [name for name in CHECKOUT_MARKERS if not (Path(checkout) / name).is_file()]
+    if not is_git_work_tree(checkout):
+        return "it is not a git checkout of yolobench (no .git), so its code is not run"
+    if missing:
+        return f"it lacks yolobench's own files ({', '.join(missing)}), so its code is not run"
+    return None
+
+
 def environment_running(checkout: Path) -> dict[str, str]:
     """os.environ with ``checkout``'s code first on the import path, for it and every child it starts."""
     src = checkout_source(checkout)
@@ -84,6 +114,11 @@ def other_checkout_message(here: Path) -> str:
             f"{here}: it would read {installed_root()}'s recipes, thresholds and results/. Run tox from {here} "
             f"(it reinstalls yolobench from there, in seconds), or `python -m pip install --no-deps -e {here}` "
             f"in this environment")
+
+
+def not_runnable_message(here: Path, reason: str) -> str:
+    return (f"{here} names itself yolobench (pyproject.toml), but {reason}; run yolobench outside it, or "
+            f"install it into this environment if you trust it: `python -m pip install --no-deps -e {here}`")
 
 
 # What a run's numbers do not depend on: a main job rewrites the committed reports and the history under

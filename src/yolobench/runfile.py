@@ -32,6 +32,7 @@ from typing import Any, Mapping
 
 from yolobench.catalogue import REFERENCE_VARIANT
 from yolobench.errors import UserError
+from yolobench.store import KEY_LENGTH, is_store_key, is_store_name
 from yolobench.timer import SAMPLE_DECIMALS, Latency, machine_info
 
 # Every speedup is measured against dense on ONNX Runtime at the same image size, in the same run
@@ -399,9 +400,19 @@ def _load_cell(entry: Mapping[str, Any], where: str) -> Cell:
     else:
         fraction = f.number("fraction_of_supported_ops", nullable=fraction_nullable, hi=1.0)
     size = f.integer("model_size_bytes", nullable=True)
+    # The variant and the artifact key become paths (the store's <variant>-<key>/, the report's
+    # detections/<variant>.png): only the store's own shapes of them are accepted.
+    variant = f.string("variant")
+    if not is_store_name(variant):
+        raise f.fail(f"'variant' must be a variant name (lower case letters, digits and _, e.g. pruned_quant), "
+                     f"got {variant!r}")
+    key = entry.get("artifact_key")
+    if key is not None and not is_store_key(key):
+        raise f.fail(f"'artifact_key' must be an artifact key ({KEY_LENGTH} hex digits, e.g. 06ee3d074f5994cf) "
+                     f"or null, got {key!r}")
     return Cell(
         name=name,
-        variant=f.string("variant"),
+        variant=variant,
         engine=engine,
         engine_version=f.string("engine_version", nullable=True),
         threads=f.integer("threads"),

@@ -291,15 +291,23 @@ def _number(entry: Mapping, key: str, where: str, nullable: bool = False) -> flo
     return float(value)
 
 
+def _integer(entry: Mapping, key: str, where: str) -> int:
+    value = entry.get(key)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise UserError(f"{where}: '{key}' must be an integer >= 1, got {value!r}")
+    return value
+
+
 def load_scenarios(path: str | Path) -> dict[str, ScenarioResult]:
     """The scenario entries of a run file (none: an empty dict); UserError names the entry and field."""
     from yolobench.runfile import read_document  # plain or .gz, one-line errors
 
     data = read_document(path)
+    benchmarks = data.get("benchmarks") if isinstance(data, dict) else None
     out: dict[str, ScenarioResult] = {}
-    for index, bench in enumerate(data.get("benchmarks") or []):
-        entry = (bench or {}).get("extra_info") or {}
-        if "scenario" not in entry:
+    for index, bench in enumerate(benchmarks if isinstance(benchmarks, list) else []):
+        entry = (bench.get("extra_info") if isinstance(bench, dict) else None) or {}
+        if not isinstance(entry, dict) or "scenario" not in entry:
             continue
         where = f"{path}: benchmarks[{index}] ({bench.get('name')}) extra_info"
         scenario = entry.get("scenario")
@@ -318,12 +326,15 @@ def load_scenarios(path: str | Path) -> dict[str, ScenarioResult]:
             p50, p99 = _number(entry, "call_p50_ms", where), _number(entry, "call_p99_ms", where)
             frames = entry.get("frames")
             seconds = _number(entry, "seconds", where)
+            if seconds == 0:
+                raise UserError(f"{where}: 'seconds' must be a number > 0, got {entry.get('seconds')!r}")
             if not isinstance(frames, int) or abs(frames / seconds - fps) > 1e-6 * max(1.0, fps):
                 raise UserError(f"{where}: fps {fps:g} is not frames / seconds ({frames!r} / {seconds:g})")
         else:
             rss = _number(entry, "peak_rss_mb", where)
+        imgsz, threads = _integer(entry, "imgsz", where), _integer(entry, "threads", where)
         out[name] = ScenarioResult(name=name, scenario=scenario, variant=str(entry.get("variant")),
-                                   engine=str(entry.get("engine")), imgsz=int(entry.get("imgsz") or 0),
-                                   threads=int(entry.get("threads") or 0), fps=fps, p50_ms=p50, p99_ms=p99,
+                                   engine=str(entry.get("engine")), imgsz=imgsz,
+                                   threads=threads, fps=fps, p50_ms=p50, p99_ms=p99,
                                    peak_rss_mb=rss, extra=dict(entry))
     return out

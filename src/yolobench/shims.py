@@ -246,12 +246,77 @@ def own_activations(model) -> int:
     return count
 
 
+# --- 7. ultralytics fetches a font on every dataset check, offline mode or not --------------------------
+# ``check_det_dataset`` (the trainer's dataset check) ends with ``check_font("Arial.ttf")``, and the
+# Annotator calls it too: a font that is neither in ultralytics' config folder nor in matplotlib's font
+# list is looked up on GitHub (``is_url(check=True)``: a DNS query and an HTTP request) and downloaded,
+# whatever YOLO_OFFLINE says. yolobench draws with OpenCV (``draw.py``) and needs no font from
+# ultralytics; every ``check_font`` answers with a font already on the machine instead: a cached one if
+# ultralytics' folder has it, else DejaVuSans.ttf, which matplotlib (a dependency of ultralytics) ships.
+FONT_MODULES = ("ultralytics.utils.checks", "ultralytics.data.utils", "ultralytics.utils.plotting")
+
+
+def bundled_font():
+    """matplotlib's DejaVuSans.ttf (found without importing matplotlib), or None where it is missing."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.find_spec("matplotlib")
+    for folder in (spec.submodule_search_locations or []) if spec is not None else []:
+        path = Path(folder) / "mpl-data" / "fonts" / "ttf" / "DejaVuSans.ttf"
+        if path.is_file():
+            return path
+    return None
+
+
+def font_download_shim_needed() -> bool:
+    """True while ultralytics' own check_font asks the network for a font it does not find locally (the
+    probe answers for the network: nothing leaves the machine)."""
+    from ultralytics.utils import checks, downloads
+
+    original = getattr(checks.check_font, "_yolobench_original", checks.check_font)
+    asked: list = []
+    real_is_url, real_download = downloads.is_url, downloads.safe_download
+    downloads.is_url = lambda url, check=False: asked.append((url, check)) or False
+    downloads.safe_download = lambda *a, **k: asked.append(("download", a, k))
+    try:
+        original("yolobench-probe-no-such-font.ttf")
+    finally:
+        downloads.is_url, downloads.safe_download = real_is_url, real_download
+    return any(item[0] == "download" or item[1] for item in asked)
+
+
+def _install_font_shim() -> None:
+    import importlib
+
+    from ultralytics.utils import checks
+
+    if getattr(checks.check_font, "_yolobench_original", None) is not None:
+        return
+    original = checks.check_font
+
+    @functools.wraps(original)
+    def check_font(font="Arial.ttf"):
+        from pathlib import Path
+
+        cached = Path(checks.USER_CONFIG_DIR) / Path(font).name
+        return cached if cached.exists() else bundled_font()
+
+    check_font._yolobench_original = original
+    for name in FONT_MODULES:  # each imported the function by name
+        module = importlib.import_module(name)
+        if getattr(module, "check_font", None) is original:
+            module.check_font = check_font
+
+
 def apply() -> None:
-    """Install the process-wide shims (1, 2 and 5). Idempotent; call before using sparseml."""
+    """Install the process-wide shims (1, 2, 5 and 7). Idempotent; call before using sparseml or
+    ultralytics' trainer."""
     global _APPLIED
     if _APPLIED:
         return
     _install_qconfig_shim()
     _install_quantwrapper_shim()
     _install_structured_1d_shim()
+    _install_font_shim()
     _APPLIED = True

@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -43,6 +44,25 @@ from yolobench.forms import FORM_DEEPSPARSE, FORM_FP32, FORM_QDQ  # noqa: E402,F
 from yolobench.forms import ONNX_FORMS as FORMS  # noqa: E402
 
 
+# What the store's names and keys look like, and so the only ones it turns into paths. A name is a variant
+# name: the catalogue's (``pruned_quant``) or a model file's (``modelfiles.model_variant_name``,
+# ``yolov8n_int8_1a2b3c4d``): lower case letters, digits and ``_``, never ``-`` (a cell name is
+# ``<variant>-<engine>-<imgsz>``), ``/`` or ``.``. A key is :func:`content_key`'s hex digest prefix. A run
+# file carries both (``variant``, ``artifact_key``); without this check ``../`` in either would make the
+# report read an "artifact" (and its pickled weights.pt) from any folder and write beside it.
+KEY_LENGTH = 16
+NAME_PATTERN = re.compile(r"[a-z0-9_]+")
+KEY_PATTERN = re.compile(rf"[0-9a-f]{{{KEY_LENGTH}}}")
+
+
+def is_store_name(name: Any) -> bool:
+    return isinstance(name, str) and NAME_PATTERN.fullmatch(name) is not None
+
+
+def is_store_key(key: Any) -> bool:
+    return isinstance(key, str) and KEY_PATTERN.fullmatch(key) is not None
+
+
 def onnx_filename(form: str, imgsz: int) -> str:
     suffix = "" if form == FORM_FP32 else f".{form}"
     return f"model-{imgsz}{suffix}.onnx"
@@ -59,7 +79,7 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
 def content_key(parts: dict[str, Any]) -> str:
     """Stable short hash of a JSON-serialisable description of an artifact."""
     blob = json.dumps(parts, sort_keys=True, separators=(",", ":"), default=str).encode()
-    return hashlib.sha256(blob).hexdigest()[:16]
+    return hashlib.sha256(blob).hexdigest()[:KEY_LENGTH]
 
 
 @dataclass
@@ -133,13 +153,24 @@ class Store:
         self.root = Path(root) if root is not None else paths.store_root()
 
     # layout
+    def _entry_name(self, name: str, key: str) -> str:
+        """``<name>-<key>``, for a name and key of the store's own shapes only (see NAME_PATTERN)."""
+        if not is_store_name(name):
+            raise UserError(f"{name!r} is not a variant name of the store {self.root} (lower case letters, digits "
+                            "and _ only, e.g. pruned_quant); a run file naming it was edited or is not yolobench's")
+        if not is_store_key(key):
+            raise UserError(f"{key!r} is not an artifact key of the store {self.root} ({KEY_LENGTH} hex digits, "
+                            "e.g. 06ee3d074f5994cf); a run file naming it was edited or is not yolobench's")
+        return f"{name}-{key}"
+
     def entry_dir(self, name: str, key: str) -> Path:
-        return self.root / f"{name}-{key}"
+        return self.root / self._entry_name(name, key)
 
     def work_dir(self, name: str, key: str) -> Path:
-        return self.root / "work" / f"{name}-{key}"
+        return self.root / "work" / self._entry_name(name, key)
 
     def _lock(self, name: str, key: str) -> FileLock:
+        self._entry_name(name, key)
         lock_dir = self.root / "locks"
         lock_dir.mkdir(parents=True, exist_ok=True)
         return FileLock(str(lock_dir / f"{name}-{key}.lock"))
@@ -151,9 +182,13 @@ class Store:
         try:
             meta = json.loads(meta_path.read_text())
             files = meta["files"]
-        except (OSError, ValueError, KeyError, TypeError):
+        except (OSError, ValueError, KeyError, TypeError, RecursionError):
+            return None
+        if not isinstance(files, dict):  # {relative path: {"size": bytes, "sha256": hex}}, nothing else
             return None
         for rel, info in files.items():
+            if not (isinstance(info, dict) and type(info.get("size")) is int and isinstance(info.get("sha256"), str)):
+                return None
             path = entry / rel
             try:
                 if path.stat().st_size != info["size"]:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import sys
 from pathlib import Path
 from typing import Any, Callable
 
@@ -132,6 +133,19 @@ class RecipeTrainer(DetectionTrainer):
         with shims.cpu_bf16_autocast():
             return super().train()
 
+    # --- data --------------------------------------------------------------------------------------
+    def get_dataset(self):
+        """ultralytics' dataset check, on the data.yaml without the keys yolobench never lets it act on
+        (``download:``, which it fetches or runs as a command or as Python when a val folder is missing:
+        ``yolobench.data.check.IGNORED_KEYS``); one line on stderr says a key was left out."""
+        from yolobench.data.check import without_ignored_keys
+
+        path, notes = without_ignored_keys(self.args.data, self.checkpoint_dir.parent / "data")
+        for note in notes:
+            print(note, file=sys.stderr)
+        self.args.data = str(path)
+        return super().get_dataset()
+
     # --- model -------------------------------------------------------------------------------------
     def get_model(self, cfg=None, weights=None, verbose=False):
         model = _TrainingDetectionModel(self.model_cfg, nc=self.data["nc"], ch=3, verbose=False)
@@ -147,7 +161,11 @@ class RecipeTrainer(DetectionTrainer):
             model.load_state_dict(class_head_adapted(self.init_state, model.state_dict()), strict=True)
         ckpt_path = self.checkpoint_dir / CHECKPOINT_NAME
         if ckpt_path.exists():
-            state = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+            # The resume checkpoint this trainer wrote itself (save_model, below) into the store's work
+            # folder of this variant and key (Store.work_dir: a name and key of the store's own shapes,
+            # never a path from a run file or the command line). It holds the optimizer state and the
+            # trainer's numbers, which may be numpy scalars: weights_only=True refuses those.
+            state = torch.load(ckpt_path, map_location="cpu", weights_only=False)  # trusted: our own, above
             if self.manager is not None:
                 # QAT structure must exist before its weights and observers are loaded: as it was during
                 # the saved epoch, not the next one. A checkpoint of the last float epoch resumed with the

@@ -63,8 +63,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="streams of the throughput scenario (default: every usable core, one thread each)")
     parser.add_argument("-k", dest="keyword", default=None, help="pytest -k expression, e.g. pruned_quant")
     parser.add_argument("--out", type=Path, default=None,
-                        help=f"run file to write; a name ending in .gz gets the compact form the repository keeps (default: "
-                             f"{RUNS_DIR}/<UTC time>-<profile>.json.gz)")
+                        help=f"run file to write; a name ending in .gz gets the compact form the repository keeps; a "
+                             f"folder: the default name in it (default: {RUNS_DIR}/<UTC time>-<profile>.json.gz)")
     parser.add_argument("--dry-run", action="store_true", help="print the pytest command and exit")
     parser.add_argument("pytest_args", nargs=argparse.REMAINDER,
                         help="after --: more pytest arguments (e.g. -- -x --benchmark-columns=median)")
@@ -114,6 +114,9 @@ def run(args: argparse.Namespace) -> int:
                 builder.resolve(name, args.profile, args.data, **given, _cache=resolved)
     label = "models" if models else args.profile  # a run of model files is no profile's
     out = (args.out if args.out is not None else default_out(label)).expanduser().resolve()
+    if out.is_dir():  # pytest-benchmark cannot write over a folder: the run would be measured, then lost
+        folder, out = out, out / default_out(label).name
+        print(f"--out {folder} is a folder: the run file is {out}", file=sys.stderr)
     # RUN.json.gz: pytest-benchmark writes plain JSON beside it, compacted into the .gz when pytest ends
     written = out.with_name(f".{out.name[:-len(runfile.GZ_SUFFIX)]}.{os.getpid()}.partial") \
         if out.name.endswith(runfile.GZ_SUFFIX) else out

@@ -14,9 +14,10 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from filelock import FileLock
+from filelock import FileLock, Timeout
 
 from yolobench import paths
+from yolobench.errors import UserError
 from yolobench.fsutil import replace_dir
 
 # The CI smoke profile: small enough to generate in seconds and train on a CPU in minutes.
@@ -54,7 +55,13 @@ def builtin_dataset(domain: str = DEFAULT_DOMAIN, *, seed: int = DEFAULT_SEED, t
     if _is_current(final):
         return final / "data.yaml"
     final.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(final) + ".lock", timeout=LOCK_TIMEOUT_S):
+    lock = FileLock(str(final) + ".lock", timeout=LOCK_TIMEOUT_S)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise UserError(f"waited {LOCK_TIMEOUT_S:g} s for {lock.lock_file}, held by another yolobench process making "
+                        f"the built-in dataset {final.name}; let it finish (or stop it) and run again") from None
+    try:
         if _is_current(final):  # another process made it while we waited
             return final / "data.yaml"
         tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
@@ -64,4 +71,6 @@ def builtin_dataset(domain: str = DEFAULT_DOMAIN, *, seed: int = DEFAULT_SEED, t
         finally:
             if tmp.exists():
                 shutil.rmtree(tmp, ignore_errors=True)
+    finally:
+        lock.release()
     return final / "data.yaml"

@@ -53,6 +53,12 @@ TRAIN_ONLY_FORMATS = frozenset({"avif", "dng", "heic", "heif", "jp2", "mpo"})
 COORD_TOLERANCE = 0.01  # ultralytics accepts coordinates in [-0.01, 1.01]; so do we
 MIN_IMAGE_PX = 10  # ultralytics rejects images under 10 px a side
 SPLITS = ("train", "val")
+# Keys of a data.yaml that yolobench never lets a library act on, and why. ultralytics' dataset check
+# runs ``download:`` when a val folder is missing: a URL it fetches, ``bash ...`` it runs, anything else
+# it runs as Python (``exec()``); a data.yaml from elsewhere would run code. The trainer hands
+# ultralytics a copy without them (:func:`without_ignored_keys`) and says so in one line.
+IGNORED_KEYS = {"download": "yolobench never downloads a dataset or runs a data.yaml's download script; put the "
+                            "images in place and point train: and val: at them"}
 
 
 @dataclass(frozen=True)
@@ -75,6 +81,7 @@ class DatasetInfo:
     # the image files counted, sorted: what evaluation, benchmarks and the report read (nothing else)
     train_files: tuple[Path, ...] = ()
     val_files: tuple[Path, ...] = ()
+    ignored: tuple[str, ...] = ()  # the data.yaml's IGNORED_KEYS, each as a one-line note
 
     @property
     def nc(self) -> int:
@@ -93,6 +100,7 @@ class DatasetInfo:
             lines.append(f"{split + ':':7} {images} images ({labels} with labels, {images - labels} background), "
                          f"{boxes} boxes [{pc}] in {dirs}")
         lines.append(f"hash:    {self.content_hash}")
+        lines.extend(self.ignored)
         return "\n".join(lines)
 
 
@@ -204,6 +212,28 @@ def _root(data: dict, data_yaml: Path, shown: str, lines: dict[str, int]) -> Pat
     raise UserError(f"{shown}:{lines.get('path', '?')}: path '{path}' does not exist relative to the current "
                     f"directory {Path.cwd()} (ultralytics resolves it from there, not from the data.yaml); "
                     "remove the 'path:' key to use the data.yaml's folder, or make it absolute")
+
+
+def _ignored_notes(data: dict, data_yaml: Path) -> list[str]:
+    return [f"{data_yaml.resolve()}: '{key}:' ignored ({why})" for key, why in IGNORED_KEYS.items() if key in data]
+
+
+def without_ignored_keys(data_yaml: str | Path, folder: Path) -> tuple[Path, list[str]]:
+    """The data.yaml to hand ultralytics, and a one-line note per key left out: ``data_yaml`` itself when it
+    has none of :data:`IGNORED_KEYS`, else a copy in ``folder`` without them whose ``path:`` is the root
+    ``data_yaml`` resolves to (so every relative entry still means the same files)."""
+    from yolobench.fsutil import atomic_write_text
+
+    data_yaml = Path(data_yaml).expanduser()
+    data, lines = _load_yaml(data_yaml)
+    notes = _ignored_notes(data, data_yaml)
+    if not notes:
+        return data_yaml, []
+    clean = {key: value for key, value in data.items() if key not in IGNORED_KEYS}
+    clean["path"] = str(_root(data, data_yaml.resolve(), _show(data_yaml), lines))
+    folder.mkdir(parents=True, exist_ok=True)
+    copy = atomic_write_text(folder / data_yaml.name, yaml.safe_dump(clean, sort_keys=False, allow_unicode=True))
+    return Path(copy), notes
 
 
 def _resolve_entry(root: Path, entry: str) -> Path:
@@ -439,4 +469,4 @@ def check_dataset(data_yaml: str | Path, *, decode_images: bool = True) -> Datas
         out[f"{split}_boxes"] = boxes
         class_counts[split] = dict(sorted(counts.items()))
     return DatasetInfo(yaml_path=data_yaml.resolve(), root=root, names=names, content_hash=f"sha256:{digest.hexdigest()}",
-                       class_counts=class_counts, **out)
+                       class_counts=class_counts, ignored=tuple(_ignored_notes(data, data_yaml)), **out)

@@ -16,7 +16,8 @@ import os
 import pkgutil
 
 from yolobench.engines.base import (FORM_DEEPSPARSE, FORM_FP32, FORM_QDQ, FORM_TORCH, ONNX_FORMS, PINNED_FP32,
-                                    Engine, EngineUnsupported, ModelSpec, Session, default_threads, inspect_onnx)
+                                    Engine, EngineNotApplicable, EngineUnsupported, ModelSpec, Session,
+                                    default_threads, inspect_onnx)
 from yolobench.errors import UserError
 
 EXTRA_ENGINES_ENV = "YOLOBENCH_EXTRA_ENGINES"
@@ -127,7 +128,7 @@ def all_engines() -> list[Engine]:
     return [get(name) for name in engine_names()]
 
 
-__all__ = ["Engine", "EngineUnsupported", "ModelSpec", "Session", "get", "all_engines", "engine_names",
+__all__ = ["Engine", "EngineNotApplicable", "EngineUnsupported", "ModelSpec", "Session", "get", "all_engines", "engine_names",
            "onnx_engine_names", "engine_class", "trait", "get_pinned_fp32", "get_setting", "parity_reference",
            "same_graph_pairs", "PINNED_FP32_SUFFIX", "EXTRA_ENGINES_ENV", "default_threads", "inspect_onnx",
            "FORM_FP32", "FORM_QDQ", "FORM_DEEPSPARSE", "FORM_TORCH"]

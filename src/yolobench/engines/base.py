@@ -49,6 +49,13 @@ class EngineUnsupported(Exception):
         super().__init__(self.reason)
 
 
+class EngineNotApplicable(EngineUnsupported):
+    """The engine does not take this model, by design (PyTorch and a bare ONNX file, a form the model does
+    not have, a quantizer given a quantized model): nothing is broken. The plain :class:`EngineUnsupported`
+    means the engine could not import, load or compile: on a machine that has the engine installed, the
+    tests count that as a failure, not a skip (``fixtures/engine_checks.py``)."""
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     """What yolobench reads from an ONNX detection model before any engine touches it."""
@@ -160,21 +167,39 @@ def inspect_onnx(path: str | os.PathLike) -> ModelSpec:
                      output_name=output.name, output_shape=out_shape, nc=nc, opset=opset, op_counts=op_counts)
 
 
-def _nc_from_metadata(meta: dict[str, str]) -> int | None:
-    """Class count from ultralytics' ONNX metadata (``names`` is a Python dict literal)."""
-    names = meta.get("names")
-    if not names:
+def class_names(text: str | None) -> dict[int, str] | None:
+    """``{id: name}`` from the ``names`` metadata of an ONNX file (ultralytics writes a Python dict literal;
+    JSON and a list of names are read too); None for anything else. The text is the file author's, so
+    nothing in it is run and nothing it holds raises (``{[]: 1}`` is a TypeError to literal_eval)."""
+    if not text or not isinstance(text, str):
         return None
     import ast  # noqa: PLC0415
 
     try:
-        parsed = ast.literal_eval(names)
-    except (ValueError, SyntaxError):
+        parsed = ast.literal_eval(text)
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
         try:
-            parsed = json.loads(names)
-        except ValueError:
+            parsed = json.loads(text)
+        except (ValueError, RecursionError):
             return None
-    return len(parsed) if isinstance(parsed, (dict, list)) and parsed else None
+    if isinstance(parsed, list):
+        parsed = dict(enumerate(parsed))
+    if not isinstance(parsed, dict) or not parsed:
+        return None
+    table = {}
+    for key, value in parsed.items():
+        if isinstance(key, bool) or not isinstance(key, (int, str)) or not str(key).isdigit():
+            return None
+        if not isinstance(value, str):
+            return None
+        table[int(key)] = value
+    return dict(sorted(table.items()))
+
+
+def _nc_from_metadata(meta: dict[str, str]) -> int | None:
+    """Class count from ultralytics' ONNX metadata (``names``: see :func:`class_names`)."""
+    names = class_names(meta.get("names"))
+    return len(names) if names else None
 
 
 def _artifact_onnx(model: Any, form: str, imgsz: int | None) -> Path | None:
@@ -205,10 +230,10 @@ def resolve_onnx(model: Any, preferred: Sequence[str], form: str | None = None,
     if isinstance(model, (str, os.PathLike)):
         spec = inspect_onnx(model)
         if form is not None and form != spec.form:
-            raise EngineUnsupported(f"{spec.path.name} is a {spec.form} graph, not the {form} form asked for")
+            raise EngineNotApplicable(f"{spec.path.name} is a {spec.form} graph, not the {form} form asked for")
         return spec, spec.form
     if not hasattr(model, "onnx_path"):
-        raise EngineUnsupported(f"{type(model).__name__} has no ONNX form (no onnx_path())")
+        raise EngineNotApplicable(f"{type(model).__name__} has no ONNX form (no onnx_path())")
     hw = as_hw(imgsz)
     side = None if hw is None else (hw[0] if hw[0] == hw[1] else None)  # artifacts keep square exports
     for candidate in ([form] if form is not None else preferred):
@@ -216,7 +241,7 @@ def resolve_onnx(model: Any, preferred: Sequence[str], form: str | None = None,
         if path is not None:
             return inspect_onnx(path), candidate
     wanted = form if form is not None else " or ".join(preferred)
-    raise EngineUnsupported(f"the artifact has no {wanted} ONNX form")
+    raise EngineNotApplicable(f"the artifact has no {wanted} ONNX form")
 
 
 @dataclass(frozen=True)
@@ -385,6 +410,17 @@ class Engine(abc.ABC):
         except metadata.PackageNotFoundError:
             return "not installed"
 
+    def installed(self) -> bool:
+        """Whether the engine's distribution is installed at all (an optional engine may not be); an installed
+        engine that :meth:`available` still refuses is broken on this machine."""
+        from importlib import metadata  # noqa: PLC0415
+
+        try:
+            metadata.version(self.package)
+        except (metadata.PackageNotFoundError, ValueError):
+            return False
+        return True
+
     def available(self) -> tuple[bool, str]:
         """(True, "") when this engine can run here, else (False, why not)."""
         try:
@@ -415,7 +451,7 @@ class Engine(abc.ABC):
         return self._load_onnx(spec, chosen, geometry, threads)
 
     def _load_onnx(self, spec: ModelSpec, form: str, geometry: Geometry, threads: int) -> Session:
-        raise EngineUnsupported(f"{self.name} does not run ONNX models")
+        raise EngineNotApplicable(f"{self.name} does not run ONNX models")
 
     def layer_profile(self, model: Any, *, imgsz: int | None = None, threads: int | None = None,
                       runs: int = 20, warmup: int = 5, form: str | None = None) -> tuple[list[LayerTime], str]:
@@ -426,7 +462,7 @@ class Engine(abc.ABC):
         activation sparsity could, and DeepSparse reports it). Engines without a profiler raise
         :class:`EngineUnsupported`."""
         if type(self)._layer_times is Engine._layer_times:
-            raise EngineUnsupported(f"{self.name} has no per-layer profiler in yolobench")
+            raise EngineNotApplicable(f"{self.name} has no per-layer profiler in yolobench")
         ok, reason = self.available()
         if not ok:
             raise EngineUnsupported(reason)
@@ -438,7 +474,7 @@ class Engine(abc.ABC):
 
     def _layer_times(self, spec: ModelSpec, geometry: Geometry, threads: int, images: np.ndarray, runs: int,
                      warmup: int) -> list[LayerTime]:
-        raise EngineUnsupported(f"{self.name} has no per-layer profiler in yolobench")
+        raise EngineNotApplicable(f"{self.name} has no per-layer profiler in yolobench")
 
     @abc.abstractmethod
     def _import(self):

@@ -31,7 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
-from yolobench.engines.base import FORM_FP32, EngineUnsupported, first_line, resolve_geometry, resolve_onnx
+from yolobench.engines.base import (FORM_FP32, EngineNotApplicable, EngineUnsupported, first_line, resolve_geometry,
+                                    resolve_onnx)
 from yolobench.engines.openvino_engine import OpenVinoEngine, OpenVinoSession
 from yolobench.forms import FORM_NNCF
 CALIBRATION_IMAGES = 300  # NNCF's default subset size
@@ -56,7 +57,7 @@ def calibration_files(artifact) -> list[Path]:
 
     data_yaml = ((getattr(artifact, "meta", None) or {}).get("dataset") or {}).get("data_yaml")
     if not data_yaml or not Path(data_yaml).exists():
-        raise EngineUnsupported("openvino_nncf calibrates on the artifact's training images, and this model "
+        raise EngineNotApplicable("openvino_nncf calibrates on the artifact's training images, and this model "
                                 "names none (give a built variant, not a bare ONNX file; with `bench --model`, "
                                 "give --data)")
     info = check_dataset(data_yaml, decode_images=False)
@@ -141,6 +142,9 @@ class OpenVinoNncfEngine(OpenVinoEngine):
         v = _versions()
         return f"{v['openvino'] or 'not installed'} + nncf {v['nncf'] or 'not installed'}"
 
+    def installed(self) -> bool:
+        return all(_versions().values())  # NNCF and the OpenVINO it runs on
+
     def _import(self):
         import nncf  # noqa: F401, PLC0415
 
@@ -149,9 +153,9 @@ class OpenVinoNncfEngine(OpenVinoEngine):
     def _quantized(self, model, batch: int, imgsz, form: str | None):
         """(ONNX spec, geometry, the NNCF IR) for an FP32 artifact; EngineUnsupported for anything else."""
         if form not in (None, FORM_FP32, FORM_NNCF):
-            raise EngineUnsupported(f"openvino_nncf quantizes the FP32 graph itself, not a {form} form")
+            raise EngineNotApplicable(f"openvino_nncf quantizes the FP32 graph itself, not a {form} form")
         if getattr(model, "quantized", False):
-            raise EngineUnsupported(self.untimed_quantized)
+            raise EngineNotApplicable(self.untimed_quantized)
         spec, _ = resolve_onnx(model, (FORM_FP32,), FORM_FP32, imgsz)
         geometry = resolve_geometry(spec, batch, imgsz)
         return spec, geometry, cached_ir(spec.path, geometry.imgsz, calibration_files(model))

@@ -2,7 +2,7 @@
 
 Takes an artifact with ``load_torch()`` (or a ``torch.nn.Module`` directly) returning the eval-mode
 detection model; an ultralytics ``DetectionModel`` returns ``(raw, features)`` in eval mode, of which the
-raw head output is kept. A bare ONNX file has no PyTorch graph: :class:`EngineUnsupported`.
+raw head output is kept. A bare ONNX file has no PyTorch graph: :class:`EngineNotApplicable`.
 Threads: ``torch.set_num_threads`` (process-wide in torch, so it is checked again before every run).
 """
 
@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from yolobench.engines.base import FORM_TORCH, Engine, EngineUnsupported, Geometry, Session, as_hw
+from yolobench.engines.base import FORM_TORCH, Engine, EngineNotApplicable, Geometry, Session, as_hw
 from yolobench.errors import UserError
 
 
@@ -59,15 +59,15 @@ class TorchEngine(Engine):
     def _load(self, model: Any, *, batch: int, threads: int, imgsz, form: str | None) -> Session:
         torch = self._import()
         if form not in (None, FORM_TORCH):
-            raise EngineUnsupported(f"torch runs the PyTorch module, not the {form} ONNX form")
+            raise EngineNotApplicable(f"torch runs the PyTorch module, not the {form} ONNX form")
         if isinstance(model, (str, os.PathLike)):
-            raise EngineUnsupported("not applicable: a bare ONNX file has no PyTorch graph")
+            raise EngineNotApplicable("not applicable: a bare ONNX file has no PyTorch graph")
         if isinstance(model, torch.nn.Module):
             module = model
         elif hasattr(model, "load_torch"):
             module = model.load_torch()
         else:
-            raise EngineUnsupported(f"{type(model).__name__} has no PyTorch form (no load_torch())")
+            raise EngineNotApplicable(f"{type(model).__name__} has no PyTorch form (no load_torch())")
         imgsz = imgsz if imgsz is not None else getattr(model, "imgsz", None)  # an artifact knows its size
         if imgsz is None:
             raise UserError("torch needs the image size (imgsz): a PyTorch module does not fix its input")
