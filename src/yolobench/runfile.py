@@ -37,7 +37,7 @@ from yolobench.timer import SAMPLE_DECIMALS, Latency, machine_info
 
 # Every speedup is measured against dense on ONNX Runtime at the same image size, in the same run
 # (``reference_cell_name(imgsz)``, e.g. ``dense-onnxruntime-640``), so ratios hold across runs and
-# machines of one CPU generation (not across generations: see gate.py).
+# machines of one CPU generation (not across generations: see gate/thresholds.py).
 REFERENCE_ENGINE = "onnxruntime"
 # (variant, engine) of the reference cell; its name at a size is reference_cell_name(imgsz)
 REFERENCE_CELL = (REFERENCE_VARIANT, REFERENCE_ENGINE)
