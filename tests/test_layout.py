@@ -44,3 +44,12 @@ def test_no_import_cycles():
         if module not in state:
             visit(module, [module])
     assert not cycles, "import cycles: " + "; ".join(" -> ".join(c) for c in cycles)
+
+
+MAX_MODULE_LINES = 600  # a module past this holds more than one idea (the report was 1,441 lines before it split)
+
+
+def test_no_module_is_over_600_lines():
+    long = {str(path.relative_to(SRC)): n for path in (SRC / "yolobench").rglob("*.py")
+            if (n := len(path.read_text().splitlines())) > MAX_MODULE_LINES}
+    assert not long, f"modules over {MAX_MODULE_LINES} lines: {long}"
