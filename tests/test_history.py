@@ -311,3 +311,14 @@ def test_the_committed_history_draws_every_recorded_run(tmp_path):
             drawn = sum(points for label, points in lines.items() if f"machine-{machine};" in label)
             assert drawn == count, (benchmark, machine, lines)
         assert sum(recorded.values()) >= 3, recorded
+
+
+def test_the_benchmark_run_records_whether_its_code_is_the_commits():
+    import benchmarks.conftest as bench_conftest
+    from yolobench import paths
+
+    commit_info = {"id": "x", "dirty": True}
+    bench_conftest.pytest_benchmark_update_commit_info(None, commit_info)
+    changed = paths.uncommitted_code()
+    assert changed is None or commit_info["code_dirty"] == bool(changed)
+    assert changed is not None or "code_dirty" not in commit_info
