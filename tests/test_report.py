@@ -620,3 +620,22 @@ def test_a_peak_of_another_generation_or_none_says_what_to_run(tmp_path, capfd, 
     code, _, _ = run_report(capfd, "--run", run, "--out", tmp_path / "b", "--no-detections", "--store", tmp_path / "s",
                             "--peak", tmp_path / "missing.json")
     assert code == 0 and "Not measured on this CPU generation" in (tmp_path / "b" / "report.md").read_text()
+
+
+def test_a_cell_with_sessions_missing_says_so_on_its_row(tmp_path, capfd, no_models, empty_store):
+    # the reference timed in its 3 sessions; pruned_quant only in session 1 of 3 (2 and 3 failed or were cut off)
+    reference = Latency.from_samples(samples(20.0), session_sizes=[N])
+    entries = [cell_extra_info(reference, variant="dense", engine="onnxruntime", engine_version="1.0", threads=2,
+                               imgsz=416, reference_latency=reference, cpu_model=CPU, form="fp32",
+                               session_index=k, sessions=3) for k in (1, 2, 3)]
+    entries.append(cell_extra_info(Latency.from_samples(samples(8.0), session_sizes=[N]), variant="pruned_quant",
+                                   engine="onnxruntime", engine_version="1.0", threads=2, imgsz=416,
+                                   reference_latency=reference, cpu_model=CPU, form="qdq", session_index=1,
+                                   sessions=3))
+    run_path = write_run(tmp_path / "run.json", run_document(entries))
+    out = tmp_path / "report"
+    code, _, stderr = run_report(capfd, "--run", run_path, "--out", out, "--no-detections", "--store", empty_store)
+    assert code == 0, stderr
+    rows = table((out / "report.md").read_text())
+    assert "incomplete: 1 of 3 sessions (2, 3 missing)" in rows["pruned_quant-onnxruntime-416"]["notes"]
+    assert "incomplete" not in rows["dense-onnxruntime-416"]["notes"]

@@ -7,7 +7,9 @@ A cell fails the gate when
       the noise of the two runs (see :func:`compare_latency`); only when both runs measured the cell on
       the same CPU model with the same image size and batch (a change of threads is compared, and named);
   (c) it is in the baseline, or has floors in the thresholds, but is missing from the current run;
-  (d) its ``map50`` is below its ``map50_floor``.
+  (d) its ``map50`` is below its ``map50_floor``;
+  (e) sessions of it are missing from the current run (a failed or cut-off session): its latency is then
+      not graded as a whole cell's, in either run.
 A check without a floor (or without a comparable baseline) is reported as such, never invented.
 
 The thresholds file (``results/thresholds-<profile>.toml``) is data: every number in it carries a ``source``.
