@@ -63,3 +63,15 @@ def test_pull_requests_are_judged_by_the_ab_environment_against_their_base():
 
     default = re.search(r"--engine \{env:YOLOBENCH_AB_ENGINES:([^}]+)\}", commands)
     assert default and _settings(default.group(1)) == default.group(1).split(",")
+
+
+def test_the_main_job_gates_strictly_so_a_machine_without_floors_or_baseline_fails():
+    # Without --strict a run on a CPU generation that has no speedup floors and no baseline passes with a
+    # note (a run 10x slower than any before included), and a run on a loaded machine only warns.
+    tox = configparser.ConfigParser(interpolation=None)
+    tox.read(REPO / "tox.ini")
+    gates = [line for line in tox["testenv:deepsparse"]["commands"].splitlines() if line.strip().startswith("yolobench gate")]
+    assert len(gates) == 1 and "--baseline auto" in gates[0] and "--strict" in gates[0].split(), gates
+    workflow = yaml.safe_load((REPO / ".github" / "workflows" / "benchmarks.yml").read_text())
+    runs = [str(step.get("run", "")) for step in workflow["jobs"]["benchmarks"]["steps"]]
+    assert any("tox.sh -e deepsparse" in run for run in runs)  # the main job, with its strict gate

@@ -758,3 +758,116 @@ def test_json_and_quiet_output_for_scripts(tmp_path, capsys):
     code, out, _ = gate_cli(capsys, "--current", current, "--thresholds", path, "--quiet")
     assert code == EXIT_FAILED and out.strip().splitlines()[-1].startswith("gate: FAILED")
     assert "latency p50" not in out  # only failing checks
+
+
+# --- --strict: a run the gate cannot judge fails instead of passing with a note ---
+
+ZEN5_NAME = "AMD family 26 model 2 (Zen 5)"
+
+
+def strict_repo(tmp_path: Path, monkeypatch) -> Path:
+    """A checkout whose results/ holds only the Zen 4 floors (thresholds-smoke.toml) and no baseline."""
+    from yolobench import paths
+
+    monkeypatch.setattr(paths, "repo_root", lambda: tmp_path)
+    (tmp_path / "results").mkdir()
+    return floors_on_zen4(tmp_path / "results")
+
+
+def zen5_run(tmp_path: Path, name: str, reference_ms: float, pruned_ms: float, **extra) -> Path:
+    cells = [cell(REFERENCE_CELL, tight(reference_ms), speedup=1.0),
+             cell(PRUNED, tight(pruned_ms), speedup=reference_ms / pruned_ms, map50=0.7)]
+    for info in cells:
+        info.update(profile="smoke", **extra)
+    return write_on(tmp_path, name, ZEN5, *cells)
+
+
+def test_strict_fails_a_run_on_a_generation_without_floors_or_baseline(tmp_path, capsys, monkeypatch):
+    strict_repo(tmp_path, monkeypatch)
+    slow = zen5_run(tmp_path, "ten-times-slower", 50.0, 170.0)  # every cell 10x slower than anything seen
+    code, out, err = gate_cli(capsys, "--current", slow, "--baseline", "auto")
+    assert code == EXIT_OK and out.startswith("NOTE") and "latency is not compared" in err  # as before: a note
+    code, out, err = gate_cli(capsys, "--current", slow, "--baseline", "auto", "--strict")
+    assert code == EXIT_FAILED
+    strict = [line for line in out.splitlines() if line.startswith("gate --strict: FAILED")]
+    assert len(strict) == 1, out
+    line = strict[0]
+    assert f"{ZEN5_NAME} has no speedup floors" in line and "no baseline" in line
+    own = tmp_path / "results" / "thresholds-smoke-amd-family26-model2.toml"
+    baseline = tmp_path / "results" / "baselines" / "smoke-amd-family26-model2.json.gz"
+    assert f"yolobench gate --suggest {slow} > {own}" in line and f"gzip -9 -c {slow} > {baseline}" in line
+    code, out, _ = gate_cli(capsys, "--current", slow, "--baseline", "auto", "--strict", "--json")
+    doc = json.loads(out)
+    assert code == EXIT_FAILED and doc["passed"] is False and doc["strict"] == [line]
+
+
+def test_strict_names_what_is_missing_and_passes_when_nothing_is(tmp_path, capsys, monkeypatch):
+    strict_repo(tmp_path, monkeypatch)
+    run = zen5_run(tmp_path, "run", 5.0, 17.0)
+    code, out, _ = gate_cli(capsys, "--suggest", run)
+    (tmp_path / "results" / "thresholds-smoke-amd-family26-model2.toml").write_text(out)
+    code, out, _ = gate_cli(capsys, "--current", run, "--baseline", "auto", "--strict")
+    assert code == EXIT_FAILED and "has no speedup floors" not in out
+    assert out.splitlines()[-1].startswith("gate --strict: FAILED: no baseline") and "gzip -9 -c" in out
+    (tmp_path / "results" / "baselines").mkdir()
+    write_run(tmp_path / "results" / "baselines" / "smoke-amd-family26-model2.json.gz", json.loads(run.read_text()))
+    code, out, _ = gate_cli(capsys, "--current", run, "--baseline", "auto", "--strict")
+    assert code == EXIT_OK and "--strict" not in out, out
+    # a baseline of another generation is no baseline for this one
+    zen4 = write_on(tmp_path, "zen4", ZEN4, cell(REFERENCE_CELL, tight(5.0), speedup=1.0))
+    code, out, _ = gate_cli(capsys, "--current", run, "--baseline", zen4, "--strict")
+    assert code == EXIT_FAILED and "baseline" in out.splitlines()[-1] and "Zen 4" in out.splitlines()[-1]
+
+
+# --- a loaded machine: the 1-minute load average each cell recorded ---
+
+
+def test_a_run_on_a_loaded_machine_is_flagged_and_fails_under_strict(tmp_path, capsys, monkeypatch):
+    strict_repo(tmp_path, monkeypatch)
+    cores = {"cpu": dict(ZEN5["yolobench"], count=2)}  # pytest-benchmark's record: 2 logical cores
+    idle = [cell(REFERENCE_CELL, tight(5.0), speedup=1.0), cell(PRUNED, tight(17.0), speedup=5 / 17, map50=0.7)]
+    for info, load in zip(idle, (1.2, 2.5)):  # the benchmark itself keeps both cores busy: up to 2 + 0.5
+        info.update(profile="smoke", load_average=load)
+    quiet = write_on(tmp_path, "quiet", cores, *idle)
+    loaded_cells = [dict(info) for info in idle]
+    loaded_cells[1]["load_average"] = 3.4  # another process ran beside this cell
+    loaded = write_on(tmp_path, "loaded", cores, *loaded_cells)
+    code, out, _ = gate_cli(capsys, "--suggest", quiet)
+    (tmp_path / "results" / "thresholds-smoke-amd-family26-model2.toml").write_text(out)
+    (tmp_path / "results" / "baselines").mkdir()
+    write_run(tmp_path / "results" / "baselines" / "smoke-amd-family26-model2.json.gz", json.loads(quiet.read_text()))
+
+    code, out, _ = gate_cli(capsys, "--current", quiet, "--baseline", "auto", "--strict")
+    assert code == EXIT_OK and "WARNING" not in out and "--strict" not in out
+    code, out, _ = gate_cli(capsys, "--current", loaded, "--baseline", "auto")
+    warning = [line for line in out.splitlines() if line.startswith("WARNING: the machine was loaded")]
+    assert code == EXIT_OK and len(warning) == 1, out
+    assert f"{PRUNED} (3.4)" in warning[0] and "2 cores" in warning[0]
+    code, out, _ = gate_cli(capsys, "--current", loaded, "--baseline", "auto", "--quiet")
+    assert code == EXIT_OK and any(line.startswith("WARNING: the machine was loaded") for line in out.splitlines())
+    code, out, _ = gate_cli(capsys, "--current", loaded, "--baseline", "auto", "--strict")
+    assert code == EXIT_FAILED
+    assert out.splitlines()[-1].startswith("gate --strict: FAILED: the machine was loaded") and PRUNED in out.splitlines()[-1]
+
+
+def test_the_load_rule_reads_every_session_and_the_machines_cores(tmp_path):
+    sessions = []
+    for index, load in enumerate((1.9, 2.6, 2.0), start=1):
+        info = cell_extra_info(Latency.from_samples(tight(5.0), session_sizes=[N]), variant="dense",
+                               engine="onnxruntime", engine_version="1.0", threads=2, imgsz=416, cpu_model=CPU,
+                               reference_latency=Latency.from_samples(tight(5.0), session_sizes=[N]),
+                               session_index=index, sessions=3)
+        info["load_average"] = load
+        sessions.append(info)
+    two_cores = load_run(write_on(tmp_path, "two", {"cpu": {"count": 2}}, *sessions))
+    assert gate.machine_cores(two_cores) == 2
+    assert gate.loaded_cells(two_cores) == {REFERENCE_CELL: 2.6}  # session 2 of 3, above 2 + 0.5
+    four_cores = load_run(write_on(tmp_path, "four", {"yolobench": {"logical_cores": 4}}, *sessions))
+    assert gate.machine_cores(four_cores) == 4 and gate.loaded_cells(four_cores) == {}
+    # no record of the cores: the threads the cells ran with (the default is every usable core)
+    unrecorded = load_run(write_on(tmp_path, "none", {}, *sessions))
+    assert gate.machine_cores(unrecorded) == 2 and gate.loaded_cells(unrecorded) == {REFERENCE_CELL: 2.6}
+    # run files from before the load was recorded, or a load of null: nothing to say
+    for info in sessions:
+        info["load_average"] = None
+    assert gate.loaded_cells(load_run(write_on(tmp_path, "old", {"cpu": {"count": 2}}, *sessions))) == {}

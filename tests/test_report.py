@@ -620,3 +620,77 @@ def test_a_peak_of_another_generation_or_none_says_what_to_run(tmp_path, capfd, 
     code, _, _ = run_report(capfd, "--run", run, "--out", tmp_path / "b", "--no-detections", "--store", tmp_path / "s",
                             "--peak", tmp_path / "missing.json")
     assert code == 0 and "Not measured on this CPU generation" in (tmp_path / "b" / "report.md").read_text()
+
+
+def test_a_cell_with_sessions_missing_says_so_on_its_row(tmp_path, capfd, no_models, empty_store):
+    # the reference timed in its 3 sessions; pruned_quant only in session 1 of 3 (2 and 3 failed or were cut off)
+    reference = Latency.from_samples(samples(20.0), session_sizes=[N])
+    entries = [cell_extra_info(reference, variant="dense", engine="onnxruntime", engine_version="1.0", threads=2,
+                               imgsz=416, reference_latency=reference, cpu_model=CPU, form="fp32",
+                               session_index=k, sessions=3) for k in (1, 2, 3)]
+    entries.append(cell_extra_info(Latency.from_samples(samples(8.0), session_sizes=[N]), variant="pruned_quant",
+                                   engine="onnxruntime", engine_version="1.0", threads=2, imgsz=416,
+                                   reference_latency=reference, cpu_model=CPU, form="qdq", session_index=1,
+                                   sessions=3))
+    run_path = write_run(tmp_path / "run.json", run_document(entries))
+    out = tmp_path / "report"
+    code, _, stderr = run_report(capfd, "--run", run_path, "--out", out, "--no-detections", "--store", empty_store)
+    assert code == 0, stderr
+    rows = table((out / "report.md").read_text())
+    assert "incomplete: 1 of 3 sessions (2, 3 missing)" in rows["pruned_quant-onnxruntime-416"]["notes"]
+    assert "incomplete" not in rows["dense-onnxruntime-416"]["notes"]
+
+
+# --- a run file's strings are text in report.md, never markup ---
+
+HOSTILE = ["<img src=x onerror=alert(1)>", "[x](http://evil)\n# heading"]
+
+
+def hostile_run(tmp_path: Path, text: str) -> Path:
+    """A run file whose every free-text string is ``text``: the commit's branch, id and time, the date, the
+    machine's system, Python and library versions, the CPU (vendor too) and each cell's engine version."""
+    cells = {("dense", "torch"): CELLS[("dense", "torch")], ("dense", "onnxruntime"): CELLS[("dense", "onnxruntime")]}
+    extra = {pair: {"cpu_model": text, "engine_version": text,
+                    "weights": {"sha256": "0" * 64, "family": text, "path": f"/x/{text}.pt"}} for pair in cells}
+    machine = {"yolobench": {"cpu_model": text, "cpu_vendor": text, "cpu_family": 1, "cpu_model_id": 2,
+                             "logical_cores": 2, "usable_cores": 2, "system": text, "python": text,
+                             "versions": {text: text}}}
+    return make_run(tmp_path, cells, name="hostile", extra=extra, machine_info=machine, datetime=text,
+                    commit_info={"id": text, "branch": text, "time": text, "dirty": False})
+
+
+@pytest.mark.parametrize("text", HOSTILE, ids=["html", "link-and-heading"])
+def test_run_file_strings_are_escaped_in_the_report(tmp_path, capfd, no_models, empty_store, text):
+    run_path = hostile_run(tmp_path, text)
+    out = tmp_path / "report"
+    code, _, stderr = run_report(capfd, "--run", run_path, "--out", out, "--no-detections", "--store", empty_store,
+                                 "--baseline", run_path, "--peak", tmp_path / "no-peak.json")
+    assert code == 0, stderr
+    markdown = (out / "report.md").read_text()
+    # HTML needs a raw "<", a link or an image a raw "](", a heading a line that starts with "#"; inside a code
+    # span (`...`) nothing is markup
+    prose = re.sub(r"`[^`\n]*`", "", markdown)
+    assert "<img" not in prose and "](http://evil)" not in prose.replace("\\](http://evil)", "")
+    assert prose.count("&lt;img src=x onerror=alert(1)&gt;") > 5 or prose.count("\\[x\\](http://evil)") > 5
+    assert [line for line in markdown.splitlines() if line.startswith("#") and "heading" in line] == []
+    commit = next(line for line in markdown.splitlines() if line.startswith("- Commit: "))
+    if text.startswith("<"):
+        assert commit == ("- Commit: &lt;img src=x onerror=alert(1)&gt;, branch &lt;img src=x onerror=alert(1)&gt;, "
+                          "committed &lt;img src=x onerror=alert(1)&gt;")
+    else:
+        assert commit == r"- Commit: \[x\](http://evil) # heading, branch \[x\](http://evil) # heading, committed \[x\](http://evil) # heading"
+    # the checkpoint's file name stays in its code span (where nothing is markup), on its line
+    name = Path(f"/x/{text}.pt").name.replace("\n", " ")
+    assert f"- Your model: `{name}` (" in markdown
+
+
+def test_md_text_keeps_ordinary_names_and_turns_markup_into_text():
+    for plain in ("pruned_quant-deepsparse-640", "v5n_hardswish_pq", "openvino_nncf 2026.4.1 + nncf 3.4.0", "main",
+                  "AMD family 26 model 2 (Zen 5)", "2026-12-03T06:36:25.414774+00:00", "Linux 6.18.44-fc-v1098",
+                  "trust-2", "model-640.qdq.onnx", "95% of ops native"):
+        assert report.md_text(plain) == plain
+    assert report.md_text("a\r\nb\tc\u2028d") == "a b c d"  # one line
+    assert report.md_text("<b> & <i>") == "&lt;b&gt; &amp; &lt;i&gt;"
+    assert report.md_text(r"![a](b) *c* _d_ `e` ~f~ \g") == r"!\[a\](b) \*c\* \_d\_ \`e\` \~f\~ \\g"
+    assert report.md_text("# h") == r"\# h" and report.md_text("x #1") == "x #1"
+    assert report.md_text("a`b\nc", code=True) == "ab c"  # inside a code span: nothing else is markup

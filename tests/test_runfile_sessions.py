@@ -71,6 +71,49 @@ def test_a_cell_with_sessions_missing_loads_with_those_it_has(tmp_path):
     entries = a_pass(1, 15.0, 5.0) + a_pass(2, 15.0, 7.0)  # an interrupted run: pass 3 never ran
     cell = load_run(write(tmp_path, *entries)).cells["pruned_quant-deepsparse-160"]
     assert cell.latency.session_p50s_ms() == (5.0, 7.0) and cell.extra["session_indices"] == [1, 2]
+    assert cell.incomplete and cell.sessions_expected == 3 and cell.sessions_missing == (3,)
+
+
+PQ = "pruned_quant-deepsparse-160"
+
+
+def one_of_three(tmp_path: Path, name: str, pq_ms: float) -> Path:
+    """The reference's 3 sessions, but only session 1 of pruned_quant's (2 and 3 failed, or were cut off)."""
+    reference = [flat(15.0), flat(15.2), flat(15.1)]
+    entries = [session(REFERENCE_CELL, k, reference[k - 1], reference[k - 1]) for k in (1, 2, 3)]
+    entries.append(session(PQ, 1, flat(pq_ms), reference[0]))
+    return write_run(tmp_path / f"{name}.json", run_document(entries, commit={"id": name}))
+
+
+def whole(tmp_path: Path, name: str, pq_ms: float) -> Path:
+    return write_run(tmp_path / f"{name}.json", run_document(a_pass(1, 15.0, pq_ms) + a_pass(2, 15.2, pq_ms)
+                                                             + a_pass(3, 15.1, pq_ms), commit={"id": name}))
+
+
+def test_a_cell_with_1_of_3_sessions_is_marked_incomplete_and_the_gate_does_not_grade_it_as_whole(tmp_path):
+    from yolobench import gate
+
+    run = load_run(one_of_three(tmp_path, "current", 5.0))
+    pq, reference = run.cells[PQ], run.cells[REFERENCE_CELL]
+    assert pq.incomplete and pq.sessions_expected == 3 and pq.sessions_missing == (2, 3)
+    assert not reference.incomplete and reference.sessions_missing == ()
+    baseline = load_run(whole(tmp_path, "baseline", 5.0))
+    assert not any(c.incomplete for c in baseline.cells.values())
+    limits = gate.Thresholds(path=tmp_path / "t.toml", latency_factor=1.25, source="test", cells={})
+    checks = {(c.cell, c.check): c for c in gate.evaluate(run, baseline, limits)}
+    latency = checks[PQ, gate.CHECK_LATENCY]
+    assert latency.verdict == gate.NOT_COMPARED and latency.ratio is None
+    assert "incomplete: 1 of 3 sessions (2, 3 missing)" in latency.note
+    present = checks[PQ, gate.CHECK_PRESENT]
+    assert present.failed and present.measured == "1 of 3 sessions"
+    assert checks[REFERENCE_CELL, gate.CHECK_LATENCY].verdict == gate.OK  # the whole cell beside it is judged
+    # a slice of the matrix (--only-current) names it but does not fail it; its latency is still not graded
+    sliced = {(c.cell, c.check): c for c in gate.evaluate(run, baseline, limits, only_current=True)}
+    assert (PQ, gate.CHECK_PRESENT) not in sliced and sliced[PQ, gate.CHECK_LATENCY].verdict == gate.NOT_COMPARED
+    # an incomplete cell in the baseline is no whole cell to compare with either
+    checks = {(c.cell, c.check): c for c in gate.evaluate(baseline, run, limits)}
+    assert checks[PQ, gate.CHECK_LATENCY].verdict == gate.NOT_COMPARED
+    assert "the baseline's cell is incomplete: 1 of 3 sessions" in checks[PQ, gate.CHECK_LATENCY].note
 
 
 def test_a_session_twice_is_rejected_naming_the_cell_and_session(tmp_path):

@@ -237,3 +237,31 @@ def test_a_model_files_class_table_is_read(names):
 
     assert base.class_names(names) == {0: "a", 1: "b"}
     assert base._nc_from_metadata({"names": names}) == 2
+
+
+def test_a_run_files_cpu_vendor_does_not_take_the_report_out_of_results(tmp_path, monkeypatch, capsys):
+    # The CPU generation names folders (results/report-<profile>-<generation>, the asv machine, the baseline):
+    # a vendor of "../../../../escaped" wrote the report beside the checkout.
+    from yolobench import paths
+    from yolobench.timer import cpu_generation
+
+    repo = tmp_path / "repo"
+    (repo / "results").mkdir(parents=True)
+    monkeypatch.setattr(paths, "repo_root", lambda: repo)
+    info = cell_extra_info(Latency.from_samples([10.0 + 0.01 * (i % 5) for i in range(20)]), variant="dense",
+                           engine="torch", engine_version="1", threads=1, imgsz=64, cpu_model="test CPU")
+    info["profile"] = "smoke"
+    machine = {"yolobench": {"cpu_vendor": "../" * 4 + "escaped", "cpu_family": 26, "cpu_model_id": 2}}
+    run = write_run(tmp_path / "run.json", run_document([info], machine=machine))
+    code = main(["report", "--quiet", "--run", str(run), "--out", "auto", "--no-detections",
+                 "--store", str(tmp_path / "store")])
+    assert code == 0, capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["repo", "run.json"]
+    assert [p.name for p in (repo / "results").iterdir()] == ["report-smoke-escaped-family26-model2"]
+    assert cpu_generation(machine) == "escaped family 26 model 2"  # the vendor's letters and digits only
+    assert cpu_generation({"cpu_vendor": ["not", "a", "name"], "cpu_family": 1, "cpu_model_id": 2}) == "CPU family 1 model 2"
+    # the vendors real CPUs report keep their names
+    assert cpu_generation({"cpu_vendor": "AuthenticAMD", "cpu_family": 26, "cpu_model_id": 2}) == \
+        "AMD family 26 model 2 (Zen 5)"
+    assert cpu_generation({"cpu_vendor": "  Shanghai  ", "cpu_family": 7, "cpu_model_id": 59}) == \
+        "Shanghai family 7 model 59"

@@ -13,7 +13,9 @@ cell's sessions into one :class:`Cell` (samples in session order, statistics rec
 its ``speedup_vs_reference`` becomes the ratio of fastest-session medians: the reference's fastest
 session over the cell's (each session entry records the reference session it was compared with as
 ``reference_p50_ms``). Run files with one benchmark per cell (written before 2026-11-28's third
-session) load as they are.
+session) load as they are. A cell whose run file holds fewer sessions than its entries say it had (a
+session failed, or the run was cut off) loads with those it has and says so (``Cell.incomplete``,
+``sessions_missing``): its numbers are not a whole cell's, and the gate does not grade them as one.
 
 ``load_run`` validates everything the gate and the report read, and raises :class:`UserError` naming
 the file, the benchmark and the field for anything wrong. Must not: measure, judge or print.
@@ -133,6 +135,21 @@ class Cell:
     fraction_of_supported_ops: float | None
     benchmark: str = ""  # pytest-benchmark's fullname of the test that measured it
     extra: Mapping[str, Any] = field(default_factory=dict)  # every extra_info key, as written
+    # Measured in sessions (one entry each): how many its entries say it had, and those not in the run
+    # file (a failed or cut-off session). None and (): one whole-cell entry (older run files).
+    sessions_expected: int | None = None
+    sessions_missing: tuple[int, ...] = ()
+
+    @property
+    def incomplete(self) -> bool:
+        """Whether sessions of this cell are missing: its latency is then not a whole cell's."""
+        return bool(self.sessions_missing)
+
+    def sessions_text(self) -> str:
+        """"1 of 3 sessions (2, 3 missing)" for an incomplete cell."""
+        found = (self.sessions_expected or 0) - len(self.sessions_missing)
+        missing = ", ".join(map(str, self.sessions_missing))
+        return f"{found} of {self.sessions_expected} sessions ({missing} missing)"
 
 
 @dataclass(frozen=True)
@@ -526,7 +543,10 @@ def load_run(path: str | os.PathLike) -> Run:
         cells[cell.name] = replace(cell, benchmark=str(label))
     for name, entries in parts.items():
         merged, where, labels = _join_sessions(name, entries)
-        cells[name] = replace(_load_cell(merged, where), benchmark=", ".join(labels))
+        expected = merged["sessions"]
+        missing = tuple(k for k in range(1, expected + 1) if k not in merged["session_indices"])
+        cells[name] = replace(_load_cell(merged, where), benchmark=", ".join(labels), sessions_expected=expected,
+                              sessions_missing=missing)
     if not cells:
         raise UserError(f"{path}: no benchmark cells (no benchmarks[].extra_info.cell); was it written by "
                         "`pytest --benchmark-only --benchmark-json=...` over the benchmark matrix?")

@@ -18,6 +18,7 @@ import gc
 import math
 import os
 import platform
+import re
 import time
 import warnings
 from dataclasses import asdict, dataclass
@@ -305,6 +306,10 @@ def cpu_generation(machine: Mapping | None) -> str | None:
         if not isinstance(record, Mapping):
             continue
         vendor = record.get("cpu_vendor") or record.get("vendor_id_raw")
+        # The generation names folders (results/report-<profile>-<generation>, the baseline, the asv
+        # machine), and a run file comes from anywhere: of its vendor only letters and digits are kept
+        # (every CPU's vendor id is such a word: AuthenticAMD, GenuineIntel, "  Shanghai  ").
+        vendor = re.sub(r"[^A-Za-z0-9]", "", vendor) if isinstance(vendor, str) else None
         family = record.get("cpu_family", record.get("family"))
         model = record.get("cpu_model_id", record.get("model"))
         if isinstance(family, int) and isinstance(model, int):

@@ -4,6 +4,11 @@ Prints one row per check per cell (measured, limit, ratio, verdict) and a summar
 failing cell. Exit 0: every check passed; 1: a check failed; 2: an input could not be read.
 ``--suggest RUN.json`` prints a thresholds file with floors derived from that run instead;
 ``--study RUN.json ...`` gates every pair of runs made on unchanged code (the false-alarm rate).
+
+A run the gate cannot judge passes with a note: on a CPU generation without its own speedup floors and
+baseline, a run ten times slower than any before has nothing to be compared with. ``--strict`` (what CI
+runs) fails it instead, in one line naming what is missing and the commands that make it; it fails a run
+timed on a loaded machine too (``gate.load``), which without it is a warning line.
 """
 
 from __future__ import annotations
@@ -91,6 +96,63 @@ def auto_baseline(current) -> Path | None:
     return path
 
 
+def _floors_judged(thresholds: gate.Thresholds, current) -> bool:
+    """Whether any speedup floor of ``thresholds`` (a cell's or a pair's) judges this run: one of this CPU
+    generation, on a cell the run has, that is not the user's model under the repository's floors."""
+    if not gate.speedup_floors_apply(thresholds, current):
+        return False
+    applicable = gate.applicable_thresholds(thresholds, current)
+    repository = gate.catalogue_thresholds(applicable)
+    cells = [name for name, cell in current.cells.items() if applicable.for_cell(name).speedup_floor is not None
+             and not (cell.extra.get("weights") and repository)]
+    pairs = [p for p in applicable.pairs.values() if p.faster in current.cells and p.slower in current.cells]
+    return bool(cells or pairs)
+
+
+def strict_lines(thresholds: gate.Thresholds, current, current_file: Path, baseline) -> list[str]:
+    """``--strict``: one line for each reason this run cannot pass (nothing judged its speed; a loaded
+    machine), each with what to do; [] when there is none."""
+    lines = []
+    generation = current.cpu_generation
+    profile = current.profile or "smoke"
+    missing, consequences, commands = [], [], []
+    if not _floors_judged(thresholds, current):
+        if not gate.speedup_floors_apply(thresholds, current):
+            missing.append(f"{generation} has no speedup floors in {thresholds.path.name} (its floors are "
+                           f"{thresholds.machine}'s)")
+        else:
+            missing.append(f"no speedup floor of {thresholds.path.name} applies to this run's cells")
+        consequences.append("no speedup was judged")
+        if generation and gate.catalogue_thresholds(thresholds) and not gate.user_model_run(current):
+            from yolobench.timer import generation_slug
+
+            own = thresholds.path.with_name(f"thresholds-{profile}-{generation_slug(generation)}.toml")
+            commands.append(f"yolobench gate --suggest {current_file} > {own}")
+        else:
+            commands.append(f"yolobench gate --suggest {current_file} > mine.toml (then --thresholds mine.toml)")
+    if baseline is None or not gate.same_generation(baseline.cpu_generation, generation):
+        if baseline is not None:
+            missing.append(f"no baseline of {generation} (the baseline {baseline.path} is "
+                           f"{baseline.cpu_generation}'s)")
+        elif generation and current.profile:
+            missing.append(f"no baseline ({baseline_path(profile, generation)})")
+        else:
+            missing.append("no baseline (give --baseline RUN.json, an earlier run of this machine)")
+        consequences.append("no latency was compared")
+        if generation and current.profile:
+            commands.append(copy_command(current_file, baseline_path(profile, generation)))
+    if missing:
+        line = f"gate --strict: FAILED: {' and '.join(missing)}, so {' and '.join(consequences)}"
+        if commands:
+            line += (f"; make this machine's own from a run made with nothing else running, and commit them: "
+                     f"{' and '.join(f'`{c}`' for c in commands)}")
+        lines.append(line)
+    loaded = gate.load_line(current)
+    if loaded:
+        lines.append(f"gate --strict: FAILED: {loaded}")
+    return lines
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     what = parser.add_mutually_exclusive_group(required=True)
     what.add_argument("--current", metavar="RUN.json", type=Path,
@@ -109,6 +171,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--only-current", action="store_true",
                         help="judge only the cells and scenarios this run measured (a slice such as "
                              "`pytest -k pruned_quant`); those it lacks are named, not failed")
+    parser.add_argument("--strict", action="store_true",
+                        help="with --current: fail (exit 1, one line each) when this run's CPU generation has no "
+                             "speedup floors or no baseline (nothing judged its speed; without --strict, a "
+                             "note), or when the machine was loaded during the run (without it, a warning)")
     parser.add_argument("--thresholds", metavar="TOML", type=Path, default=None,
                         help="thresholds file (default: results/thresholds-<profile of the run>.toml)")
 
@@ -141,8 +207,11 @@ def run(args: argparse.Namespace) -> int:
     baseline_file = auto_baseline(current) if args.baseline == AUTO else args.baseline
     baseline = load_run(baseline_file) if baseline_file is not None else None
     checks = gate.evaluate(current, baseline, thresholds, only_current=args.only_current)
-    failed = any(c.failed for c in checks)
+    strict = strict_lines(thresholds, current, first, baseline) if args.strict else None
+    failed = any(c.failed for c in checks) or bool(strict)
     note = other_machine_note(thresholds, current, first)
+    loaded = gate.load_line(current)
+    warning = f"WARNING: {loaded}" if loaded else None
     left_out = ((list(gate.missing_cells(current, baseline, thresholds)) + gate.missing_scenarios(current, thresholds))
                 if args.only_current else [])
     slice_line = (f"--only-current: {len(left_out)} expected cells/scenarios are not in this run and were not "
@@ -153,21 +222,29 @@ def run(args: argparse.Namespace) -> int:
 
         print(json.dumps({"passed": not failed, "summary": gate.summary(checks), "current": str(current.path),
                           "baseline": str(baseline.path) if baseline is not None else None,
-                          "thresholds": str(thresholds.path), "note": note, "not_judged": left_out,
+                          "thresholds": str(thresholds.path), "note": note, "warning": warning,
+                          "strict": strict, "not_judged": left_out,
                           "checks": [dataclasses.asdict(c) for c in checks]}, indent=1))
         return EXIT_FAILED if failed else EXIT_OK
     if args.quiet:
         if note:
             print(note.splitlines()[0])
-        if failed:
+        if warning:
+            print(warning)
+        if any(c.failed for c in checks):
             print(gate.format_table([c for c in checks if c.failed]))
         if slice_line:
             print(slice_line)
         print(gate.summary(checks))
+        for line in strict or ():
+            print(line)
         return EXIT_FAILED if failed else EXIT_OK
 
     if note:
         print(note)
+        print()
+    if warning:
+        print(warning)
         print()
     print(gate.describe_run("current", current))
     if baseline is not None:
@@ -182,4 +259,6 @@ def run(args: argparse.Namespace) -> int:
     if slice_line:
         print(slice_line)
     print(gate.summary(checks))
-    return EXIT_FAILED if any(c.failed for c in checks) else EXIT_OK
+    for line in strict or ():
+        print(line)
+    return EXIT_FAILED if failed else EXIT_OK

@@ -7,7 +7,9 @@ A cell fails the gate when
       the noise of the two runs (see :func:`compare_latency`); only when both runs measured the cell on
       the same CPU model with the same image size and batch (a change of threads is compared, and named);
   (c) it is in the baseline, or has floors in the thresholds, but is missing from the current run;
-  (d) its ``map50`` is below its ``map50_floor``.
+  (d) its ``map50`` is below its ``map50_floor``;
+  (e) sessions of it are missing from the current run (a failed or cut-off session): its latency is then
+      not graded as a whole cell's, in either run.
 A check without a floor (or without a comparable baseline) is reported as such, never invented.
 
 The thresholds file (``results/thresholds-<profile>.toml``) is data: every number in it carries a ``source``.
@@ -15,7 +17,8 @@ The thresholds file (``results/thresholds-<profile>.toml``) is data: every numbe
 
 The package, one idea per module: ``rule`` (the latency decision rule), ``thresholds`` (the thresholds
 file and which of its floors apply to a run), ``checks`` (the evaluation: one row per check),
-``table`` (the verdict as text), ``study`` (the false-alarm study), ``suggest`` (``gate --suggest``).
+``table`` (the verdict as text), ``study`` (the false-alarm study), ``suggest`` (``gate --suggest``),
+``load`` (was the machine busy with other work during the run).
 Every public name is importable from ``yolobench.gate`` itself.
 """
 
@@ -24,6 +27,7 @@ from __future__ import annotations
 from yolobench.gate.checks import (CHECK_ENGINE, CHECK_FPS, CHECK_LATENCY, CHECK_MAP50, CHECK_PAIR,
                                    CHECK_PRESENT, CHECK_RSS, CHECK_SPEEDUP, FAIL, NO_BASELINE, NO_FLOOR,
                                    NOT_COMPARED, OK, Check, evaluate, missing_cells, missing_scenarios)
+from yolobench.gate.load import LOAD_MARGIN, load_limit, load_line, loaded_cells, machine_cores
 from yolobench.gate.rule import (BASIS_P50, BASIS_SESSIONS, DEFAULT_ENGINE_LATENCY_FACTOR,
                                  DEFAULT_LATENCY_FACTOR, ENGINE_MIN_CELLS, LatencyComparison, compare_latency,
                                  run_noise_ms)
@@ -48,6 +52,8 @@ __all__ = [
     "CHECK_PRESENT", "CHECK_LATENCY", "CHECK_SPEEDUP", "CHECK_MAP50", "CHECK_ENGINE", "CHECK_FPS", "CHECK_RSS",
     "CHECK_PAIR", "OK", "FAIL", "NO_FLOOR", "NO_BASELINE", "NOT_COMPARED", "Check", "evaluate",
     "missing_cells", "missing_scenarios",
+    # a loaded machine
+    "LOAD_MARGIN", "load_limit", "load_line", "loaded_cells", "machine_cores",
     # the verdict as text, the false-alarm study, --suggest
     "describe_run", "format_table", "summary", "PairVerdict", "format_study", "study",
     "SPEEDUP_SAFETY_MARGIN", "MAP50_SAFETY_MARGIN", "FPS_SAFETY_MARGIN", "RSS_CEILING_FACTOR",

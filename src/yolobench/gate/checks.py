@@ -85,12 +85,16 @@ def _not_comparable(baseline_run: Run, baseline: Cell, current_run: Run, current
 def _latency_check(name: str, current_run: Run, current: Cell, baseline_run: Run | None,
                    thresholds: Thresholds) -> Check:
     measured = f"{current.latency.p50_ms:.2f} ms"
+    if current.incomplete:  # its fastest session is the fastest of fewer: not the whole cell's latency
+        return Check(name, CHECK_LATENCY, measured, "-", None, NOT_COMPARED,
+                     f"incomplete: {current.sessions_text()}; not graded as a whole cell")
     if baseline_run is None:
         return Check(name, CHECK_LATENCY, measured, "-", None, NO_BASELINE, "no --baseline given")
     baseline = baseline_run.cells.get(name)
     if baseline is None:
         return Check(name, CHECK_LATENCY, measured, "-", None, NO_BASELINE, "new cell")
-    reason = _not_comparable(baseline_run, baseline, current_run, current)
+    reason = (f"the baseline's cell is incomplete: {baseline.sessions_text()}" if baseline.incomplete
+              else _not_comparable(baseline_run, baseline, current_run, current))
     if reason:
         return Check(name, CHECK_LATENCY, measured, "-", None, NOT_COMPARED, reason)
     factor = thresholds.latency_factor_for(name)
@@ -199,6 +203,12 @@ def evaluate(current: Run, baseline: Run | None, thresholds: Thresholds, only_cu
     floors_apply = speedup_floors_apply(thresholds, current)
     for name, cell in sorted(current.cells.items()):
         limits = thresholds.for_cell(name)
+        if cell.incomplete and not only_current:
+            found = cell.sessions_expected - len(cell.sessions_missing)
+            checks.append(Check(name, CHECK_PRESENT, f"{found} of {cell.sessions_expected} sessions",
+                                f"{cell.sessions_expected} sessions", None, FAIL,
+                                f"sessions {', '.join(map(str, cell.sessions_missing))} missing: failed or cut off "
+                                "in this run? (a slice of the matrix: --only-current)"))
         checks.append(_latency_check(name, current, cell, baseline, thresholds))
         if cell.extra.get("weights") and catalogue_thresholds(thresholds):
             checks.extend(Check(name, check, "-", "-", None, NOT_COMPARED, USER_MODEL_NOTE)

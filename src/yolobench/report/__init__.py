@@ -32,7 +32,8 @@ The modules, in the order the report is made (each imports only those above it):
   and the PyTorch baseline each cell is compared with;
 - ``files``: the file each cell's engine loaded, the one a deployment loads, its gzip size from the store;
 - ``rows``: the table's rows (:class:`Row`) and the fastest configuration within one point of dense;
-- ``formats``: how a number, a missing value, a Markdown table and a path are written;
+- ``formats``: how a number, a missing value, a Markdown table and a path are written, and a run file's
+  strings as text (``md_text``);
 - ``tables``: the table of each size, its markers' footnotes;
 - ``machine``: the header's machine, library versions, commit and user's checkpoint;
 - ``charts``: the FPS bars, the latency distribution and the roofline; ``tradeoff``: mAP against FPS;
@@ -56,7 +57,7 @@ from yolobench.report.rows import (FLOAT_SLACK, MAP_POINTS_ALLOWED, POINTS_PER_U
                                    fastest_per_size, fastest_within_dense, rows_at)
 from yolobench.report.formats import (MISSING, NO_COMPRESSED_MARK, UNTIMED_MARK, UNTIMED_TEXT, display_path,
                                       fmt_fps, fmt_map, fmt_ms, fmt_points, fmt_ratio, fmt_size, fmt_sparsity,
-                                      markdown_table)
+                                      markdown_table, md_text)
 from yolobench.report.tables import (fastest_line, fmt_compressed, reference_name, size_table, table_footnotes,
                                      table_header, table_row, untimed_row)
 from yolobench.report.machine import MachineSummary, commit_line, machine_line, machine_summary, weights_line

@@ -15,6 +15,7 @@ from yolobench import bench, engines
 from yolobench.errors import UserError
 from yolobench.fsutil import atomic_write_bytes
 from yolobench.report.cells import Progress, engines_of, variants_of
+from yolobench.report.formats import md_text
 from yolobench.runfile import Run
 from yolobench.store import Store
 
@@ -132,7 +133,7 @@ def draw_detections_for(run: Run, out_dir: Path, *, profile: str, data, store, e
                 bench.preflight(artifact, name, threads=bench.default_threads(), imgsz=imgsz)
                 detectors.append(annotate.Detector.load(artifact, name, imgsz=imgsz, conf=DETECTION_CONF))
             except (UserError, engines.EngineUnsupported) as err:
-                skipped.append(f"{name}: {getattr(err, 'reason', err)}")
+                skipped.append(f"{md_text(name)}: {md_text(getattr(err, 'reason', err))}")
         if not detectors:
             results.append(DetectionResult(variant, None, "skipped: " + "; ".join(skipped)))
             continue
@@ -144,7 +145,7 @@ def draw_detections_for(run: Run, out_dir: Path, *, profile: str, data, store, e
         sheet, counts = detection_sheet(detectors, samples)
         relative = Path("detections") / f"{variant}.png"
         _write_png(out_dir / relative, sheet)
-        per_engine = "; ".join(f"{e} {', '.join(map(str, n))}" for e, n in counts.items())
+        per_engine = "; ".join(f"{md_text(e)} {', '.join(map(str, n))}" for e, n in counts.items())
         truths = ", ".join(str(len(s.truth[1])) for s in samples if s.truth is not None)
         note = (f"Artifact {artifact.key} (the one this run measured) at {imgsz} px, conf {DETECTION_CONF:g}; "
                 f"labelled objects per image: {truths}; detections per image: {per_engine}.")

@@ -12,6 +12,7 @@ from typing import Any, Mapping
 from yolobench import catalogue, engines
 from yolobench.errors import UserError
 from yolobench.report.cells import TORCH_ENGINE, Progress, ordered_cells
+from yolobench.report.formats import md_text
 from yolobench.runfile import Cell, Run
 from yolobench.store import FORM_FP32, FORMS, WEIGHTS_NAME, onnx_filename
 
@@ -108,9 +109,9 @@ def deployed_files(run: Run, store, say: Progress | None = None) -> dict[str, De
             if artifact is None:
                 missing = f"the store ({store.root}) does not have artifact {cell.variant}-{key}"
             elif not path.is_file():
-                missing = f"artifact {cell.variant}-{key} in the store has no {file}"
+                missing = f"artifact {cell.variant}-{key} in the store has no {md_text(file)}"
             elif cell.model_size_bytes is not None and path.stat().st_size != cell.model_size_bytes:
-                missing = (f"{file} of artifact {cell.variant}-{key} is {path.stat().st_size} bytes in the store, "
+                missing = (f"{md_text(file)} of artifact {cell.variant}-{key} is {path.stat().st_size} bytes in the store, "
                            f"the run recorded {cell.model_size_bytes}: not the file measured")
             else:
                 if path not in compressed:

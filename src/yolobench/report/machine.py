@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from yolobench.report.cells import ordered_cells
-from yolobench.report.formats import _join
+from yolobench.report.formats import _join, md_text
 from yolobench.runfile import Run
 from yolobench.timer import cpu_generation
 
@@ -72,20 +72,20 @@ def machine_line(summary: MachineSummary) -> str:
     cores = f"{summary.logical_cores if summary.logical_cores is not None else '?'} cores"
     if summary.usable_cores is not None and summary.usable_cores != summary.logical_cores:
         cores += f" ({summary.usable_cores} usable)"
-    cpu = summary.cpu_model + (f", {summary.generation}" if summary.generation else "")
+    cpu = md_text(summary.cpu_model) + (f", {md_text(summary.generation)}" if summary.generation else "")
     line = f"Machine: {cpu}, {cores}, threads {_join(summary.threads)}"
-    return line + (f", {summary.system}" if summary.system else "")
+    return line + (f", {md_text(summary.system)}" if summary.system else "")
 
 
 def commit_line(run: Run) -> str:
     commit = run.commit
-    parts = [f"Commit: {run.commit_id}"]
+    parts = [f"Commit: {md_text(run.commit_id)}"]
     if commit.get("branch"):
-        parts.append(f"branch {commit['branch']}")
+        parts.append(f"branch {md_text(commit['branch'])}")
     if commit.get("dirty"):
         parts.append("with uncommitted changes")
     if commit.get("time"):
-        parts.append(f"committed {commit['time']}")
+        parts.append(f"committed {md_text(commit['time'])}")
     return ", ".join(parts)
 
 
@@ -96,10 +96,10 @@ def weights_line(run: Run) -> str | None:
     for cell in run.cells.values():
         weights = cell.extra.get("weights")
         if isinstance(weights, Mapping) and isinstance(weights.get("sha256"), str):
-            name = Path(str(weights.get("path") or "?")).name.replace("`", "")
-            given.setdefault(weights["sha256"], (name, str(weights.get("family") or "?").replace("`", "")))
+            name = md_text(Path(str(weights.get("path") or "?")).name, code=True)
+            given.setdefault(weights["sha256"], (name, md_text(weights.get("family") or "?")))
     if not given:
         return None
-    files = _join(f"`{name}` ({family}, sha256 {sha[:12]})" for sha, (name, family) in sorted(given.items()))
+    files = _join(f"`{name}` ({family}, sha256 {md_text(sha[:12])})" for sha, (name, family) in sorted(given.items()))
     return (f"Your model: {files}; the ladder starts from it (dense as given, or source_pq for transfer) and "
             "the rungs below derive from it")

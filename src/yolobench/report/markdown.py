@@ -7,7 +7,8 @@ from yolobench.report.cells import Untimed, sizes_of, torch_baseline_name, untim
 from yolobench.report.charts import chart_names, distribution_name
 from yolobench.report.detections import DetectionResult
 from yolobench.report.files import GZIP_LEVEL
-from yolobench.report.formats import MISSING, NO_COMPRESSED_MARK, UNTIMED_MARK, UNTIMED_TEXT, _join, display_path
+from yolobench.report.formats import (MISSING, NO_COMPRESSED_MARK, UNTIMED_MARK, UNTIMED_TEXT, _join, display_path,
+                                      md_text)
 from yolobench.report.machine import commit_line, machine_line, machine_summary, weights_line
 from yolobench.report.rows import Row, fastest_per_size
 from yolobench.report.sections import blog_section, scenario_section
@@ -31,9 +32,9 @@ def render_markdown(run: Run, rows: list[Row], *, detections: list[DetectionResu
         f"Run file: `{source}` (every number below is copied from its `benchmarks[].extra_info`, rounded for display)",
         "",
         f"- {machine_line(summary)}",
-        f"- Library versions: {_join(f'{k} {v}' for k, v in summary.versions.items()) or 'not recorded'}"
-        + (f"; Python {summary.python}" if summary.python else ""),
-        f"- Date: {run.datetime or 'not recorded'}",
+        f"- Library versions: {_join(md_text(f'{k} {v}') for k, v in summary.versions.items()) or 'not recorded'}"
+        + (f"; Python {md_text(summary.python)}" if summary.python else ""),
+        f"- Date: {md_text(run.datetime) if run.datetime else 'not recorded'}",
         *([f"- {line}"] if (line := weights_line(run)) else []),
         f"- {commit_line(run)}",
         *([f"- {history_line}"] if history_line else []),
@@ -89,9 +90,10 @@ def render_markdown(run: Run, rows: list[Row], *, detections: list[DetectionResu
         lines.append(detections_note)
         lines.append("")
         for result in detections:
+            variant = md_text(result.variant)
             if result.image is not None:
-                lines += [f"### {result.variant}", "", result.note, "",
-                          f"![{result.variant} detections]({result.image.as_posix()})", ""]
+                lines += [f"### {variant}", "", result.note, "",
+                          f"![{variant} detections]({result.image.as_posix()})", ""]
             else:
-                lines += [f"### {result.variant}", "", result.note, ""]
+                lines += [f"### {variant}", "", result.note, ""]
     return "\n".join(lines).rstrip() + "\n"

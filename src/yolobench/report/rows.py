@@ -71,6 +71,8 @@ def build_rows(run: Run, deployed: Mapping[str, DeployedFile] | None = None) -> 
                 notes.append(f"mAP change vs {dense.name}")
         if cell.latency.stopped_early:
             notes.append("stopped early (few samples)")
+        if cell.incomplete:
+            notes.append(f"incomplete: {cell.sessions_text()}")
         if cell.fraction_of_supported_ops is not None and cell.fraction_of_supported_ops < 1.0:
             notes.append(f"{cell.fraction_of_supported_ops:.0%} of ops native, rest in a fallback")
         file = loaded_file(cell)

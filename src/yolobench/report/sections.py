@@ -10,7 +10,8 @@ from typing import Any, Iterable
 from yolobench import blog
 from yolobench.report.cells import (_engine_rank, _order_key, _stored_latency, _variant_rank, sizes_of,
                                     torch_baseline_name, variants_of)
-from yolobench.report.formats import MISSING, _join, display_path, fmt_fps, fmt_ms, fmt_ratio, markdown_table
+from yolobench.report.formats import (MISSING, _join, display_path, fmt_fps, fmt_ms, fmt_ratio, markdown_table,
+                                      md_text)
 from yolobench.report.machine import machine_summary
 from yolobench.report.rows import Row, rows_at
 from yolobench.runfile import Run, cell_name
@@ -38,17 +39,17 @@ def baseline_section(current: Run, baseline: Run, thresholds_path: Path | None) 
         others = [f"{c.check} {c.measured} ({c.verdict})" for c in own
                   if c is not latency and c.verdict in (gate.FAIL, gate.NOT_COMPARED)]
         verdict = gate.FAIL if any(c.failed for c in own) else (latency.verdict if latency else "")
-        table.append([name, fmt_ms(_stored_latency(base, "p50")) if base else MISSING,
+        table.append([md_text(name), fmt_ms(_stored_latency(base, "p50")) if base else MISSING,
                       fmt_ms(_stored_latency(current.cells[name], "p50")) if name in current.cells else MISSING,
                       fmt_ratio(latency.ratio) if latency and latency.ratio is not None else MISSING,
                       latency.limit if latency else MISSING, f"**{verdict}**" if verdict == gate.FAIL else verdict,
                       "; ".join(others)])
     failed = sorted({c.cell for c in checks if c.failed})
     lines = ["## Against the baseline", "",
-             f"Baseline `{display_path(baseline.path)}` (commit {baseline.commit_id[:12]}, "
-             f"{baseline.cpu_generation or 'CPU generation not recorded'}), thresholds "
+             f"Baseline `{display_path(baseline.path)}` (commit {md_text(baseline.commit_id[:12])}, "
+             f"{md_text(baseline.cpu_generation or 'CPU generation not recorded')}), thresholds "
              f"`{display_path(thresholds.path) if thresholds_path else 'built-in defaults'}`: "
-             + (f"**gate FAILS** on {', '.join(failed)}." if failed else "the gate passes.")
+             + (f"**gate FAILS** on {', '.join(map(md_text, failed))}." if failed else "the gate passes.")
              + " Ratio = this run / baseline (the gate's latency rule, `yolobench gate`; above 1 is slower).", "",
              markdown_table(header, table, numeric_from=1, numeric_to=4), ""]
     return lines
@@ -98,7 +99,7 @@ def blog_section(run: Run, rows: list[Row]) -> list[str]:
                   f"them, since the blog measured at {imgsz} px (the `full` profile times {imgsz} px). Only the "
                   "blog's numbers are shown."]
     else:
-        lines[-1] += (f" This run ({summary.cpu_model}, threads {_join(summary.threads)}, {imgsz} px): the speedup "
+        lines[-1] += (f" This run ({md_text(summary.cpu_model)}, threads {_join(summary.threads)}, {imgsz} px): the speedup "
                       f"over {baseline} (its fastest `session_p50_ms` / the cell's, as in the table) of the engine "
                       "fastest on that rung, and of DeepSparse, the blog's engine.")
         if baseline not in run.cells:
@@ -116,7 +117,7 @@ def blog_section(run: Run, rows: list[Row]) -> list[str]:
             fastest, same = comparison.fastest, comparison.same_engine
             mine = [MISSING if rung is blog.BASELINE or same is None else fmt_ratio(same.speedup_vs_torch),
                     fmt_ratio(fastest.speedup_vs_torch) if fastest else MISSING,
-                    fastest.engine if fastest else f"not in this run at {imgsz} px"]
+                    md_text(fastest.engine) if fastest else f"not in this run at {imgsz} px"]
         body.append([rung.label, _variant_label(rung.variant, run_variants), fmt_fps(rung.fps),
                      fmt_ratio(rung.speedup_vs_torch), *mine])
     return [*lines, "", markdown_table(header, body, numeric_from=2), ""]
@@ -152,11 +153,11 @@ def scenario_section(run: Run) -> list[str]:
             overhead = e2e.extra.get("overhead_fraction") if e2e else None
             single = cell.latency.fps if cell else None
             gain = tput.fps / single if tput and single else None
-            table.append([cell_name(variant, engine, size), fmt_fps(single) if cell else MISSING,
+            table.append([md_text(cell_name(variant, engine, size)), fmt_fps(single) if cell else MISSING,
                           fmt_fps(e2e.fps) if e2e else MISSING, fmt_ms(e2e.p50_ms) if e2e else MISSING,
                           fmt_ms(e2e.p99_ms) if e2e else MISSING,
                           f"{100 * overhead:.0f}" if overhead is not None else MISSING,
-                          fmt_fps(tput.fps) if tput else MISSING, str(tput.extra.get("streams")) if tput else MISSING,
+                          fmt_fps(tput.fps) if tput else MISSING, md_text(tput.extra.get("streams")) if tput else MISSING,
                           fmt_ratio(gain), f"{mem.peak_rss_mb:.0f}" if mem else MISSING])
         lines += [f"### {imgsz} px", "", markdown_table(header, table, numeric_from=1, numeric_to=len(header)), ""]
     return lines

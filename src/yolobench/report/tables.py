@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from yolobench.report.cells import Untimed, _order_key, torch_baseline_name
 from yolobench.report.formats import (MISSING, NO_COMPRESSED_MARK, UNTIMED_MARK, UNTIMED_TEXT, _join, fmt_fps,
-                                      fmt_map, fmt_ms, fmt_points, fmt_ratio, fmt_size, fmt_sparsity, markdown_table)
+                                      fmt_map, fmt_ms, fmt_points, fmt_ratio, fmt_size, fmt_sparsity, markdown_table,
+                                      md_text)
 from yolobench.report.rows import MAP_POINTS_ALLOWED, Row, rows_at
 from yolobench.runfile import Run, reference_cell_name
 
@@ -15,22 +16,24 @@ def fmt_compressed(row: Row) -> str:
 
 
 def table_row(row: Row) -> list[str]:
-    return [row.name, row.variant, row.engine, fmt_fps(row.fps), fmt_ms(row.p50_ms), fmt_ms(row.p90_ms),
-            fmt_ms(row.p99_ms) if row.p99_ms is not None else MISSING, fmt_ratio(row.speedup_vs_torch), fmt_ratio(row.speedup_vs_reference), fmt_map(row.map50),
+    return [md_text(row.name), md_text(row.variant), md_text(row.engine), fmt_fps(row.fps), fmt_ms(row.p50_ms),
+            fmt_ms(row.p90_ms), fmt_ms(row.p99_ms) if row.p99_ms is not None else MISSING,
+            fmt_ratio(row.speedup_vs_torch), fmt_ratio(row.speedup_vs_reference), fmt_map(row.map50),
             fmt_points(row.map50_delta_points), fmt_map(row.map50_95), fmt_sparsity(row.sparsity),
-            fmt_size(row.model_size_bytes), fmt_compressed(row), row.file or "n/a", "; ".join(row.notes)]
+            fmt_size(row.model_size_bytes), fmt_compressed(row), md_text(row.file or "n/a"), md_text("; ".join(row.notes))]
 
 
 def untimed_row(item: Untimed, columns: int) -> list[str]:
     """A "not timed" row: the variant and engine, the marker in FPS, a dash in every number."""
-    return ([item.name, item.variant, item.engine, UNTIMED_TEXT + UNTIMED_MARK] + [MISSING] * (columns - 5)
+    return ([md_text(item.name), md_text(item.variant), md_text(item.engine), UNTIMED_TEXT + UNTIMED_MARK]
+            + [MISSING] * (columns - 5)
             + [f"by design, see {UNTIMED_MARK} below"])
 
 
 def reference_name(run: Run, imgsz: int) -> str:
     """The reference the run's cells at ``imgsz`` name (``dense-onnxruntime-<imgsz>`` unless recorded otherwise)."""
     names = sorted({c.reference_cell for c in run.cells.values() if c.imgsz == imgsz and c.reference_cell})
-    return ", ".join(names) if names else reference_cell_name(imgsz)
+    return ", ".join(map(md_text, names)) if names else reference_cell_name(imgsz)
 
 
 def table_header(run: Run, imgsz: int) -> list[str]:
@@ -54,14 +57,15 @@ def table_footnotes(rows: list[Row], untimed: list[Untimed], imgsz: int) -> list
     for item in (u for u in untimed if u.imgsz == imgsz):
         reasons.setdefault(item.reason, []).append(item.name)
     for reason, names in reasons.items():
-        notes.append(f"{UNTIMED_MARK} {_join(names)}: {UNTIMED_TEXT} by design (`bench.untimed_reason`): {reason}.")
+        notes.append(f"{UNTIMED_MARK} {_join(map(md_text, names))}: {UNTIMED_TEXT} by design (`bench.untimed_reason`): "
+                     f"{reason}.")
     missing: dict[str, list[str]] = {}
     at_size = rows_at(rows, imgsz)
     for row in at_size:
         if row.compressed_bytes is None:
             missing.setdefault(row.compressed_missing or "unknown", []).append(row.name)
     for why, names in missing.items():
-        which = "every cell" if len(names) == len(at_size) > 1 else _join(names)
+        which = "every cell" if len(names) == len(at_size) > 1 else _join(map(md_text, names))
         notes.append(f"{NO_COMPRESSED_MARK} gzip size of {which} not computed: {why}; the report reads the "
                      "store, it never builds.")
     return notes
@@ -72,5 +76,5 @@ def fastest_line(imgsz: int, best: Row | None) -> str:
     if best is None:
         return (f"{lead}: n/a (no cell has an mAP@0.5 and a dense cell at {imgsz} px with one to compare "
                 "against)")
-    return (f"{lead}: {best.name} at {fmt_fps(best.fps)} FPS (mAP@0.5 {fmt_map(best.map50)}, "
-            f"{fmt_points(best.map50_delta_points)} points vs {best.dense_cell})")
+    return (f"{lead}: {md_text(best.name)} at {fmt_fps(best.fps)} FPS (mAP@0.5 {fmt_map(best.map50)}, "
+            f"{fmt_points(best.map50_delta_points)} points vs {md_text(best.dense_cell)})")
