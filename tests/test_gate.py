@@ -791,6 +791,8 @@ def test_strict_fails_a_run_on_a_generation_without_floors_or_baseline(tmp_path,
     assert code == EXIT_FAILED
     strict = [line for line in out.splitlines() if line.startswith("gate --strict: FAILED")]
     assert len(strict) == 1, out
+    assert not any(l.startswith("gate: passed") for l in out.splitlines()), out  # no "passed" before the FAIL
+    assert "gate: FAILED under --strict (the reasons follow); the checks themselves: passed:" in out
     line = strict[0]
     assert f"{ZEN5_NAME} has no speedup floors" in line and "no baseline" in line
     own = tmp_path / "results" / "thresholds-smoke-amd-family26-model2.toml"
