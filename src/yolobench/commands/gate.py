@@ -147,6 +147,7 @@ def run(args: argparse.Namespace) -> int:
                 if args.only_current else [])
     slice_line = (f"--only-current: {len(left_out)} expected cells/scenarios are not in this run and were not "
                   f"judged: {', '.join(left_out)}" if left_out else None)
+    incomplete = current.incomplete_line()  # the run file says its matrix is not whole
     if args.json:
         import dataclasses
         import json
@@ -154,11 +155,14 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps({"passed": not failed, "summary": gate.summary(checks), "current": str(current.path),
                           "baseline": str(baseline.path) if baseline is not None else None,
                           "thresholds": str(thresholds.path), "note": note, "not_judged": left_out,
+                          "incomplete": current.incomplete,
                           "checks": [dataclasses.asdict(c) for c in checks]}, indent=1))
         return EXIT_FAILED if failed else EXIT_OK
     if args.quiet:
         if note:
             print(note.splitlines()[0])
+        if incomplete:
+            print(f"current: {incomplete}")
         if failed:
             print(gate.format_table([c for c in checks if c.failed]))
         if slice_line:
@@ -170,6 +174,8 @@ def run(args: argparse.Namespace) -> int:
         print(note)
         print()
     print(gate.describe_run("current", current))
+    if incomplete:
+        print(f"current: {incomplete}")
     if baseline is not None:
         print(gate.describe_run("baseline", baseline))
     print(f"thresholds: {thresholds.path}")
