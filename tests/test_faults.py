@@ -539,3 +539,202 @@ def test_the_gate_and_the_report_say_a_run_is_incomplete(tmp_path, capsys):
     out = tmp_path / "report"
     report.write_report(current, out, detections=False, store=Store(tmp_path / "store"))
     assert f"- **Incomplete run**: not a whole matrix: 1 selected cell(s)" in (out / "report.md").read_text()
+
+
+# --- real builds on the tiny profile (slow: each build trains for seconds to a minute) ---
+
+
+@pytest.mark.slow
+def test_a_build_on_a_full_disk_is_one_line_and_leaves_no_entry(tmp_path, tiny_home):
+    """A 20 MB store: the first training checkpoint does not fit (torch.save's short write)."""
+    small = tmp_path / "small"
+    small.mkdir()
+    command = small_filesystem_command(small, yolobench_command("build", "--profile", "tiny", "--variants", "dense",
+                                                                "--store", str(small / "store")), size="20m")
+    if command is None:
+        pytest.skip("this machine cannot mount a small filesystem (unshare --map-root-user --mount)")
+    command[5] = command[5].replace('ls -A "', 'find "').replace('"; exit', '" -mindepth 1; exit')  # every path left
+    done = run_yolobench(command, timeout=900)
+    assert done.returncode == faults.EXIT_FAULT, done.stderr[-3000:]
+    line = the_one_line(done, "build")
+    assert "no space left on the device writing" in line and "checkpoint.pt" in line
+    left = {str(Path(p).relative_to(small)) for p in done.stdout.split()}
+    key = next(p for p in left if p.startswith("store/work/dense-")).split("dense-")[1].split("/")[0]
+    # what is left: the work folder (resumable state) and the lock; no entry, no .tmp folder, no partial file
+    assert not any(p.startswith(("store/dense-", "store/.tmp-")) or ".tmp" in p for p in left), left
+    assert left <= {"store", "store/locks", f"store/locks/dense-{key}.lock", "store/work", f"store/work/dense-{key}",
+                    f"store/work/dense-{key}/checkpoint"} | {p for p in left if p.startswith(f"store/work/dense-{key}/train")}
+
+
+def kill_when(command: list[str], marker: str, sig: int, delay_s: float, timeout: float = 900) -> tuple[int, str]:
+    """Run ``command``; ``delay_s`` after a progress line containing ``marker``, send ``sig``. (exit status, stderr)"""
+    proc = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": str(REPO / "src")})
+    lines = []
+    try:
+        for line in proc.stderr:
+            lines.append(line)
+            if marker in line:
+                time.sleep(delay_s)
+                proc.send_signal(sig)
+                break
+        lines += proc.stderr.readlines()
+        return proc.wait(timeout=timeout), "".join(lines)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.mark.slow
+def test_a_build_killed_at_seeded_points_never_leaves_a_partial_entry_and_the_rerun_completes(tiny_home):
+    """SIGKILL during training and during the export, SIGTERM while measuring, each `delay` seconds (drawn from
+    SEED) after the progress line; after each the store holds no partial entry; the last run finishes it."""
+    from yolobench import builder
+
+    store = Store(tiny_home / "store")
+    key = builder.variant_key("dense", "tiny", None)
+    shutil.rmtree(store.entry_dir("dense", key), ignore_errors=True)
+    rng = random.Random(SEED)
+    command = yolobench_command("build", "--profile", "tiny", "--variants", "dense", "--store", str(store.root))
+    for marker, sig in (("] training ", signal.SIGKILL), ("] exporting ONNX", signal.SIGKILL),
+                        ("] measuring mAP", signal.SIGTERM)):
+        code, err = kill_when(command, marker, sig, delay_s=round(rng.uniform(0.0, 2.0), 2))
+        if code == 0:  # finished before the signal: then it is whole
+            break
+        assert code == (-signal.SIGKILL if sig == signal.SIGKILL else children.EXIT_TERMINATED), err[-3000:]
+        assert_store_consistent(store)
+        assert store.get("dense", key) is None and store.state("dense", key) == "partial"
+        if sig == signal.SIGTERM:  # a stop it can handle: one line, and its .tmp folder removed on the way out
+            assert err.strip().splitlines()[-1].startswith("yolobench build: terminated (SIGTERM)")
+            assert "Traceback" not in err and not list(store.root.glob(".tmp-*"))
+    done = run_yolobench(command, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert_store_consistent(store)
+    artifact = store.get("dense", key)
+    assert artifact is not None and not store.work_dir("dense", key).exists()
+    assert not list(store.root.glob(".tmp-*"))  # the killed builds' folders were removed
+
+
+@pytest.fixture(scope="module")
+def built(tiny_home):
+    """The tiny dense artifact in the module's store (built here, or by the kill test above)."""
+    from yolobench import builder
+
+    return builder.build("dense", "tiny", store=Store(tiny_home / "store"))
+
+
+ABORTING_ENGINE = textwrap.dedent('''
+    import os
+
+    from yolobench.engines.base import FORM_FP32, Engine
+
+
+    class AbortingEngine(Engine):
+        """Native code that ends the process on every model (as DeepSparse does on a graph it rejects)."""
+
+        name = "fakeabort"
+        package = "fakeabort"
+        preferred_forms = (FORM_FP32,)
+        order = 50
+        can_abort_process = CAN_ABORT
+
+        def _import(self):
+            return None
+
+        def _load_onnx(self, spec, form, geometry, threads):
+            os.abort()
+''')
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("isolated", [True, False], ids=["crash-isolated", "not-declared"])
+def test_an_engine_that_aborts_the_process(built, tiny_home, tmp_path, isolated):
+    """Declared (can_abort_process): its cell is skipped with the crash's one-line reason, the other cells are
+    timed, and the run file says which cell it lacks. Undeclared: it ends pytest; bench says so in one line."""
+    (tmp_path / "fake_abort_engine.py").write_text(ABORTING_ENGINE.replace("CAN_ABORT", str(isolated)))
+    out = tmp_path / "runs" / "run.json.gz"
+    done = run_yolobench(yolobench_command("bench", "--profile", "tiny", "--variants", "dense", "--engines",
+                                           "onnxruntime,fakeabort", "--sessions", "1", "--out", str(out),
+                                           "--store", str(built.path.parent)), timeout=900,
+                         env={"PYTHONPATH": os.pathsep.join([str(REPO / "src"), str(tmp_path)]),
+                              "YOLOBENCH_EXTRA_ENGINES": "fake_abort_engine"})
+    output = done.stdout + done.stderr
+    if not isolated:
+        assert done.returncode == faults.EXIT_FAULT, output[-3000:]
+        assert the_one_line(done, "bench").startswith("yolobench bench: pytest was ended by SIGABRT")
+        assert not out.exists() and not any(out.parent.iterdir())
+        return
+    assert done.returncode == 0, output[-3000:]
+    reasons = [line for line in output.splitlines() if line.startswith("SKIPPED") and "fakeabort crashed" in line]
+    assert len(reasons) == 1 and "exit status -6 in a child process" in reasons[0], output[-3000:]
+    run = runfile.load_run(out)
+    assert set(run.cells) == {"dense-onnxruntime-64"} and run.cells["dense-onnxruntime-64"].latency.n > 0
+    assert list(run.incomplete) == ["dense-fakeabort-64"]
+    assert run.incomplete["dense-fakeabort-64"].startswith("skipped: fakeabort cannot run dense: fakeabort crashed")
+
+
+@pytest.mark.slow
+def test_a_store_file_replaced_under_a_running_benchmark_fails_its_cell_and_is_rebuilt(built, tmp_path):
+    """The store verified the entry when the session opened it; the model file is replaced afterwards (same
+    size, other bytes): the cell refuses to time it, and the next build sets the entry aside and rebuilds it."""
+    import onnx
+    from onnx import numpy_helper
+
+    from yolobench import bench as bench_module
+
+    store = Store(tmp_path / "store")
+    shutil.copytree(built.path, store.entry_dir(built.name, built.key))
+    artifact = store.get(built.name, built.key)
+    model_path = artifact.onnx_path()
+    model = onnx.load(str(model_path))
+    weights = model.graph.initializer[0]
+    weights.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(weights) * 2, weights.name))
+    onnx.save(model, str(model_path))
+    assert model_path.stat().st_size == artifact.meta["files"][model_path.name]["size"]  # only the hash tells
+    with pytest.raises(UserError) as raised:
+        bench_module.measure_session(artifact, "onnxruntime", index=1, sessions=1, imgsz=64)
+    message = str(raised.value)
+    assert message.startswith(f"dense (key {built.key}) changed in the store after it was verified: {model_path} "
+                              "no longer has the sha256 in its meta.json; this cell is not measured")
+    assert store.get("dense", built.key) is None  # the next run's deep check (`state` compares sizes only)
+    rebuilt = store.build("dense", built.key, lambda work, out: (shutil.copytree(built.path, out, dirs_exist_ok=True),
+                                                                  json.loads((built.path / META_NAME).read_text()))[1])
+    assert store.verify(rebuilt.path) is not None and len(list((store.root / "corrupt").iterdir())) == 1
+    assert_store_consistent(store)
+
+
+@pytest.mark.slow
+def test_a_built_store_mounted_read_only_still_serves_build_and_bench(built, tmp_path):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    command = read_only_command(ro, yolobench_command("build", "--profile", "tiny", "--variants", "dense",
+                                                      "--store", str(ro)), source=built.path.parent)
+    if command is None:
+        pytest.skip("this machine cannot mount a read-only filesystem (unshare --map-root-user --mount)")
+    done = run_yolobench(command, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert any(line.split()[:2] == ["dense", "cached"] for line in done.stdout.splitlines()), done.stdout
+
+
+@pytest.mark.slow
+def test_annotate_on_a_full_disk_is_one_line_and_leaves_nothing(built, tiny_home, tmp_path):
+    from yolobench.data import check_dataset
+
+    images = check_dataset(built.meta["dataset"]["data_yaml"], decode_images=False).val_files[:4]
+    source = tmp_path / "images"
+    source.mkdir()
+    for image in images:
+        shutil.copy(image, source / image.name)
+    small = tmp_path / "small"
+    small.mkdir()
+    command = small_filesystem_command(small, yolobench_command(
+        "annotate", "--variant", "dense", "--engine", "onnxruntime", "--profile", "tiny", "--source", str(source),
+        "--out", str(small / "annotated"), "--store", str(built.path.parent), "--quiet"), size="4k")
+    if command is None:
+        pytest.skip("this machine cannot mount a small filesystem (unshare --map-root-user --mount)")
+    done = run_yolobench(command, timeout=600)
+    assert done.returncode == faults.EXIT_FAULT, done.stderr[-3000:]
+    line = the_one_line(done, "annotate")
+    assert "no space left on the device writing" in line and str(small / "annotated") in line
+    assert done.stdout.strip() == ""

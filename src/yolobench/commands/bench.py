@@ -3,7 +3,9 @@
 A thin wrapper: it builds the pytest command line (variants, engines, profile, data, image size,
 threads, store, ``--benchmark-json``), runs it with this Python in the repository root and returns
 pytest's exit status (0 every selected cell ran or was skipped with its reason, 1 a cell failed, 2-4 a
-usage or collection error, 5 nothing selected). Arguments after ``--`` go to pytest unchanged.
+usage or collection error, 5 nothing selected; 1 with one line when pytest was ended by a signal). Arguments
+after ``--`` go to pytest unchanged. pytest-benchmark writes into a private temporary folder and the run file
+is written from it when pytest ends, so ``--out`` holds a whole run file or none (docs/faults.md).
 
 ``--model A.onnx [B.onnx ...]`` times those files instead of the catalogue (``yolobench.modelfiles``): bad
 files are refused in one line (exit 2) before anything runs; each file's engines are checked for parity
