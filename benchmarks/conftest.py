@@ -220,9 +220,95 @@ def pytest_collection_modifyitems(config, items):
     ordered = sorted((items[n] for n in slots), key=cell_order(config))
     for n, item in zip(slots, ordered):
         items[n] = item
+    outcomes = config.pluginmanager.get_plugin(CellOutcomes.name)
+    if outcomes is not None:
+        outcomes.cells = {item.nodeid: _timed_cell(config, item) for item in ordered}
+
+
+# --- what the run file says about the cells it lacks ---
+
+
+class CellOutcomes:
+    """How each selected session of the matrix ended: ``cells`` (nodeid -> cell name, None for a cell the
+    matrix does not time by design) and ``outcomes`` (nodeid -> why it did not pass; "" for passed)."""
+
+    name = "yolobench-cell-outcomes"
+
+    def __init__(self):
+        self.cells: dict[str, str | None] = {}
+        self.outcomes: dict[str, str] = {}
+
+    def pytest_runtest_logreport(self, report):
+        if report.nodeid not in self.cells:
+            return
+        if report.failed:
+            crash = getattr(report.longrepr, "reprcrash", None)
+            self.outcomes[report.nodeid] = "failed: " + _one_line(crash.message if crash is not None
+                                                                  else report.longreprtext)
+        elif report.skipped and report.nodeid not in self.outcomes:
+            reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+            self.outcomes[report.nodeid] = "skipped: " + _one_line(reason.removeprefix("Skipped: "))
+        elif report.when == "call" and report.passed:
+            self.outcomes.setdefault(report.nodeid, "")
+
+
+def _timed_cell(config, item) -> str | None:
+    """The cell ``item`` times a session of, or None for one the matrix skips by design (``untimed_reason``)."""
+    from fixtures.variants import _config
+    from yolobench import bench, catalogue, modelfiles, runfile
+
+    params = item.callspec.params
+    variant, engine = params["variant_name"], params["engine_name"]
+    imgsz = params.get("cell_imgsz", _config(config).sizes[0])
+    model = next((m for m in _config(config).models if m.name == variant), None)
+    if model is not None:
+        untimed = modelfiles.untimed_reason(engine, quantized=model.quantized)
+    else:
+        untimed = bench.untimed_reason(variant, engine) if variant in catalogue.VARIANT_NAMES else None
+    return None if untimed else runfile.cell_name(variant, engine, imgsz)
+
+
+def _one_line(text: str, limit: int = 300) -> str:
+    line = next((part.strip() for part in str(text).splitlines() if part.strip()), "")
+    return line[:limit]
+
+
+def missing_cells(config) -> dict[str, str]:
+    """{cell: why the run file lacks it, or lacks some of its sessions}: every selected cell of the matrix
+    (those the matrix times) with a session that failed, was skipped or never ran (pytest stopped)."""
+    from collections import defaultdict
+
+    plugin = config.pluginmanager.get_plugin(CellOutcomes.name)
+    sessions = defaultdict(list)
+    for nodeid, cell in (plugin.cells if plugin is not None else {}).items():
+        if cell is not None:
+            sessions[cell].append(plugin.outcomes.get(nodeid, "not run: pytest stopped before it"))
+    missing = {}
+    for cell, outcomes in sessions.items():
+        lacking = [(k, why) for k, why in enumerate(outcomes, 1) if why]
+        if not lacking:
+            continue
+        k, why = lacking[0]
+        if len(outcomes) > 1:
+            why = f"{len(lacking)} of {len(outcomes)} sessions missing (session {k}: {why})"
+        missing[cell] = why
+    return missing
+
+
+def pytest_benchmark_update_json(config, benchmarks, output_json):  # noqa: ARG001
+    """A run file is never half a matrix without saying so: ``machine_info["yolobench_incomplete"]`` names
+    each selected cell that failed, was skipped or never ran, with the reason (``runfile.Run.incomplete``;
+    the gate and the report show it). Absent when every selected cell was timed."""
+    from yolobench import runfile
+
+    missing = missing_cells(config)
+    if missing and isinstance(output_json.get("machine_info"), dict):
+        output_json["machine_info"][runfile.INCOMPLETE_KEY] = missing
 
 
 def pytest_configure(config):
+    if config.pluginmanager.get_plugin(CellOutcomes.name) is None:
+        config.pluginmanager.register(CellOutcomes(), CellOutcomes.name)
     session_count(config)  # a bad --sessions is a usage error (exit 4) before collection
     scenario_names(config)
     streams = options.get(config, "streams")

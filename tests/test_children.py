@@ -27,8 +27,9 @@ SLEEPY_PLUGIN = textwrap.dedent('''
     def pytest_configure(config):
         here = Path(os.environ["YB_TEST_PIDS"])
         grandchild = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"])
-        out = Path(os.environ["YB_TEST_OUT"])
+        out = Path(config.getoption("benchmark_json"))  # where pytest-benchmark would write
         out.write_text('{"partial": ')
+        (here / "partial").write_text(str(out))
         (here / "pids.tmp").write_text(f"{os.getpid()} {grandchild.pid}")
         (here / "pids.tmp").rename(here / "pids")
         time.sleep(300)
@@ -66,7 +67,7 @@ def test_sigterm_stops_bench_and_its_children(tmp_path):
     (tmp_path / "yb_sleepy_plugin.py").write_text(SLEEPY_PLUGIN)
     out = tmp_path / "run.json"
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")])),
-               YB_TEST_PIDS=str(tmp_path), YB_TEST_OUT=str(out))
+               YB_TEST_PIDS=str(tmp_path))
     parent = subprocess.Popen([sys.executable, "-m", "yolobench", "bench", "--profile", "smoke", "--variants", "dense",
                                "--engines", "onnxruntime", "--out", str(out), "--", "-p", "yb_sleepy_plugin"],
                               cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -83,6 +84,7 @@ def test_sigterm_stops_bench_and_its_children(tmp_path):
         assert "Traceback" not in stderr
         assert _wait_for(lambda: not _alive(child) and not _alive(grandchild), 10), "a child outlived its parent"
         assert not out.exists(), "a cancelled run left a run file"
+        assert not Path((tmp_path / "partial").read_text()).exists(), "the partial JSON pytest wrote was left"
     finally:  # only after the assertions: never leave this test's sleepers behind, pass or fail
         if parent.poll() is None:
             parent.kill()

@@ -309,7 +309,10 @@ def annotate(detector: Detector, source: Source, out: Path, *, progress: Progres
                 ok, encoded = cv2.imencode(Path(name).suffix or ".png", annotated)
                 if not ok:
                     raise UserError(f"{name}: OpenCV cannot encode the annotated image")
-                encoded.tofile(str(tmp_dir / name))
+                try:  # Python's write, not numpy's tofile: a full disk is OSError(ENOSPC), not "N requested and M written"
+                    (tmp_dir / name).write_bytes(encoded.tobytes())
+                except OSError as err:
+                    raise OSError(err.errno, err.strerror, str(out)) from err
                 done += 1
                 reporter.update(done)
             (tmp_dir / OUTPUT_MARKER).write_text("written by `yolobench annotate`; a rerun replaces this folder\n")

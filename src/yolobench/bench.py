@@ -260,6 +260,25 @@ def _model_size(artifact: Any, session: engines.Session) -> int | None:
     return ((getattr(artifact, "meta", None) or {}).get("file_sizes") or {}).get(WEIGHTS_NAME)
 
 
+def _check_unchanged(artifact: Any, session: engines.Session) -> None:
+    """UserError when the file the engine loaded is no longer the one the store verified for this artifact.
+
+    The run file records the artifact's key for every cell; a file replaced under a running benchmark
+    would be timed under a key that is not its model's. The cell fails with the reason (it is neither
+    measured nor skipped); the next build finds the entry corrupt, sets it aside and rebuilds it."""
+    from yolobench.store import WEIGHTS_NAME  # noqa: PLC0415
+
+    check = getattr(artifact, "changed_since_verified", None)
+    if check is None:  # not a store entry (a stand-in)
+        return
+    path = session.model_path if session.model_path is not None else Path(artifact.path) / WEIGHTS_NAME
+    changed = check(path)
+    if changed:
+        raise UserError(f"{artifact.name} (key {artifact.key}) changed in the store after it was verified: {changed}; "
+                        f"this cell is not measured; the next run (yolobench build or bench) sets the entry aside as "
+                        "corrupt and builds it again")
+
+
 def open_cell(artifact: Any, engine_name: str, *, threads: int | None = None, imgsz: int | None = None,
               batch: int = 1, isolate: bool = True) -> tuple[engines.Session, np.ndarray, CellContext]:
     """Load the session and the fixed input; :class:`EngineUnsupported` if this engine cannot run it here.
@@ -275,6 +294,7 @@ def open_cell(artifact: Any, engine_name: str, *, threads: int | None = None, im
     if isolate:
         preflight(artifact, engine_name, threads=threads, imgsz=imgsz, batch=batch)
     session = engine.load(modelfiles.engine_model(artifact, engine), batch=batch, threads=threads, imgsz=imgsz)
+    _check_unchanged(artifact, session)
     images, image_path = benchmark_input(artifact, imgsz, batch)
     context = CellContext(
         variant=artifact.name, engine=engine_name, engine_version=session.engine_version, form=session.form,

@@ -2,9 +2,10 @@
 
 A full disk, a folder the user cannot write, a read-only filesystem, memory: the command stops with exit
 status 1 (a fault; 2 is bad input) and this one line, not a traceback. ``--debug`` or ``YOLOBENCH_DEBUG=1``
-shows the traceback. What the interrupted step leaves is the writer's business: the store, run files and
-reports are written to a temporary name and renamed when whole, so a fault leaves the previous version
-or nothing.
+shows the traceback. What the interrupted step leaves is the writer's business: store entries, weights and
+training checkpoints, run files, reports, datasets and every other file a command writes are written to a
+temporary name (or folder) and renamed when whole, so a fault leaves the previous version or nothing;
+docs/faults.md lists each writer and the faults tried on it (tests/test_faults.py).
 
 Must not: decide whether to catch (the command line does), retry, or clean up.
 """

@@ -121,8 +121,12 @@ def apply_recipe_structure(model: nn.Module, recipe_text: str, recipe_variables:
 
 def save_weights(path: Path, model: nn.Module, *, cfg: dict, nc: int, names: dict,
                  recipe_text: str | None, recipe_variables: dict | None) -> None:
-    torch.save({"state_dict": model.state_dict(), "cfg": cfg, "nc": nc, "names": names,
-                "recipe": recipe_text, "recipe_variables": recipe_variables or {}}, path)
+    """The artifact's weights.pt; a full disk is ``OSError(ENOSPC)`` naming ``path`` and leaves no file
+    (``fsutil.atomic_torch_save``)."""
+    from yolobench.fsutil import atomic_torch_save
+
+    atomic_torch_save({"state_dict": model.state_dict(), "cfg": cfg, "nc": nc, "names": names,
+                       "recipe": recipe_text, "recipe_variables": recipe_variables or {}}, path)
 
 
 def load_weights_model(path: Path) -> tuple[DetectionModel, dict]:

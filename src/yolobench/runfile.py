@@ -67,6 +67,11 @@ NULLABLE_KEYS = ("engine_version", "cpu_model", "speedup_vs_reference", "referen
                  "map50", "map50_95", "model_size_bytes", "form")
 
 
+# machine_info[...] of a run file whose matrix is not whole: {cell: reason} for every selected cell that
+# failed, was skipped or never ran (written by benchmarks/conftest.py when pytest ends; absent otherwise).
+INCOMPLETE_KEY = "yolobench_incomplete"
+
+
 def cell_name(variant: str, engine: str, imgsz: int) -> str:
     """The name of a matrix cell: variant, engine and input size, e.g. ``pruned_quant-deepsparse-640``."""
     return f"{variant}-{engine}-{int(imgsz)}"
@@ -172,6 +177,24 @@ class Run:
         from yolobench.timer import cpu_generation
 
         return cpu_generation(self.machine)
+
+    @property
+    def incomplete(self) -> dict[str, str]:
+        """{cell: why it is missing, or missing sessions}, as the benchmark session recorded it
+        (``machine_info[INCOMPLETE_KEY]``: failed, skipped, or not run when pytest stopped); {} for a whole
+        matrix, and for a run file written before this was recorded."""
+        record = self.machine.get(INCOMPLETE_KEY)
+        if not isinstance(record, dict):
+            return {}
+        return {str(cell): str(why) for cell, why in record.items()}
+
+    def incomplete_line(self) -> str | None:
+        """One line naming the cells :attr:`incomplete` lists and why (the gate and the report print it)."""
+        missing = self.incomplete
+        if not missing:
+            return None
+        return (f"not a whole matrix: {len(missing)} selected cell(s) missing or missing sessions, as recorded "
+                f"when pytest ended: " + "; ".join(f"{cell} ({why})" for cell, why in sorted(missing.items())))
 
     @property
     def profile(self) -> str | None:

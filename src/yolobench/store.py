@@ -7,7 +7,7 @@ artifact is built, the old one stays until pruned.
 
 Guarantees:
 - written atomically: built in ``<root>/.tmp-...`` and renamed into place, so a reader never sees a
-  half-written artifact;
+  half-written artifact (a killed build's ``.tmp-`` folder is removed by the next build of its key);
 - built once: a file lock per key; a second process waiting on it finds the finished artifact;
 - self-checking: ``meta.json`` (written last) lists every file with its size and sha256; an entry whose
   files do not match is corrupt, moved aside and rebuilt, never used;
@@ -129,6 +129,29 @@ class Artifact:
             return dict(self.meta.get("metrics") or {}) if imgsz == self.imgsz else {}
         return dict(by_size.get(str(imgsz)) or {})
 
+    def changed_since_verified(self, path: Path | str) -> str | None:
+        """Why ``path`` (one of this entry's files) is no longer the file ``meta.json`` lists, or None.
+
+        The store verifies an entry when it is opened; an engine loads its file later (a benchmark session
+        minutes into the run). A file replaced or rewritten in between would be timed under the key of a
+        model it is not. Files the entry does not list (a model file run from elsewhere) are not judged."""
+        try:
+            rel = str(Path(path).resolve().relative_to(self.path.resolve()))
+        except ValueError:
+            return None
+        info = (self.meta.get("files") or {}).get(rel)
+        if not isinstance(info, dict):
+            return None
+        try:
+            size = Path(path).stat().st_size
+        except OSError as err:
+            return f"{path} is gone ({err.strerror})"
+        if size != info.get("size"):
+            return f"{path} is {size} bytes, {info.get('size')} in its meta.json"
+        if sha256_file(Path(path)) != info.get("sha256"):
+            return f"{path} no longer has the sha256 in its meta.json"
+        return None
+
     def load_torch(self):
         """The trained model in eval mode, returning the raw head output (B, 4+nc, N)."""
         from yolobench.modelio import load_artifact_model  # torch-heavy, imported on demand
@@ -234,8 +257,11 @@ class Store:
                 os.replace(entry, aside)
             work = self.work_dir(name, key)
             work.mkdir(parents=True, exist_ok=True)
+            # A build killed outright (SIGKILL, power loss) leaves its .tmp folder: never an entry (no rename
+            # happened), and removed here, under this key's lock, so no live build of this key owns one.
+            for stale in self.root.glob(f".tmp-{name}-{key}-*"):
+                shutil.rmtree(stale, ignore_errors=True)
             tmp = self.root / f".tmp-{name}-{key}-{os.getpid()}"
-            shutil.rmtree(tmp, ignore_errors=True)
             tmp.mkdir(parents=True)
             try:
                 meta = dict(build_fn(work, tmp))

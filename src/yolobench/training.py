@@ -22,7 +22,6 @@ other than through ``yolobench.shims``.
 from __future__ import annotations
 
 import math
-import os
 import re
 import sys
 from pathlib import Path
@@ -43,9 +42,11 @@ CHECKPOINT_NAME = "checkpoint.pt"
 
 
 def _atomic_torch_save(obj: Any, path: Path) -> None:
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    """The checkpoint whole or not at all; a full disk is ``OSError(ENOSPC)`` naming ``path``, and the
+    previous epoch's checkpoint stays (``fsutil.atomic_torch_save``)."""
+    from yolobench.fsutil import atomic_torch_save
+
+    atomic_torch_save(obj, path)
 
 
 # The Detect head's last class convolution (one per scale: model.<head>.cv3.<i>.2): its output channels

@@ -8,6 +8,7 @@ Must not: write anywhere but the store's work and output folders it is given.
 from __future__ import annotations
 
 import hashlib
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -185,6 +186,8 @@ def _check_onnx(out: Path) -> None:
                 "QuantizationModifier (see recipes/pruned_quant.yaml)")
 
 
+# A compile still running after this long is taken as hung (the probe's child is stopped, the build refused).
+DEEPSPARSE_PROBE_TIMEOUT_S = 900.0
 _DEEPSPARSE_PROBE = (
     "import sys\n"
     "from deepsparse import compile_model\n"
@@ -210,7 +213,14 @@ def _deepsparse_compiles(out: Path, forms: list[str], sizes) -> dict | None:
     result = {}
     for imgsz in sizes:
         path = out / onnx_filename(form, imgsz)
-        proc = children.run([sys.executable, "-c", _DEEPSPARSE_PROBE, str(path)], capture_output=True, timeout=900)
+        try:
+            proc = children.run([sys.executable, "-c", _DEEPSPARSE_PROBE, str(path)], capture_output=True,
+                                timeout=DEEPSPARSE_PROBE_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            raise UserError(f"DeepSparse did not compile {path.name} within {DEEPSPARSE_PROBE_TIMEOUT_S:g} s (the "
+                            "child process was stopped; nothing was added to the store): a machine this busy or "
+                            "this slow cannot check the artifact; rerun on an idle machine, or uninstall deepsparse "
+                            "to skip the check") from None
         fraction = [line.split()[1] for line in proc.stdout.splitlines() if line.startswith("FRACTION")]
         if proc.returncode != 0 or not fraction:
             detail = next((line for line in (proc.stderr or "").splitlines() if "Assertion" in line

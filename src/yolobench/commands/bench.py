@@ -3,7 +3,9 @@
 A thin wrapper: it builds the pytest command line (variants, engines, profile, data, image size,
 threads, store, ``--benchmark-json``), runs it with this Python in the repository root and returns
 pytest's exit status (0 every selected cell ran or was skipped with its reason, 1 a cell failed, 2-4 a
-usage or collection error, 5 nothing selected). Arguments after ``--`` go to pytest unchanged.
+usage or collection error, 5 nothing selected; 1 with one line when pytest was ended by a signal). Arguments
+after ``--`` go to pytest unchanged. pytest-benchmark writes into a private temporary folder and the run file
+is written from it when pytest ends, so ``--out`` holds a whole run file or none (docs/faults.md).
 
 ``--model A.onnx [B.onnx ...]`` times those files instead of the catalogue (``yolobench.modelfiles``): bad
 files are refused in one line (exit 2) before anything runs; each file's engines are checked for parity
@@ -14,14 +16,16 @@ written into the run file, and a disagreement makes the exit status 1.
 from __future__ import annotations
 
 import argparse
-import os
 import shlex
+import shutil
+import signal
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from yolobench import children, modelfiles, paths, runfile
+from yolobench import children, faults, modelfiles, paths, runfile
 from yolobench.commands import common
 from yolobench.errors import UserError
 
@@ -33,6 +37,21 @@ RUNS_DIR = Path("results") / "runs"
 
 def default_out(profile: str) -> Path:
     return paths.repo_root() / RUNS_DIR / f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{profile}.json.gz"
+
+
+# What pytest-benchmark writes (--benchmark-json), in a private temporary folder; never a run file's name.
+PARTIAL_NAME = "pytest-benchmark.json.partial"
+
+
+def signal_message(code: int) -> str:
+    """The one line for a pytest child ended by signal ``-code`` (a native crash, the kernel's OOM killer)."""
+    try:
+        name = signal.Signals(-code).name
+    except ValueError:
+        name = f"signal {-code}"
+    return (f"pytest was ended by {name} before it wrote the run file; no run file was written (an engine whose "
+            "native code can end the process must say so, Engine.can_abort_process, to be loaded in a child "
+            "process first; SIGKILL: the machine ran out of memory?)")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -117,30 +136,34 @@ def run(args: argparse.Namespace) -> int:
     if out.is_dir():  # pytest-benchmark cannot write over a folder: the run would be measured, then lost
         folder, out = out, out / default_out(label).name
         print(f"--out {folder} is a folder: the run file is {out}", file=sys.stderr)
-    # RUN.json.gz: pytest-benchmark writes plain JSON beside it, compacted into the .gz when pytest ends
-    written = out.with_name(f".{out.name[:-len(runfile.GZ_SUFFIX)]}.{os.getpid()}.partial") \
-        if out.name.endswith(runfile.GZ_SUFFIX) else out
-    command = pytest_command(args, written)
-    print("$ " + shlex.join(command), file=sys.stderr, flush=True)
-    if args.dry_run:
+    # pytest-benchmark writes its JSON with a plain open() when pytest ends: a run stopped while it writes, or
+    # a full disk under --out, would leave half a file under the run file's name (and pytest's traceback). It
+    # writes into a private folder instead; the run file is written from that (runfile.write_run: a temporary
+    # name renamed when whole; compact for a .gz name), so --out holds a whole run file or none.
+    if args.dry_run:  # the command as a user would type it: pytest-benchmark writes plain JSON
+        plain = out.with_name(out.name[:-len(runfile.GZ_SUFFIX)]) if out.name.endswith(runfile.GZ_SUFFIX) else out
+        print("$ " + shlex.join(pytest_command(args, plain)), file=sys.stderr, flush=True)
         return 0
     verdicts = check_parity(models, data=args.data, engine_names=common.engine_list(args.engines),
                                        threads=args.threads) if models else []
     out.parent.mkdir(parents=True, exist_ok=True)
-    existed = written.exists()
+    private = Path(tempfile.mkdtemp(prefix="yolobench-bench-"))
+    written = private / PARTIAL_NAME
+    command = pytest_command(args, written)
+    print("$ " + shlex.join(command), file=sys.stderr, flush=True)
     try:
         code = children.run(command, cwd=paths.repo_root()).returncode
-        if written != out and written.exists():
+        if code < 0:  # ended by a signal: pytest-benchmark wrote nothing, whatever is there is not a run
+            print(f"yolobench bench: {signal_message(code)}", file=sys.stderr)
+            return faults.EXIT_FAULT
+        published = written.exists()
+        if published:
             runfile.write_run(out, runfile.read_document(written))
-            written.unlink()
-    except BaseException:
-        # A cancelled run leaves no run file: one written as pytest was stopped may be partial.
-        if (not existed or written != out) and written.exists():
-            written.unlink()
-        raise
-    if models and out.exists():
+    finally:  # a cancelled or failed run leaves no run file: the one pytest wrote may be partial
+        shutil.rmtree(private, ignore_errors=True)
+    if models and published:
         record_parity(out, verdicts)
-    if out.exists():
+    if published:
         print(f"run file: {out}  (check it: yolobench gate --current {out})", file=sys.stderr)
     if models and disagreeing(verdicts):
         print(f"parity: engines DISAGREE on {', '.join(disagreeing(verdicts))} (tables above)",

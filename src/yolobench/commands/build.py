@@ -87,6 +87,7 @@ def _write_record(args, built, elapsed: float) -> None:
     import os
     from pathlib import Path
 
+    from yolobench.fsutil import atomic_write_text
     from yolobench.recipes import EPOCH_SCALE_ENV, RECIPES_ENV
     from yolobench.timer import machine_info
 
@@ -118,9 +119,7 @@ def _write_record(args, built, elapsed: float) -> None:
         "this_run_seconds": round(elapsed, 1),
         "variants": variants,
     }
-    path = Path(args.record)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(record, indent=2, sort_keys=False) + "\n")
+    path = atomic_write_text(Path(args.record), json.dumps(record, indent=2, sort_keys=False) + "\n")
     print(f"build record: {path}")
 
 

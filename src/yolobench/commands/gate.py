@@ -216,6 +216,7 @@ def run(args: argparse.Namespace) -> int:
                 if args.only_current else [])
     slice_line = (f"--only-current: {len(left_out)} expected cells/scenarios are not in this run and were not "
                   f"judged: {', '.join(left_out)}" if left_out else None)
+    incomplete = current.incomplete_line()  # the run file says its matrix is not whole
     if args.json:
         import dataclasses
         import json
@@ -223,7 +224,7 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps({"passed": not failed, "summary": gate.summary(checks), "current": str(current.path),
                           "baseline": str(baseline.path) if baseline is not None else None,
                           "thresholds": str(thresholds.path), "note": note, "warning": warning,
-                          "strict": strict, "not_judged": left_out,
+                          "strict": strict, "not_judged": left_out, "incomplete": current.incomplete,
                           "checks": [dataclasses.asdict(c) for c in checks]}, indent=1))
         return EXIT_FAILED if failed else EXIT_OK
     if args.quiet:
@@ -231,6 +232,8 @@ def run(args: argparse.Namespace) -> int:
             print(note.splitlines()[0])
         if warning:
             print(warning)
+        if incomplete:
+            print(f"current: {incomplete}")
         if any(c.failed for c in checks):
             print(gate.format_table([c for c in checks if c.failed]))
         if slice_line:
@@ -247,6 +250,8 @@ def run(args: argparse.Namespace) -> int:
         print(warning)
         print()
     print(gate.describe_run("current", current))
+    if incomplete:
+        print(f"current: {incomplete}")
     if baseline is not None:
         print(gate.describe_run("baseline", baseline))
     print(f"thresholds: {thresholds.path}")

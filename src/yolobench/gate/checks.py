@@ -196,8 +196,10 @@ def evaluate(current: Run, baseline: Run | None, thresholds: Thresholds, only_cu
     thresholds = applicable_thresholds(thresholds, current)
     checks: list[Check] = []
     if not only_current:
+        recorded = current.incomplete  # why each cell is missing, where the benchmark session recorded it
         for name, where in missing_cells(current, baseline, thresholds).items():
             checks.append(Check(name, CHECK_PRESENT, "missing", where, None, FAIL,
+                                f"{recorded[name]} (recorded in the run file)" if name in recorded else
                                 "skipped or failed in this run? (a slice of the matrix: --only-current)"))
 
     floors_apply = speedup_floors_apply(thresholds, current)

@@ -39,6 +39,7 @@ def render_markdown(run: Run, rows: list[Row], *, detections: list[DetectionResu
         f"- {commit_line(run)}",
         *([f"- {history_line}"] if history_line else []),
         f"- Batch {_join(summary.batch)}, input {_join(sizes)} px (a table per size), {counted}",
+        *([f"- **Incomplete run**: {line}"] if (line := run.incomplete_line()) else []),
         "",
     ]
     lines += [fastest_line(imgsz, best) for imgsz, best in fastest_per_size(rows).items()]
