@@ -98,3 +98,26 @@ def test_engine_settings_that_differ_are_named(tmp_path):
     cols = machines.columns(docs)
     assert ("openvino", "inference_precision_hint", ["f32", "bf16"]) in machines.settings_that_differ(cols)
     assert "**Engine settings differ between these runs**" in machines.markdown(cols)
+
+
+def test_run_file_strings_are_text_in_the_table(tmp_path):
+    """CI pastes this table into the job summary: a run file's commit id or file name must not become HTML
+    or a link there (the report's escaping helper, yolobench.mdtext)."""
+    evil = "<img src=x onerror=alert(1)>[x](http://evil)"
+    doc = run_document([_cell("dense-onnxruntime-416", 10.0, 1.0)], machine=ZEN4, commit={"id": evil})
+    path = write_run(tmp_path / "run.json", doc)
+    text = machines.markdown(machines.columns([load_run(path)]))
+    assert "<img" not in text and "&lt;img src=x o" in text  # the commit column shows its first 12 characters
+
+
+def test_the_table_needs_no_report_dependencies():
+    # CI's machines job installs numpy, PyYAML and filelock only: machines must not import the report package
+    import subprocess
+    import sys
+
+    code = ("import sys; import yolobench.machines; "
+            "bad = [m for m in ('matplotlib', 'cv2', 'yolobench.report', 'torch') if m in sys.modules]; "
+            "print(', '.join(bad)); sys.exit(1 if bad else 0)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env={"PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")})
+    assert done.returncode == 0, done.stdout + done.stderr

@@ -21,6 +21,7 @@ from typing import Sequence
 
 from yolobench import catalogue
 from yolobench.errors import UserError
+from yolobench.mdtext import md_text
 from yolobench.runfile import Run, reference_cell_name
 
 
@@ -120,22 +121,23 @@ def markdown(cols: Sequence[Column]) -> str:
         for size in sizes:
             ref = run.cells.get(reference_cell_name(size))
             refs.append(f"{size}: {ref.latency.p50_ms:.1f}" if ref else f"{size}: —")
-        lines.append(f"| {col.label} | `{run.path.name}` | {run.commit_id[:12]} | "
+        lines.append(f"| {md_text(col.label)} | `{md_text(run.path.name, code=True)}` | {md_text(run.commit_id[:12])} | "
                      f"{', '.join(map(str, threads))} | {'; '.join(refs)} |")
     differ = settings_that_differ(cols)
     if differ:
         lines += ["", "**Engine settings differ between these runs** (from each cell's recorded session): a speedup "
                   "change on these engines may come from the setting, not the CPU.", ""]
-        lines.append("| engine | setting | " + " | ".join(col.label for col in cols) + " |")
+        lines.append("| engine | setting | " + " | ".join(md_text(col.label) for col in cols) + " |")
         lines.append("|---|---|" + "---|" * len(cols))
-        lines += [f"| {engine} | {key} | " + " | ".join(values) + " |" for engine, key, values in differ]
+        lines += [f"| {md_text(engine)} | {md_text(key)} | " + " | ".join(md_text(v) for v in values) + " |"
+                  for engine, key, values in differ]
     lines += ["", "## Speedup vs the in-run reference", ""]
-    header = "| cell | " + " | ".join(col.label for col in cols) + " |"
+    header = "| cell | " + " | ".join(md_text(col.label) for col in cols) + " |"
     if len(cols) == 2:
-        header += f" {cols[1].label} / {cols[0].label} |"
+        header += f" {md_text(cols[1].label)} / {md_text(cols[0].label)} |"
     lines += [header, "|---" * (header.count("|") - 1) + "|"]
     for name, values in speedup_rows(cols):
-        row = f"| {name} | " + " | ".join(_fmt(v) for v in values) + " |"
+        row = f"| {md_text(name)} | " + " | ".join(_fmt(v) for v in values) + " |"
         if len(cols) == 2:
             a, b = values
             row += f" {b / a:.2f} |" if a and b else " — |"
@@ -145,13 +147,13 @@ def markdown(cols: Sequence[Column]) -> str:
     keys = sorted({k for b in best for k in b},
                   key=lambda k: (-k[1], catalogue.VARIANT_NAMES.index(k[0]) if k[0] in catalogue.VARIANT_NAMES
                                  else len(catalogue.VARIANT_NAMES), k[0]))
-    lines.append("| variant | size | " + " | ".join(col.label for col in cols) + " | same engine everywhere |")
+    lines.append("| variant | size | " + " | ".join(md_text(col.label) for col in cols) + " | same engine everywhere |")
     lines.append("|---|---|" + "---|" * len(cols) + "---|")
     for variant, size in keys:
-        entries = [f"{b[(variant, size)][0]} ({b[(variant, size)][1]:.2f}x)" if (variant, size) in b else "—"
+        entries = [f"{md_text(b[(variant, size)][0])} ({b[(variant, size)][1]:.2f}x)" if (variant, size) in b else "—"
                    for b in best]
         differs = len({b[(variant, size)][0] for b in best if (variant, size) in b}) > 1
-        lines.append(f"| {variant} | {size} | " + " | ".join(entries) + f" | {'no' if differs else 'yes'} |")
+        lines.append(f"| {md_text(variant)} | {size} | " + " | ".join(entries) + f" | {'no' if differs else 'yes'} |")
     return "\n".join(lines) + "\n"
 
 
