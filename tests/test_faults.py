@@ -738,3 +738,14 @@ def test_annotate_on_a_full_disk_is_one_line_and_leaves_nothing(built, tiny_home
     line = the_one_line(done, "annotate")
     assert "no space left on the device writing" in line and str(small / "annotated") in line
     assert done.stdout.strip() == ""
+
+
+def test_out_auto_keeps_a_ladder_from_the_users_checkpoint_apart(tmp_path, monkeypatch):
+    from yolobench import paths
+    from yolobench.commands.report import auto_out_dir
+    from yolobench.runfile import load_run
+
+    monkeypatch.setattr(paths, "repo_root", lambda: tmp_path)
+    yours = load_run(REPO / "results" / "your-model" / "2026-12-04-zen4" / "run-weights.json.gz")  # --weights
+    assert auto_out_dir(yours).name == "report-smoke-amd-family25-model17-weights-c192c827"
+    assert auto_out_dir(load_run(RUN)).name == "report-smoke-amd-family25-model17"

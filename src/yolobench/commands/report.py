@@ -52,7 +52,13 @@ def auto_out_dir(run):
     if run.cpu_generation is None:
         raise UserError(f"--out auto: {run.path} does not record its CPU generation; give --out DIR")
     profile = run.profile or ("models" if not any(c.extra.get("profile") for c in run.cells.values()) else "mixed")
-    return paths.repo_root() / "results" / f"report-{profile}-{generation_slug(run.cpu_generation)}"
+    folder = f"report-{profile}-{generation_slug(run.cpu_generation)}"
+    # a ladder from the user's checkpoint (--weights) gets its own folder: it must not replace the catalogue's
+    weights = sorted({str(w["sha256"])[:8] for c in run.cells.values()
+                      if isinstance(w := c.extra.get("weights"), dict) and isinstance(w.get("sha256"), str)})
+    if weights:
+        folder += "-weights-" + "-".join(w for w in weights if w.isalnum())
+    return paths.repo_root() / "results" / folder
 
 
 def run(args: argparse.Namespace) -> int:
