@@ -158,11 +158,12 @@ def run(args: argparse.Namespace) -> int:
             return faults.EXIT_FAULT
         published = written.exists()
         if published:
-            runfile.write_run(out, runfile.read_document(written))
+            document = runfile.read_document(written)
+            if models:
+                record_parity(document, verdicts)
+            runfile.write_run(out, document)
     finally:  # a cancelled or failed run leaves no run file: the one pytest wrote may be partial
         shutil.rmtree(private, ignore_errors=True)
-    if models and published:
-        record_parity(out, verdicts)
     if published:
         print(f"run file: {out}  (check it: yolobench gate --current {out})", file=sys.stderr)
     if models and disagreeing(verdicts):
@@ -229,10 +230,9 @@ def check_parity(models: Sequence, *, data=None, engine_names: Sequence[str] | N
     return verdicts
 
 
-def record_parity(run_file: Path, verdicts: Sequence[dict]) -> None:
-    """Write the verdicts into the run file: all of them under ``machine_info["yolobench_model_parity"]``,
-    and each cell's file's verdict as its ``extra_info["parity"]``."""
-    document = runfile.read_document(run_file)
+def record_parity(document: dict, verdicts: Sequence[dict]) -> None:
+    """Put the verdicts into the run document before it is written: all of them under
+    ``machine_info["yolobench_model_parity"]``, and each cell's file's verdict as its ``extra_info["parity"]``."""
     by_variant = {v["variant"]: v["verdict"] for v in verdicts}
     if isinstance(document.get("machine_info"), dict):
         document["machine_info"][modelfiles.RUN_FILE_KEY] = list(verdicts)
@@ -240,7 +240,6 @@ def record_parity(run_file: Path, verdicts: Sequence[dict]) -> None:
         extra = entry.get("extra_info") if isinstance(entry, dict) else None
         if isinstance(extra, dict) and extra.get("variant") in by_variant:
             extra["parity"] = by_variant[extra["variant"]]
-    runfile.write_run(run_file, document)
 
 
 def disagreeing(verdicts: Sequence[dict]) -> list[str]:
