@@ -1,5 +1,6 @@
 """Structured pruning's payoff: channels that are zero for every input are left out of the float model
-and its ONNX export (``modelio.drop_dead_channels``), computing exactly the same function."""
+and its ONNX export (``modelio.drop_dead_channels``), and out of the training network a child rung goes on
+with (``modelio.thin_model`` / ``apply_widths``: the `thin_pq` rungs), computing exactly the same function."""
 
 from __future__ import annotations
 
@@ -140,7 +141,7 @@ def test_the_float_export_leaves_dead_channels_out(tmp_path):
 
 
 def test_sparseml_names_the_masked_parameters_as_the_ema_expects():
-    """The EMA masking reads SparseML's layer and parameter names: the structured trial's masks name
+    """The EMA masking reads SparseML's layer and parameter names: the `thin` recipe's masks name
     parameters of the model (a SparseML that renamed them would leave the EMA's channels alive)."""
     from yolobench import paths, shims
 
@@ -148,7 +149,7 @@ def test_sparseml_names_the_masked_parameters_as_the_ema_expects():
     from sparseml.pytorch.optim import ScheduledModifierManager
 
     model = _alive_model()
-    text = (paths.repo_root() / "results" / "trials" / "recipes-structured" / "pruned.yaml").read_text()
+    text = (paths.repo_root() / "recipes" / "thin.yaml").read_text()
     manager = ScheduledModifierManager.from_yaml(text)
     manager.initialize(model, epoch=0.0)
     masks = manager.pruning_modifiers[0].module_masks
@@ -179,25 +180,101 @@ def test_the_ema_keeps_every_mask_a_recipe_sets_not_only_conv_weights():
     torch.testing.assert_close(params["model.2.m.0.cv2.bn.bias"], other["model.2.m.0.cv2.bn.bias"])
 
 
+def _pruned_everywhere(model) -> int:
+    """Prune about half the filters of every thinnable producer (Bottleneck cv1s, the head's 3x3s)."""
+    bottlenecks, detect = _chains(model)
+    count = 0
+    for i, producer in enumerate([b.cv1 for b in bottlenecks] + [c for br in (*detect.cv2, *detect.cv3) for c in br[:2]]):
+        channels = list(range(i % 2, producer.conv.out_channels, 2))
+        _prune_filters(producer, channels)
+        count += len(channels)
+    return count
+
+
+def test_thin_model_removes_dead_channels_from_the_training_network_with_the_same_function():
+    model = _alive_model()
+    removed = _pruned_everywhere(model)
+    images = torch.rand(2, 3, IMGSZ, IMGSZ, generator=torch.Generator().manual_seed(1))
+    before, params_before = _raw(model, images), modelio.parameter_count(model)
+
+    widths = modelio.thin_model(model)
+    after = _raw(model, images)
+    torch.testing.assert_close(after, before, rtol=1e-4, atol=1e-4)
+    assert len(widths) == 11 + 12  # every Bottleneck cv1 of yolov5su and the head's twelve 3x3 blocks
+    full = {n: m.conv.out_channels for n, m in _alive_model().named_modules() if n in widths}
+    assert sum(full[n] - widths[n] for n in widths) == removed
+    assert modelio.parameter_count(model) < 0.8 * params_before
+    assert modelio.thin_model(model) == {}  # nothing dead left
+
+    # a freshly built network given the widths takes the thinned weights strictly, and computes the same
+    fresh = modelio.build_model(modelio.model_config("yolov5su"), 3)
+    modelio.apply_widths(fresh, widths)
+    fresh.load_state_dict(model.state_dict(), strict=True)
+    torch.testing.assert_close(_raw(fresh.eval(), images), after, rtol=0, atol=0)
+
+
+def test_thin_model_keeps_channels_that_carry_a_constant():
+    """A zero filter whose BatchNorm shift is not zero outputs act(shift): not dead, not removed."""
+    model = _alive_model()
+    bottleneck = next(m for m in model.modules() if type(m).__name__ == "Bottleneck")
+    with torch.no_grad():
+        bottleneck.cv1.conv.weight[:4] = 0
+        bottleneck.cv1.bn.weight[:4] = 0  # scale zero, shift kept
+    assert modelio.thin_model(model) == {}
+
+
+def test_widths_that_do_not_fit_the_network_are_refused():
+    model = modelio.build_model(modelio.model_config("yolov5su"), 3)
+    with pytest.raises(ValueError, match="model.99.cv1"):
+        modelio.apply_widths(model, {"model.99.cv1": 4})
+    with pytest.raises(ValueError, match="model.2.m.0.cv1 is 999"):
+        modelio.apply_widths(model, {"model.2.m.0.cv1": 999})
+
+
+def test_weights_of_a_thinned_network_reload_from_their_file(tmp_path):
+    cfg = modelio.model_config("yolov5su")
+    model = _alive_model()
+    _pruned_everywhere(model)
+    widths = modelio.thin_model(model)
+    modelio.save_weights(tmp_path / "weights.pt", model, cfg=cfg, nc=3, names={0: "a", 1: "b", 2: "c"},
+                         recipe_text=None, recipe_variables=None, widths=widths)
+    loaded, blob = modelio.load_weights_model(tmp_path / "weights.pt")
+    assert blob["widths"] == widths
+    images = torch.rand(1, 3, IMGSZ, IMGSZ, generator=torch.Generator().manual_seed(2))
+    torch.testing.assert_close(_raw(loaded, images), _raw(model, images), rtol=0, atol=0)
+    modelio.save_weights(tmp_path / "plain.pt", _alive_model(), cfg=cfg, nc=3, names={}, recipe_text=None,
+                         recipe_variables=None)
+    assert "widths" not in torch.load(tmp_path / "plain.pt", weights_only=True)  # other files keep their form
+
+
 @pytest.mark.slow
-def test_the_structured_trial_recipe_builds_and_exports_a_smaller_model(tiny_home, monkeypatch):
-    """End to end on the tiny profile: the trial recipe in results/trials/recipes-structured trains, its
-    export is smaller than dense's, and PyTorch (which drops the same channels) agrees with the ONNX file."""
+def test_thin_pq_trains_prunes_and_quantizes_the_thinner_network(tiny_home):
+    """End to end on the tiny profile: `thin` masks whole filters, `thin_pq` starts from the network without
+    them (fewer parameters than `pruned_quant`, the same recipe on the full network), its weights.pt
+    reloads (as the PyTorch engine and --source-weights read it), and its integer QDQ export computes what
+    PyTorch computes."""
     import numpy as np
     import onnxruntime as ort
 
-    from yolobench import builder, paths
-    from yolobench.store import FORM_FP32, Store
+    from yolobench import builder, checkpoints
+    from yolobench.store import FORM_QDQ, Store
 
     store = Store(tiny_home / "store")
-    monkeypatch.setenv(builder.RECIPES_ENV, str(paths.repo_root() / "results" / "trials" / "recipes-structured"))
-    artifact = builder.build("pruned", "tiny", store=store)
-    dense = builder.build("dense", "tiny", store=store)
+    thin_pq = builder.build("thin_pq", "tiny", store=store)
+    pruned_quant = builder.build("pruned_quant", "tiny", store=store)
+    assert thin_pq.meta["channel_widths"] and "channel_widths" not in pruned_quant.meta
+    assert thin_pq.meta["parameters"] < 0.9 * pruned_quant.meta["parameters"]
+    blob = torch.load(thin_pq.path / "weights.pt", map_location="cpu", weights_only=True)
+    assert blob["widths"] == thin_pq.meta["channel_widths"]
 
-    size = artifact.imgsz
-    assert _initializer_size(artifact.onnx_path(FORM_FP32, size)) < 0.97 * _initializer_size(dense.onnx_path(FORM_FP32, size))
+    size = thin_pq.imgsz
     images = np.random.default_rng(0).random((1, 3, size, size), dtype=np.float32)
-    session = ort.InferenceSession(str(artifact.onnx_path(FORM_FP32, size)), providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(str(thin_pq.onnx_path(FORM_QDQ, size)), providers=["CPUExecutionProvider"])
     onnx_out = session.run(None, {session.get_inputs()[0].name: images})[0]
-    torch_out = _raw(artifact.load_torch(), torch.from_numpy(images)).numpy()
+    torch_out = _raw(thin_pq.load_torch(), torch.from_numpy(images)).numpy()
     np.testing.assert_allclose(torch_out, onnx_out, rtol=1e-3, atol=1e-3)
+
+    given = checkpoints.load_checkpoint(thin_pq.path / "weights.pt")
+    assert given.widths == blob["widths"] and given.quantized
+    reloaded = _raw(checkpoints.model_from(given), torch.from_numpy(images)).numpy()
+    np.testing.assert_allclose(reloaded, torch_out, rtol=1e-5, atol=1e-5)

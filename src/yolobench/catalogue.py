@@ -38,6 +38,10 @@ class VariantSpec:
     train_args: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))
     # recipe variable overrides per profile
     recipe_variables: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))
+    # Start from the parent's network without the channels its structured pruning zeroed
+    # (modelio.thin_model): the child trains, prunes and quantizes a thinner network. Left out of the
+    # artifact key while False, so the variants without it keep their keys.
+    thin: bool = False
 
     def args_for(self, profile: str) -> dict:
         return dict(self.train_args.get(profile, {}))
@@ -213,6 +217,38 @@ CATALOGUE: dict[str, VariantSpec] = {
                                   "full": {"num_epochs": 12, "qat_epochs": 3}}),
         ),
         VariantSpec(
+            name="thin",
+            description="dense with half the filters of its single-consumer convolutions pruned whole "
+                        "(structured): a thinner network on every engine",
+            model="yolov5su",
+            parent="dense",
+            recipe="thin.yaml",
+            train_args=_ro({"smoke": _FINETUNE, "full": _FINETUNE}),
+            # full: the structured trial's schedule (prune over 6 epochs, recover 4)
+            recipe_variables=_ro({"tiny": {"num_epochs": 2, "pruning_end_epoch": 1},
+                                  "smoke": {"num_epochs": 5, "pruning_end_epoch": 3},
+                                  "full": {"num_epochs": 10, "pruning_end_epoch": 6}}),
+        ),
+        VariantSpec(
+            name="thin_pq",
+            description="thin with its pruned channels removed from the network, then pruned "
+                        "(unstructured) and quantization-aware trained (INT8)",
+            model="yolov5su",
+            parent="thin",
+            thin=True,
+            recipe="pruned_quant.yaml",
+            quantized=True,
+            sparsity_target="final_sparsity",
+            train_args=_ro({"smoke": _FINETUNE, "full": _FINETUNE}),
+            # pruned_quant's schedule and sparsity, on the thinner network
+            recipe_variables=_ro({"tiny": {"num_epochs": 3, "pruning_end_epoch": 1,
+                                           "quantization_start_epoch": 1},
+                                  "smoke": {"num_epochs": 6, "pruning_end_epoch": 3,
+                                            "quantization_start_epoch": 4},
+                                  "full": {"num_epochs": 12, "pruning_end_epoch": 6,
+                                           "quantization_start_epoch": 9, "final_sparsity": 0.8}}),
+        ),
+        VariantSpec(
             name="v5n_hardswish",
             description="yolov5n with every activation Hardswish, trained dense from scratch",
             model="recipes/v5n_hardswish.model.yaml",
@@ -241,6 +277,37 @@ CATALOGUE: dict[str, VariantSpec] = {
             quantized=True,
             sparsity_target="final_sparsity",
             train_args=_ro({"smoke": _FINETUNE, "full": _FINETUNE}),
+            recipe_variables=_ro({"tiny": {"num_epochs": 3, "pruning_end_epoch": 1,
+                                           "quantization_start_epoch": 1, "final_sparsity": 0.6},
+                                  "smoke": {"num_epochs": 6, "pruning_end_epoch": 3,
+                                            "quantization_start_epoch": 4, "final_sparsity": 0.6},
+                                  "full": {"num_epochs": 12, "pruning_end_epoch": 6,
+                                           "quantization_start_epoch": 9, "final_sparsity": 0.75}}),
+        ),
+        VariantSpec(
+            name="v5n_thin",
+            description="v5n_hardswish with half the filters of its single-consumer convolutions pruned "
+                        "whole (structured)",
+            model="recipes/v5n_hardswish.model.yaml",
+            parent="v5n_hardswish",
+            recipe="thin.yaml",
+            train_args=_ro({"smoke": _FINETUNE, "full": _FINETUNE}),
+            recipe_variables=_ro({"tiny": {"num_epochs": 2, "pruning_end_epoch": 1},
+                                  "smoke": {"num_epochs": 5, "pruning_end_epoch": 3},
+                                  "full": {"num_epochs": 10, "pruning_end_epoch": 6}}),
+        ),
+        VariantSpec(
+            name="v5n_thin_pq",
+            description="v5n_thin with its pruned channels removed from the network, then pruned "
+                        "(unstructured) and quantization-aware trained (INT8)",
+            model="recipes/v5n_hardswish.model.yaml",
+            parent="v5n_thin",
+            thin=True,
+            recipe="pruned_quant.yaml",
+            quantized=True,
+            sparsity_target="final_sparsity",
+            train_args=_ro({"smoke": _FINETUNE, "full": _FINETUNE}),
+            # v5n_hardswish_pq's schedule and sparsity, on the thinner network
             recipe_variables=_ro({"tiny": {"num_epochs": 3, "pruning_end_epoch": 1,
                                            "quantization_start_epoch": 1, "final_sparsity": 0.6},
                                   "smoke": {"num_epochs": 6, "pruning_end_epoch": 3,

@@ -110,6 +110,7 @@ class Checkpoint:
     recipe_variables: dict = field(default_factory=dict)
     family: str = "custom"  # short name of the network: "yolov8n", "yolov5nu", "yolo11n"
     train_imgsz: int | None = None  # imgsz the checkpoint was trained at, when it says
+    widths: dict = field(default_factory=dict)  # a thinned network's channel counts (modelio.thin_model)
 
     @property
     def quantized(self) -> bool:
@@ -356,9 +357,15 @@ def _from_yolobench(file: Path, digest: str, blob: dict) -> Checkpoint:
 
         validate_recipe(file, recipe, variables)
     names = _names(file, blob.get("names"), nc)
+    widths = blob.get("widths") or {}
+    if not isinstance(widths, dict) or not all(isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool)
+                                               for k, v in widths.items()):
+        raise UserError(f"{file}: its 'widths' is not a mapping of layer names to channel counts; pass the "
+                        "unmodified weights.pt of a yolobench artifact")
     return Checkpoint(path=file, sha256=digest, kind=KIND_YOLOBENCH, cfg=cfg, nc=nc, names=names,
                       state_dict={k: _float32(v) for k, v in state.items()}, recipe=recipe or None,
-                      recipe_variables=dict(variables), family=_family(cfg), train_imgsz=None)
+                      recipe_variables=dict(variables), family=_family(cfg), train_imgsz=None,
+                      widths=dict(widths))
 
 
 # --- checks --------------------------------------------------------------------------------------------
@@ -539,6 +546,7 @@ def _build(ckpt: Checkpoint):
     from yolobench import modelio
 
     model = modelio.build_model(ckpt.cfg, ckpt.nc)
+    modelio.apply_widths(model, ckpt.widths)
     if ckpt.recipe:
         modelio.apply_recipe_structure(model, ckpt.recipe, ckpt.recipe_variables)
     return model
@@ -557,6 +565,10 @@ def _check_loads(ckpt: Checkpoint) -> None:
         model = modelio.build_model(ckpt.cfg, ckpt.nc)
     except Exception as err:  # noqa: BLE001 - ultralytics raises KeyError/IndexError/TypeError/... for a bad YAML
         raise UserError(f"{ckpt.path}: its model YAML does not build ({detail(err)}); {redo}") from None
+    try:
+        modelio.apply_widths(model, ckpt.widths)
+    except ValueError as err:
+        raise UserError(f"{ckpt.path}: its channel widths do not fit its model YAML ({err}); {redo}") from None
     if ckpt.recipe:
         try:
             modelio.apply_recipe_structure(model, ckpt.recipe, ckpt.recipe_variables)

@@ -120,18 +120,23 @@ def apply_recipe_structure(model: nn.Module, recipe_text: str, recipe_variables:
 
 
 def save_weights(path: Path, model: nn.Module, *, cfg: dict, nc: int, names: dict,
-                 recipe_text: str | None, recipe_variables: dict | None) -> None:
+                 recipe_text: str | None, recipe_variables: dict | None, widths: dict | None = None) -> None:
     """The artifact's weights.pt; a full disk is ``OSError(ENOSPC)`` naming ``path`` and leaves no file
-    (``fsutil.atomic_torch_save``)."""
+    (``fsutil.atomic_torch_save``). ``widths``: the channel counts of a thinned network (``thin_model``),
+    written only when there are any, so every other weights.pt keeps its form."""
     from yolobench.fsutil import atomic_torch_save
 
-    atomic_torch_save({"state_dict": model.state_dict(), "cfg": cfg, "nc": nc, "names": names,
-                       "recipe": recipe_text, "recipe_variables": recipe_variables or {}}, path)
+    blob = {"state_dict": model.state_dict(), "cfg": cfg, "nc": nc, "names": names,
+            "recipe": recipe_text, "recipe_variables": recipe_variables or {}}
+    if widths:
+        blob["widths"] = dict(widths)
+    atomic_torch_save(blob, path)
 
 
 def load_weights_model(path: Path) -> tuple[DetectionModel, dict]:
     blob = torch.load(path, map_location="cpu", weights_only=True)  # plain tensors and data: no code runs
     model = build_model(blob["cfg"], blob["nc"])
+    apply_widths(model, blob.get("widths"))  # a thinned network: its channel counts before its weights
     if blob.get("recipe"):
         apply_recipe_structure(model, blob["recipe"], blob.get("recipe_variables"))
     model.load_state_dict(blob["state_dict"], strict=True)
@@ -221,6 +226,97 @@ def drop_dead_channels(model: nn.Module) -> int:
             nxt.weight = nn.Parameter(nxt.weight[:, keep].clone())
             nxt.in_channels = len(keep)
     return dropped
+
+
+def _unfused_conv(module: nn.Module) -> tuple[nn.Conv2d, nn.BatchNorm2d | None, nn.Module] | None:
+    """(conv, batch norm, activation) of a training-form ultralytics Conv, or (conv, None, identity) of a
+    plain Conv2d (the Detect head's last 1x1); None for anything else."""
+    if isinstance(module, nn.Conv2d):
+        return module, None, nn.Identity()
+    conv, bn = getattr(module, "conv", None), getattr(module, "bn", None)
+    if isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d):
+        return conv, bn, getattr(module, "act", nn.Identity())
+    return None
+
+
+def _keep_channels(producer: nn.Module, consumer: nn.Module, keep: torch.Tensor) -> None:
+    """Keep only output channels ``keep`` of a training-form Conv (conv filters, BatchNorm scale, shift and
+    statistics) and the matching input channels of the conv it feeds."""
+    (conv, bn, _), (nxt, _, _) = _unfused_conv(producer), _unfused_conv(consumer)
+    conv.weight = nn.Parameter(conv.weight[keep].clone())
+    if conv.bias is not None:
+        conv.bias = nn.Parameter(conv.bias[keep].clone())
+    conv.out_channels = len(keep)
+    bn.weight = nn.Parameter(bn.weight[keep].clone())
+    bn.bias = nn.Parameter(bn.bias[keep].clone())
+    bn.running_mean = bn.running_mean[keep].clone()
+    bn.running_var = bn.running_var[keep].clone()
+    bn.num_features = len(keep)
+    nxt.weight = nn.Parameter(nxt.weight[:, keep].clone())
+    nxt.in_channels = len(keep)
+
+
+def _thinnable_pairs(model: nn.Module):
+    """(name, producer, consumer) of each chain (``_chained_convs``) in training form, with a BatchNorm after
+    the producer and an activation that maps 0 to 0."""
+    names = {id(m): n for n, m in model.named_modules()}
+    for producer, consumer in _chained_convs(model):
+        first, second = _unfused_conv(producer), _unfused_conv(consumer)
+        if first is None or second is None or first[1] is None:
+            continue
+        (conv, _, act), (nxt, _, _) = first, second
+        if conv.groups != 1 or nxt.groups != 1 or nxt.in_channels != conv.out_channels:
+            continue
+        if float(act(torch.zeros(1))) != 0.0:
+            continue
+        yield names[id(producer)], producer, consumer
+
+
+def thin_model(model: nn.Module) -> dict[str, int]:
+    """Remove, from a training-form (unfused) float model, the channels a structured pruning left dead,
+    so that training goes on with a thinner network (fewer MACs in every step and in every export, the
+    integer ones included, where ``drop_dead_channels`` only thins a fused float model).
+
+    A channel is dead when its filter, BatchNorm scale and BatchNorm shift are all zero: whatever the
+    running statistics, BatchNorm then outputs 0, the activation keeps it 0, and the consumer's matching
+    input channel multiplies nothing, so removing both computes the same function (in eval mode; in
+    training mode batch statistics do not matter for a zero channel either). A layer keeps at least one
+    channel. Returns ``{producer Conv's module name: channels kept}`` for every layer it changed: what
+    ``apply_widths`` needs to rebuild the same network from its model YAML (saved in weights.pt)."""
+    widths = {}
+    with torch.no_grad():
+        for name, producer, consumer in list(_thinnable_pairs(model)):
+            conv, bn, _ = _unfused_conv(producer)
+            dead = conv.weight.flatten(1).eq(0).all(dim=1) & bn.weight.eq(0) & bn.bias.eq(0)
+            if conv.bias is not None:
+                dead &= conv.bias.eq(0)
+            keep = (~dead).nonzero().flatten()
+            if len(keep) == 0:
+                keep = torch.tensor([0])
+            if len(keep) == conv.out_channels:
+                continue
+            _keep_channels(producer, consumer, keep)
+            widths[name] = len(keep)
+    return widths
+
+
+def apply_widths(model: nn.Module, widths: dict[str, int] | None) -> None:
+    """Give a freshly built (training-form) model the channel counts ``thin_model`` left, so that a thinned
+    model's state_dict loads into it; the values are placeholders until it does. An unknown layer name or
+    a width larger than the layer is a ValueError naming it (weights.pt of another network)."""
+    if not widths:
+        return
+    pairs = {name: (producer, consumer) for name, producer, consumer in _thinnable_pairs(model)}
+    unknown = sorted(set(widths) - set(pairs))
+    if unknown:
+        raise ValueError(f"channel widths name layers this network has no thinnable chain at: {unknown[:4]}")
+    with torch.no_grad():
+        for name, count in widths.items():
+            producer, consumer = pairs[name]
+            width = _unfused_conv(producer)[0].out_channels
+            if not isinstance(count, int) or not 1 <= count <= width:
+                raise ValueError(f"channel width of {name} is {count!r}; the layer has {width} channels")
+            _keep_channels(producer, consumer, torch.arange(count))
 
 
 def export_fp32(model: nn.Module, path: Path, imgsz: int) -> int:

@@ -81,6 +81,7 @@ class RecipeTrainer(DetectionTrainer):
         *,
         model_cfg: dict,
         init_state: dict | None = None,
+        widths: dict | None = None,
         recipe_text: str | None = None,
         recipe_variables: dict | None = None,
         parent_recipe: tuple[str, dict] | None = None,
@@ -91,6 +92,7 @@ class RecipeTrainer(DetectionTrainer):
         offline.configure_ultralytics()
         self.model_cfg = model_cfg
         self.init_state = init_state
+        self.widths = dict(widths or {})  # a thinned network's channel counts (modelio.thin_model)
         self.recipe_text = recipe_text
         self.recipe_variables = recipe_variables or {}
         # A quantized parent (sparse transfer): its QAT structure is rebuilt before its weights load.
@@ -151,6 +153,9 @@ class RecipeTrainer(DetectionTrainer):
     def get_model(self, cfg=None, weights=None, verbose=False):
         model = _TrainingDetectionModel(self.model_cfg, nc=self.data["nc"], ch=3, verbose=False)
         shims.own_activations(model)  # before the recipe: QAT must not touch ultralytics' shared activation
+        from yolobench.modelio import apply_widths
+
+        apply_widths(model, self.widths)  # a thinned network: its channel counts before any weights load
         model = self.set_model_names_for_load(model) if hasattr(self, "set_model_names_for_load") else model
         if self.parent_recipe is not None:
             from sparseml.pytorch.optim import ScheduledModifierManager

@@ -41,14 +41,14 @@ def _build_one(resolved: Resolved, data, parent: Artifact | None, work: Path, ou
     torch.manual_seed(0)
 
     if resolved.given is not None:
-        model, metrics = _from_checkpoint(resolved, data_yaml, work, say)
+        model, metrics, widths = _from_checkpoint(resolved, data_yaml, work, say)
         names = dict(resolved.given.names)
         saved_recipe, saved_vars = resolved.given.recipe, dict(resolved.given.recipe_variables)
     elif spec.kind == ONESHOT:
-        model, metrics = _oneshot(spec, profile, parent, recipe_text, variables, data_yaml, work, say)
+        model, metrics, widths = _oneshot(spec, profile, parent, recipe_text, variables, data_yaml, work, say)
         saved_recipe, saved_vars = recipe_text, variables
     else:
-        model, metrics = _train(spec, profile, parent, cfg, recipe_text, variables, data_yaml, work, say)
+        model, metrics, widths = _train(spec, profile, parent, cfg, recipe_text, variables, data_yaml, work, say)
         # a transfer child inherits its parent's QAT structure: both recipes rebuild it on load
         saved_recipe, saved_vars = _structure_recipe(spec, parent, recipe_text, variables)
 
@@ -59,7 +59,7 @@ def _build_one(resolved: Resolved, data, parent: Artifact | None, work: Path, ou
                             f"{unobserved[0]}) never saw data under profile {profile_name!r}; start "
                             f"disabling observers at least one epoch after quantization starts")
     modelio.save_weights(out / WEIGHTS_NAME, model, cfg=cfg, nc=len(names), names=names,
-                         recipe_text=saved_recipe, recipe_variables=saved_vars)
+                         recipe_text=saved_recipe, recipe_variables=saved_vars, widths=widths)
     (out / MODEL_CFG_NAME).write_text(yaml.safe_dump(cfg, sort_keys=False))
     if recipe_text:
         (out / RECIPE_NAME).write_text(recipe_text)
@@ -120,6 +120,8 @@ def _build_one(resolved: Resolved, data, parent: Artifact | None, work: Path, ou
         "sparsity": {**sparsity, "target": target,
                      "prunable": _prunable_sparsity(sparsity["per_layer"], head) if target is not None else None},
         "parameters": modelio.parameter_count(model),
+        # a thinned network (VariantSpec.thin, or a parent's): channels kept per narrowed layer
+        **({"channel_widths": widths} if widths else {}),
         "deepsparse_fraction_of_supported_ops": deepsparse_support,
         "metrics": metrics,
         "metrics_by_imgsz": by_size,

@@ -14,6 +14,7 @@ import yaml
 from yolobench import catalogue
 from yolobench.builder.resolving import Resolved, train_args
 from yolobench.catalogue import ONESHOT, Profile
+from yolobench.errors import UserError
 from yolobench.recipes import RecipeLoader
 from yolobench.store import WEIGHTS_NAME
 
@@ -28,12 +29,12 @@ def _from_checkpoint(resolved: Resolved, data_yaml: Path, work: Path, say: Progr
     given = resolved.given
     say(f"[{resolved.name}] from {given.path.name} ({given.family}, {given.nc} classes, sha256 {given.sha256[:12]})")
     if resolved.given_epochs <= 0 or given.quantized:
-        return model_from(given).eval(), {"given": "as given, no training"}
+        return model_from(given).eval(), {"given": "as given, no training"}, dict(given.widths)
     finetune = catalogue.VariantSpec(name=resolved.name, description="", model=given.family,
                                      train_args=catalogue._ro({resolved.profile.name: {
                                          **catalogue.WEIGHTS_FINETUNE_ARGS, "epochs": resolved.given_epochs}}))
     return _train(finetune, resolved.profile, None, given.cfg, None, {}, data_yaml, work, say,
-                  init_state=given.state_dict)
+                  init_state=given.state_dict, widths=given.widths)
 
 
 def _structure_recipe(spec, parent, recipe_text, variables):
@@ -47,17 +48,52 @@ def _has_quant(recipe_text: str | None) -> bool:
     return bool(recipe_text) and "QuantizationModifier" in recipe_text
 
 
-def _train(spec, profile, parent, cfg, recipe_text, variables, data_yaml, work, say, *, init_state=None):
+def parent_widths(parent) -> dict:
+    """The channel counts of the parent's thinned network (``modelio.thin_model``); {} for a full one."""
+    import torch
+
+    if parent is None:
+        return {}
+    blob = torch.load(parent.path / WEIGHTS_NAME, map_location="cpu", weights_only=True)
+    return dict(blob.get("widths") or {})
+
+
+def _thinned_parent(spec, parent, say) -> tuple[dict, dict]:
+    """(state_dict, widths) of the parent's network without the channels its structured pruning zeroed
+    (``VariantSpec.thin``): the child trains, prunes and quantizes the thinner network."""
+    from yolobench import modelio
+
+    model, blob = modelio.load_weights_model(parent.path / WEIGHTS_NAME)
+    if blob.get("recipe") and _has_quant(blob["recipe"]):
+        raise UserError(f"{spec.name}: thins its parent {parent.name}, which is quantized; thinning needs a float "
+                        "parent (a structured-pruning rung)")
+    widths = dict(blob.get("widths") or {})
+    before = modelio.parameter_count(model)
+    new = modelio.thin_model(model)
+    widths.update(new)
+    say(f"[{spec.name}] {parent.name} thinned: {len(new)} layers narrower, parameters "
+        f"{before:,} -> {modelio.parameter_count(model):,}")
+    return model.state_dict(), widths
+
+
+def _train(spec, profile, parent, cfg, recipe_text, variables, data_yaml, work, say, *, init_state=None,
+           widths=None):
+    """(model, metrics, widths): the trained model, the trainer's last validation, and the channel counts
+    of its network where it is thinner than its model YAML (``modelio.thin_model``)."""
     import torch
 
     from yolobench.training import RecipeTrainer
 
     parent_recipe = None
+    widths = dict(widths or {})
     if parent is not None:
         blob = torch.load(parent.path / WEIGHTS_NAME, map_location="cpu", weights_only=True)
         init_state = blob["state_dict"]
+        widths = dict(blob.get("widths") or {})
         if blob.get("recipe") and _has_quant(blob["recipe"]):
             parent_recipe = (blob["recipe"], blob.get("recipe_variables") or {})
+        if spec.thin:
+            init_state, widths = _thinned_parent(spec, parent, say)
     args = dict(profile.trainer)
     args.update(train_args(spec, profile.name))
     overrides = dict(
@@ -74,7 +110,7 @@ def _train(spec, profile, parent, cfg, recipe_text, variables, data_yaml, work, 
         say(f"[{spec.name}] epoch {state['epoch']}/{state['epochs']}"
             + (f" mAP@0.5 {m['metrics/mAP50(B)']:.3f}" if m.get("metrics/mAP50(B)") else ""))
 
-    trainer = RecipeTrainer(overrides, model_cfg=cfg, init_state=init_state, recipe_text=recipe_text,
+    trainer = RecipeTrainer(overrides, model_cfg=cfg, init_state=init_state, widths=widths, recipe_text=recipe_text,
                             recipe_variables=variables, parent_recipe=parent_recipe,
                             checkpoint_dir=work / "checkpoint", progress=on_epoch)
     say(f"[{spec.name}] training {trainer.epochs if recipe_text else total} epochs at "
@@ -84,7 +120,7 @@ def _train(spec, profile, parent, cfg, recipe_text, variables, data_yaml, work, 
     model = trainer.final_model().eval()
     metrics = {"trainer": _metrics_from(trainer.metrics)}
     del trainer
-    return model, metrics
+    return model, metrics, widths
 
 
 def _metrics_from(metrics: dict | None) -> dict:
@@ -126,7 +162,7 @@ def _oneshot(spec, profile, parent, recipe_text, variables, data_yaml, work, say
         for images in loader:
             model(images)
     modelio.disable_observers(model)  # freeze scales before anything else runs the model
-    return model, {}
+    return model, {}, parent_widths(parent)
 
 
 def _calibration_batches(data_yaml: Path, profile: Profile, batches: int):

@@ -24,6 +24,9 @@ from yolobench.recipes import (adapt_to_network, epoch_scale, head_index, load_r
 from yolobench.store import content_key
 
 BUILDER_VERSION = 2  # bump when a change in the builder changes what an artifact contains
+# VariantSpec fields added after artifacts were built: part of the key only when set, so every variant
+# that does not use them keeps the key (and the store entry) it had.
+_KEYED_WHEN_SET = ("thin",)
 DATASET_SEED = 0
 
 
@@ -194,7 +197,8 @@ def resolve(name: str, profile: str, data: str | Path | None, *, weights=None, s
     parts = {
         "builder": BUILDER_VERSION,
         "spec": {k: v for k, v in _plain(spec).items()
-                 if k not in ("description", "train_args", "recipe_variables")},
+                 if k not in ("description", "train_args", "recipe_variables")
+                 and not (k in _KEYED_WHEN_SET and not v)},
         "train_args": train_args(spec, profile),
         "recipe": hashlib.sha256(recipe_text.encode()).hexdigest() if recipe_text else None,
         "recipe_variables": variables,
