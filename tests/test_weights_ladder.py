@@ -98,7 +98,7 @@ def test_catalogue_alone_skips_nothing():
 
 def test_weights_keep_the_dense_family_and_skip_the_rest_with_a_reason():
     applies = [n for n in catalogue.VARIANT_NAMES if catalogue.skip_reason(n, weights=True) is None]
-    assert applies == ["dense", "oneshot", "pruned", "pruned_quant"]
+    assert applies == ["dense", "oneshot", "pruned", "pruned_quant", "thin", "thin_pq"]
     assert "--source-weights" in catalogue.skip_reason("transfer", weights=True)
     assert "recipes/v5n_hardswish.model.yaml" in catalogue.skip_reason("v5n_hardswish_pq", weights=True)
     assert "without --weights" in catalogue.skip_reason("v5n_hardswish_pq", weights=True)
@@ -107,4 +107,23 @@ def test_weights_keep_the_dense_family_and_skip_the_rest_with_a_reason():
 def test_source_weights_alone_add_transfer_and_keep_the_catalogue():
     assert all(catalogue.skip_reason(n, source_weights=True) is None for n in catalogue.VARIANT_NAMES)
     both = [n for n in catalogue.VARIANT_NAMES if catalogue.skip_reason(n, weights=True, source_weights=True) is None]
-    assert both == ["dense", "oneshot", "pruned", "pruned_quant", "source_pq", "transfer"]
+    assert both == ["dense", "oneshot", "pruned", "pruned_quant", "source_pq", "transfer", "thin", "thin_pq"]
+
+
+@pytest.mark.parametrize("family, skipped", [("yolov5su", False), ("yolov5nu", False), ("yolov8n", True)])
+def test_thin_rungs_need_the_layers_their_recipe_names(family, skipped, tmp_path):
+    """recipes/thin.yaml names yolov5u's single-consumer convolutions one by one (SparseML groups a filter
+    with its BatchNorm only by name): a --weights ladder of another network skips thin and thin_pq with
+    the reason, and keeps every rung whose recipe selects layers by pattern."""
+    from yolobench import builder, modelio
+
+    weights = tmp_path / "weights.pt"
+    cfg = modelio.model_config(family)
+    modelio.save_weights(weights, modelio.build_model(cfg, 3), cfg=cfg, nc=3, names={0: "a", 1: "b", 2: "c"},
+                         recipe_text=None, recipe_variables=None)
+    for name in ("thin", "thin_pq"):
+        reason = builder.skip_reason(name, weights=weights)
+        assert (reason is not None) == skipped, reason
+        if skipped:
+            assert "thin.yaml" in reason and "model.6.m.2.cv1" in reason
+    assert builder.skip_reason("pruned_quant", weights=weights) is None

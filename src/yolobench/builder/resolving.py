@@ -9,6 +9,7 @@ the first time a variant needs it).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +20,7 @@ import yaml
 from yolobench import catalogue, paths
 from yolobench.catalogue import Profile, VariantSpec
 from yolobench.errors import UserError
-from yolobench.recipes import (adapt_to_network, epoch_scale, head_index, load_recipe, recipe_path,
+from yolobench.recipes import (RecipeLoader, adapt_to_network, epoch_scale, head_index, load_recipe, recipe_path,
                                scaled_epochs)
 from yolobench.store import content_key
 
@@ -119,8 +120,43 @@ class Resolved:
 
 
 def skip_reason(name: str, *, weights=None, source_weights=None) -> str | None:
-    """Why ``name`` is not built on a ladder that starts from the user's model (None: it is)."""
-    return catalogue.skip_reason(name, weights=weights is not None, source_weights=source_weights is not None)
+    """Why ``name`` is not built on a ladder that starts from the user's model (None: it is): the
+    catalogue's reasons, or a recipe on its way that names layers the user's network lacks."""
+    reason = catalogue.skip_reason(name, weights=weights is not None, source_weights=source_weights is not None)
+    if reason or weights is None or catalogue.ancestry(name)[0] != catalogue.WEIGHTS_ROOT:
+        return reason
+    for rung in catalogue.ancestry(name):
+        spec = catalogue.get_variant(rung)
+        if spec.recipe:
+            missing = _named_layers_missing(str(recipe_path(spec)), str(Path(weights).expanduser()))
+            if missing:
+                return (f"{spec.recipe} prunes yolov5u's layers by name (e.g. {missing[0]}), which the network of "
+                        f"--weights lacks; {rung} is built from yolov5su/yolov5nu checkpoints only")
+    return None
+
+
+@functools.lru_cache(maxsize=32)
+def _named_layers_missing(recipe_file: str, weights_file: str) -> tuple[str, ...]:
+    """Parameters a recipe names one by one (not by pattern) that the checkpoint's network does not have,
+    after moving the recipe to that network's Detect index; () when it names none or all exist. An
+    unreadable checkpoint is () here: resolving it reports that in one line."""
+    text = Path(recipe_file).read_text()
+    if "StructuredPruningModifier" not in text:
+        return ()
+    from yolobench.checkpoints import load_checkpoint
+
+    try:
+        ckpt = load_checkpoint(weights_file)
+    except (UserError, OSError):
+        return ()
+    doc = yaml.load(adapt_to_network(text, head_index(ckpt.cfg), recipe_file), Loader=RecipeLoader)
+    named = [p for group in (doc or {}).values() if isinstance(group, list)
+             for modifier in group if isinstance(modifier, dict) for p in modifier.get("params", [])
+             if isinstance(p, str) and not p.startswith("re:")]
+    from yolobench import modelio
+
+    have = set(modelio.build_model(ckpt.cfg, ckpt.nc).state_dict())
+    return tuple(p for p in named if p not in have)
 
 
 def _checkpoint(path, option: str, cache: dict):
