@@ -1,4 +1,6 @@
-"""The full profile's targets (issue: the blog's sizes on a 2-core CPU), computed from one run file.
+"""The full profile's targets, computed from one run file: each sparse rung (pruned_quant, thin_pq, thin and
+their yolov5n counterparts) against the best dense INT8 on OpenVINO and dense PyTorch, with its share of the
+dense model's mAP@0.5, and the fastest rung that keeps the accuracy goal.
 
     python results/scripts/full_targets.py results/runs/full-2026-12-02/run-1-zen5.json.gz
     python results/scripts/full_targets.py RUN.json --table     # the README's markdown table
@@ -39,26 +41,56 @@ def main(path):
         found = [cells[n] for n in names if n in cells]
         return min(found, key=fastest_ms) if found else None
 
-    pq = best("pruned_quant", 640)
-    line("pruned_quant@640 fastest vs dense INT8 on OpenVINO (faster of oneshot, NNCF)", pq,
-         fastest_of("oneshot-openvino-640", "dense-openvino_nncf-640"), 1.5)
-    line("pruned_quant@640 fastest vs dense on PyTorch", pq, cells.get("dense-torch-640"), 5.0)
+    def share(variant, reference, imgsz):
+        a, b = best(variant, imgsz), best(reference, imgsz)
+        if a is None or b is None or a.map50 is None or b.map50 is None:
+            return None
+        return a.map50 / b.map50
+
+    # Each sparse rung against the two dense competitors; then the fastest rung that keeps the accuracy.
+    families = (
+        ("yolov5s", 640, ("pruned_quant", "thin_pq", "thin"), "dense", 0.97,
+         ("oneshot-openvino-640", "dense-openvino_nncf-640")),
+        ("yolov5n", 416, ("v5n_hardswish_pq", "v5n_thin_pq", "v5n_thin"), "v5n_hardswish", 0.95,
+         ("v5n_hardswish_oneshot-openvino-416", "v5n_hardswish-openvino_nncf-416")),
+    )
+    for family, imgsz, rungs, reference, keep, int8_names in families:
+        int8 = fastest_of(*int8_names)
+        print(f"\n{family} at {imgsz} px: best dense INT8 on OpenVINO = "
+              + (f"{int8.name} {fastest_ms(int8):.2f} ms" if int8 else "not in this run"))
+        winners = []
+        for rung in rungs:
+            cell = best(rung, imgsz)
+            if cell is None:
+                print(f"{rung}@{imgsz}: not in this run")
+                continue
+            line(f"{rung}@{imgsz} fastest vs dense INT8 on OpenVINO (faster of oneshot, NNCF)", cell, int8, 1.5)
+            if family == "yolov5s":
+                line(f"{rung}@{imgsz} fastest vs dense on PyTorch", cell, cells.get(f"dense-torch-{imgsz}"), 5.0)
+            kept = share(rung, reference, imgsz)
+            if kept is not None:
+                print(f"{rung} mAP@0.5 at {imgsz}: {cell.map50:.3f} = {kept:.1%} of {reference}'s "
+                      f"(goal >= {keep:.0%}: {'met' if kept >= keep else 'not met'})")
+                if kept >= keep and int8 is not None:
+                    winners.append((fastest_ms(int8) / fastest_ms(cell), rung, cell))
+        if winners:
+            ratio, rung, cell = max(winners)
+            print(f"best {family} sparse rung that keeps >= {keep:.0%} of {reference}'s mAP@0.5: {rung} "
+                  f"({cell.engine}), {ratio:.2f}x the best dense INT8")
+        else:
+            print(f"best {family} sparse rung that keeps >= {keep:.0%} of {reference}'s mAP@0.5: none in this run")
     v5 = best("v5n_hardswish_pq", 416)
-    line("v5n_hardswish_pq@416 fastest vs v5n dense INT8 on OpenVINO (faster of oneshot, NNCF)", v5,
-         fastest_of("v5n_hardswish_oneshot-openvino-416", "v5n_hardswish-openvino_nncf-416"), 1.5)
     if v5 is not None:
         print(f"v5n_hardswish_pq@416 fastest: {v5.name} {1000.0 / fastest_ms(v5):.1f} FPS "
               f"(fastest session median), {v5.latency.fps:.1f} FPS (1000 / mean of all sessions)")
-    for variant, reference, goal in (("pruned_quant", "dense", 0.97), ("transfer", "dense", 0.97),
-                                     ("v5n_hardswish_pq", "v5n_hardswish", 0.95)):
+    for variant, reference, goal in (("transfer", "dense", 0.97),):
         for imgsz in sorted({c.imgsz for c in cells.values()}, reverse=True):
-            a, b = best(variant, imgsz), best(reference, imgsz)
-            if a is None or b is None or a.map50 is None or b.map50 is None:
+            kept = share(variant, reference, imgsz)
+            if kept is None:
                 print(f"{variant} mAP@0.5 at {imgsz}: not in this run")
                 continue
-            share = a.map50 / b.map50
-            print(f"{variant} mAP@0.5 at {imgsz}: {a.map50:.3f} = {share:.1%} of {reference}'s {b.map50:.3f} "
-                  f"(goal >= {goal:.0%}: {'met' if share >= goal else 'not met'})")
+            print(f"{variant} mAP@0.5 at {imgsz}: {best(variant, imgsz).map50:.3f} = {kept:.1%} of {reference}'s "
+                  f"(goal >= {goal:.0%}: {'met' if kept >= goal else 'not met'})")
 
 
 ENGINES = ("torch", "onnxruntime", "deepsparse", "openvino", "openvino_nncf")
