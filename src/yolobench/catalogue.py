@@ -13,6 +13,7 @@ Must not: import torch, ultralytics or sparseml (the CLI lists the catalogue wit
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
@@ -42,12 +43,57 @@ class VariantSpec:
     # (modelio.thin_model): the child trains, prunes and quantizes a thinner network. Left out of the
     # artifact key while False, so the variants without it keep their keys.
     thin: bool = False
+    # Knowledge distillation: a variant (e.g. "dense", a float model of the same classes) whose outputs
+    # this one also learns from while it trains (yolobench.distill), and per-profile settings over
+    # DISTILL_DEFAULTS ({"full": {"weight": 0.5}}). Both are left out of the artifact key while unset; a
+    # teacher puts its own key and the profile's settings into the student's.
+    teacher: str | None = None
+    distill: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))
 
     def args_for(self, profile: str) -> dict:
         return dict(self.train_args.get(profile, {}))
 
     def variables_for(self, profile: str) -> dict:
         return dict(self.recipe_variables.get(profile, {}))
+
+
+# Distillation settings (VariantSpec.distill), each profile's merged over these:
+# - weight: the teacher term's factor in the training loss (loss = detection loss + weight x term). The
+#   term is a mean per position, normalised as ultralytics normalises its box, cls and dfl items, and
+#   zero where the student answers as the teacher does: it grows only as far as pruning and quantization
+#   move the student away from a teacher it started from. 1.0 weighs it like one of those items; a
+#   starting point, not a tuned value (a variant's profile sets its own).
+# - temperature: both networks' class logits and box-bin logits are divided by it before they are
+#   compared; above 1 the teacher's "almost" answers (a class at 0.2, a neighbouring box bin) count
+#   more. 2.0 is the usual mild softening; the term is multiplied by temperature^2 so that its gradient
+#   keeps its size whatever the temperature.
+DISTILL_DEFAULTS = MappingProxyType({"weight": 1.0, "temperature": 2.0})
+
+
+def distill_settings(spec: VariantSpec, profile: str) -> dict:
+    """The variant's distillation settings under ``profile`` (DISTILL_DEFAULTS and the profile's own),
+    checked; {} for a variant without a teacher."""
+    if spec.teacher is None:
+        if spec.distill:
+            raise UserError(f"variant {spec.name!r}: has distill settings but no teacher; set teacher= to a "
+                            "variant name (e.g. 'dense') or remove distill")
+        return {}
+    if spec.kind != TRAIN:
+        raise UserError(f"variant {spec.name!r}: a teacher needs training, and kind={spec.kind!r} does not "
+                        f"train; remove teacher= or make it kind={TRAIN!r}")
+    given = dict(spec.distill.get(profile, {}))
+    unknown = sorted(set(given) - set(DISTILL_DEFAULTS))
+    if unknown:
+        raise UserError(f"variant {spec.name!r}: unknown distill setting {unknown[0]!r} under profile "
+                        f"{profile!r}; use {', '.join(DISTILL_DEFAULTS)}")
+    settings = {**DISTILL_DEFAULTS, **given}
+    for name, value in settings.items():
+        number = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        if not number or value < 0 or (name == "temperature" and value == 0):
+            raise UserError(f"variant {spec.name!r}: distill {name}={value!r} under profile {profile!r}; "
+                            f"give a number {'above' if name == 'temperature' else 'at least'} 0")
+        settings[name] = float(value)
+    return settings
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,9 @@
 - our own checkpoint (state_dicts + recipe + epoch) written atomically after every epoch, because
   ``torch.save`` of a SparseML QAT model fails, and resumption from it;
 - no fused final evaluation (fusing a QAT-wrapped model fails): the last epoch's validation of the
-  exact weights we keep is the one recorded.
+  exact weights we keep is the one recorded;
+- optionally a frozen teacher (``teacher=``, ``distill=``): every batch's loss is the detection loss plus
+  the weighted teacher term of ``yolobench.distill``, reported as a fourth loss item, ``distill_loss``.
 
 Must not: download anything, touch the artifact store (the builder does), or change global state
 other than through ``yolobench.shims``.
@@ -30,6 +32,7 @@ from typing import Any, Callable
 import torch
 
 from yolobench import offline, shims
+from yolobench.distill import LOSS_NAME, Distiller, head_outputs
 from yolobench.recipes import recipe_variable
 from yolobench.timer import default_threads
 
@@ -87,6 +90,8 @@ class RecipeTrainer(DetectionTrainer):
         parent_recipe: tuple[str, dict] | None = None,
         checkpoint_dir: Path,
         progress: Callable[[dict], None] | None = None,
+        teacher: torch.nn.Module | None = None,
+        distill: dict | None = None,
     ):
         shims.apply()
         offline.configure_ultralytics()
@@ -99,6 +104,9 @@ class RecipeTrainer(DetectionTrainer):
         self.parent_recipe = parent_recipe
         self.checkpoint_dir = Path(checkpoint_dir)
         self.progress = progress
+        # Knowledge distillation: the teacher rides on the student model (get_model), outside its
+        # state_dict, so checkpoints and resumption are the same with or without one.
+        self.distiller = Distiller(teacher, distill) if teacher is not None else None
         self.manager = None
         self._resume_state: dict | None = None
         self.train_threads = default_threads()
@@ -165,6 +173,7 @@ class RecipeTrainer(DetectionTrainer):
                                                ).apply_structure(model, epoch=float("inf"))
         if self.init_state is not None:
             model.load_state_dict(class_head_adapted(self.init_state, model.state_dict()), strict=True)
+        model.distiller = self.distiller  # a plain attribute: the criterion reads it (_Float32Loss)
         ckpt_path = self.checkpoint_dir / CHECKPOINT_NAME
         if ckpt_path.exists():
             # The resume checkpoint this trainer wrote itself (save_model, below) into the store's work
@@ -285,7 +294,8 @@ class RecipeTrainer(DetectionTrainer):
 
     def _on_fit_epoch_end(self):
         if self.progress is not None:
-            self.progress({"epoch": self.epoch + 1, "epochs": self.epochs, "metrics": dict(self.metrics or {})})
+            self.progress({"epoch": self.epoch + 1, "epochs": self.epochs, "metrics": dict(self.metrics or {}),
+                           "losses": self.label_loss_items(self.tloss) if self.tloss else {}})
 
     def final_eval(self):
         # ultralytics re-validates best.pt fused; fusing a QAT model fails and we keep the last epoch,
@@ -295,16 +305,25 @@ class RecipeTrainer(DetectionTrainer):
     def finish(self) -> None:
         if self.manager is not None:
             self.manager.finalize(self.model)
+        if self.distiller is not None:  # the kept model carries no teacher
+            for model in (self.model, self.ema.ema):
+                model.distiller = None
+                model.criterion = None
 
 
 class _Float32Loss:
     """The detection loss in float32 even where the forward pass ran under bfloat16 autocast.
 
     Box regression (DFL, CIoU) on bfloat16's 8-bit mantissa rounds 160 px coordinates to ~1 px.
+    With a ``distiller`` (``yolobench.distill``) the teacher runs on the batch's images under the same
+    autocast as the student, and its term (float32 too) is a fourth element of the loss and a fourth item,
+    ``distill_loss``, in training and in validation alike (ultralytics sizes its validation losses, the
+    progress columns and results.csv from the items of the first batch).
     """
 
-    def __init__(self, criterion):
+    def __init__(self, criterion, distiller=None):
         self.criterion = criterion
+        self.distiller = distiller
 
     def __getattr__(self, name):
         if name == "criterion":  # not set yet (unpickling): no recursion
@@ -322,12 +341,22 @@ class _Float32Loss:
             return x
 
         device = batch["img"].device.type if torch.is_tensor(batch.get("img")) else "cpu"
+        teacher = self.distiller.teacher_outputs(batch["img"]) if self.distiller is not None else None
         with torch.autocast(device, enabled=False):
-            return self.criterion(to_float(preds), batch)
+            preds = to_float(preds)
+            loss, items = self.criterion(preds, batch)
+            if teacher is None:
+                return loss, items
+            term = self.distiller.term(head_outputs(preds), teacher)
+            # ultralytics' loss vector is per-image mean x batch size (its items are the means): the same here
+            loss = torch.cat([loss, (term * batch["img"].shape[0]).reshape(1)])
+            return loss, {**items, LOSS_NAME: term.detach()}
 
 
 class _TrainingDetectionModel(DetectionModel):
     """ultralytics' DetectionModel whose loss always runs in float32 (see :class:`_Float32Loss`)."""
 
+    distiller = None  # set by RecipeTrainer.get_model where the student learns from a teacher
+
     def init_criterion(self):
-        return _Float32Loss(super().init_criterion())
+        return _Float32Loss(super().init_criterion(), self.distiller)

@@ -49,22 +49,42 @@ def build(name: str, profile: str = "smoke", data: str | Path | None = None, *, 
     store = store or Store()
     say = progress or (lambda message: None)
     cache = {} if _cache is None else _cache
-    artifact = None
-    for step in catalogue.ancestry(name):
-        resolved = resolve(step, profile, data, weights=weights, source_weights=source_weights, _cache=cache)
-        key = resolved.key
+    built: dict[str, Artifact] = {}
+    target = resolve(name, profile, data, weights=weights, source_weights=source_weights, _cache=cache)
+    for resolved in build_order(target):
+        step, key = resolved.name, resolved.key
         found = store.get(step, key)
         if found is not None:
-            artifact = found
+            built[step] = found
             continue
-        parent = artifact
+        parent = built[resolved.parent.name] if resolved.parent is not None else None
+        # a teacher is one more dependency, built (or found) before the variant that learns from it
+        extra = {"teacher": built[resolved.teacher.name]} if resolved.teacher is not None else {}
         say(f"[{step}] building (key {key})")
-        artifact = store.build(step, key, lambda work, out, resolved=resolved, parent=parent:
-                               _build_one(resolved, data, parent, work, out, say))
+        artifact = store.build(step, key, lambda work, out, resolved=resolved, parent=parent, extra=extra:
+                               _build_one(resolved, data, parent, work, out, say, **extra))
+        built[step] = artifact
         say(f"[{step}] done in {artifact.meta.get('build_seconds', 0):.0f} s: "
             f"mAP@0.5 {format_map(artifact.meta['metrics'].get('map50'))}, sparsity "
             f"{artifact.meta['sparsity']['overall']:.3f}")
-    return artifact
+    return built[name]
+
+
+def build_order(resolved: Resolved) -> list[Resolved]:
+    """The records ``resolved`` needs built, each before what depends on it and each once: its parents,
+    root first, and before each rung that learns from a teacher that teacher's own chain."""
+    order: list[Resolved] = []
+
+    def visit(record: Resolved) -> None:
+        if any(r.name == record.name for r in order):
+            return
+        for dependency in (record.parent, record.teacher):
+            if dependency is not None:
+                visit(dependency)
+        order.append(record)
+
+    visit(resolved)
+    return order
 
 
 def format_map(value) -> str:

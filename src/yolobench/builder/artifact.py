@@ -24,7 +24,10 @@ from yolobench.recipes import RecipeLoader, epoch_scale, head_index, is_trial, r
 from yolobench.store import (FORM_DEEPSPARSE, FORM_FP32, FORM_QDQ, MODEL_CFG_NAME, RECIPE_NAME, WEIGHTS_NAME,
                              Artifact, onnx_filename)
 
-def _build_one(resolved: Resolved, data, parent: Artifact | None, work: Path, out: Path, say: Progress) -> dict:
+def _build_one(resolved: Resolved, data, parent: Artifact | None, work: Path, out: Path, say: Progress, *,
+               teacher: Artifact | None = None) -> dict:
+    """The meta dict of the artifact written into ``out``; ``teacher``: the built teacher of a variant
+    that distills (``VariantSpec.teacher``), whose weights.pt the training learns from."""
     import torch
 
     from yolobench import modelio
@@ -48,7 +51,8 @@ def _build_one(resolved: Resolved, data, parent: Artifact | None, work: Path, ou
         model, metrics, widths = _oneshot(spec, profile, parent, recipe_text, variables, data_yaml, work, say)
         saved_recipe, saved_vars = recipe_text, variables
     else:
-        model, metrics, widths = _train(spec, profile, parent, cfg, recipe_text, variables, data_yaml, work, say)
+        model, metrics, widths = _train(spec, profile, parent, cfg, recipe_text, variables, data_yaml, work, say,
+                                        teacher=teacher, distill=resolved.distill)
         # a transfer child inherits its parent's QAT structure: both recipes rebuild it on load
         saved_recipe, saved_vars = _structure_recipe(spec, parent, recipe_text, variables)
 
@@ -98,6 +102,9 @@ def _build_one(resolved: Resolved, data, parent: Artifact | None, work: Path, ou
         "description": spec.description,
         "profile": profile_name,
         "parent": {"variant": parent.name, "key": parent.key} if parent else None,
+        # the variant it learned from while training, and how (absent for a variant without a teacher)
+        **({"teacher": {"variant": teacher.name, "key": teacher.key, "distill": resolved.distill}}
+           if teacher is not None else {}),
         "recipe": {"file": spec.recipe, "sha256": hashlib.sha256(recipe_text.encode()).hexdigest(),
                    "variables": variables, "text": recipe_text,
                    # where a trial recipe (YOLOBENCH_RECIPES) came from; absent for the repository's own

@@ -76,10 +76,25 @@ def _thinned_parent(spec, parent, say) -> tuple[dict, dict]:
     return model.state_dict(), widths
 
 
+def _teacher_model(spec, teacher, say):
+    """The teacher artifact's network (``VariantSpec.teacher``): float, eval mode, frozen; Conv+BN fused
+    where it is not fake-quantized (it only runs forward, and a fused one runs faster)."""
+    from yolobench import modelio
+
+    model, blob = modelio.load_weights_model(teacher.path / WEIGHTS_NAME)
+    modelio.disable_observers(model)  # a fake-quantized teacher's scales stay as it was trained
+    if not _has_quant(blob.get("recipe")):
+        model = model.fuse(verbose=False)
+    model = model.float().eval().requires_grad_(False)
+    say(f"[{spec.name}] learning from {teacher.name} ({teacher.key}, {modelio.parameter_count(model):,} parameters)")
+    return model
+
+
 def _train(spec, profile, parent, cfg, recipe_text, variables, data_yaml, work, say, *, init_state=None,
-           widths=None):
+           widths=None, teacher=None, distill=None):
     """(model, metrics, widths): the trained model, the trainer's last validation, and the channel counts
-    of its network where it is thinner than its model YAML (``modelio.thin_model``)."""
+    of its network where it is thinner than its model YAML (``modelio.thin_model``). ``teacher``: a built
+    artifact the model also learns from (``yolobench.distill``), with ``distill`` settings."""
     import torch
 
     from yolobench.training import RecipeTrainer
@@ -106,13 +121,17 @@ def _train(spec, profile, parent, cfg, recipe_text, variables, data_yaml, work, 
     total = overrides["epochs"]
 
     def on_epoch(state):
-        m = state["metrics"]
+        m, losses = state["metrics"], state.get("losses") or {}
         say(f"[{spec.name}] epoch {state['epoch']}/{state['epochs']}"
-            + (f" mAP@0.5 {m['metrics/mAP50(B)']:.3f}" if m.get("metrics/mAP50(B)") else ""))
+            + (f" mAP@0.5 {m['metrics/mAP50(B)']:.3f}" if m.get("metrics/mAP50(B)") else "")
+            # the teacher term's mean over the epoch, beside the detection loss it is added to
+            + "".join(f" {k.split('/')[-1]} {v:.4f}" for k, v in losses.items() if teacher is not None))
 
     trainer = RecipeTrainer(overrides, model_cfg=cfg, init_state=init_state, widths=widths, recipe_text=recipe_text,
                             recipe_variables=variables, parent_recipe=parent_recipe,
-                            checkpoint_dir=work / "checkpoint", progress=on_epoch)
+                            checkpoint_dir=work / "checkpoint", progress=on_epoch,
+                            teacher=_teacher_model(spec, teacher, say) if teacher is not None else None,
+                            distill=distill)
     say(f"[{spec.name}] training {trainer.epochs if recipe_text else total} epochs at "
         f"{profile.train_imgsz} px on {data_yaml}")
     trainer.train()

@@ -26,8 +26,10 @@ from yolobench.store import content_key
 
 BUILDER_VERSION = 2  # bump when a change in the builder changes what an artifact contains
 # VariantSpec fields added after artifacts were built: part of the key only when set, so every variant
-# that does not use them keeps the key (and the store entry) it had.
-_KEYED_WHEN_SET = ("thin",)
+# that does not use them keeps the key (and the store entry) it had. `distill` (per-profile settings) is
+# never keyed as written: a variant with a teacher keys the teacher's key and its profile's settings.
+_KEYED_WHEN_SET = ("thin", "teacher")
+_NOT_KEYED = ("description", "train_args", "recipe_variables", "distill")
 DATASET_SEED = 0
 
 
@@ -113,6 +115,9 @@ class Resolved:
     network: dict | None = None
     root_weights: dict | None = None  # {"path", "sha256", "kind", "family"} of that checkpoint
     given_epochs: int = 0
+    # Knowledge distillation (VariantSpec.teacher): the teacher's record and this profile's settings.
+    teacher: "Resolved | None" = None
+    distill: dict | None = None
 
     @property
     def name(self) -> str:
@@ -121,7 +126,21 @@ class Resolved:
 
 def skip_reason(name: str, *, weights=None, source_weights=None) -> str | None:
     """Why ``name`` is not built on a ladder that starts from the user's model (None: it is): the
-    catalogue's reasons, or a recipe on its way that names layers the user's network lacks."""
+    catalogue's reasons, a recipe on its way that names layers the user's network lacks, or a teacher
+    (of it or of a rung on its way) that is not built for one of these reasons."""
+    reason = _own_skip_reason(name, weights=weights, source_weights=source_weights)
+    if reason:
+        return reason
+    for rung in catalogue.ancestry(name):
+        teacher = catalogue.get_variant(rung).teacher
+        if teacher is not None and teacher not in catalogue.ancestry(name):  # a cycle is resolve's to report
+            reason = _own_skip_reason(teacher, weights=weights, source_weights=source_weights)
+            if reason:
+                return f"its teacher {teacher} is not built here: {reason}"
+    return None
+
+
+def _own_skip_reason(name: str, *, weights=None, source_weights=None) -> str | None:
     reason = catalogue.skip_reason(name, weights=weights is not None, source_weights=source_weights is not None)
     if reason or weights is None or catalogue.ancestry(name)[0] != catalogue.WEIGHTS_ROOT:
         return reason
@@ -221,6 +240,8 @@ def resolve(name: str, profile: str, data: str | Path | None, *, weights=None, s
     dataset_hash = check_dataset(data_yaml, decode_images=False).content_hash
     parent = (resolve(spec.parent, profile, data, weights=weights, source_weights=source_weights, _cache=cache)
               if spec.parent else None)
+    distill = catalogue.distill_settings(spec, profile)
+    teacher = _resolve_teacher(spec, profile, data, weights, source_weights, cache)
     if given is not None:
         return _resolve_given(spec, prof, given, given_epochs, data_yaml, dataset_hash, cache)
     network = parent.network if parent is not None else None
@@ -233,8 +254,7 @@ def resolve(name: str, profile: str, data: str | Path | None, *, weights=None, s
     parts = {
         "builder": BUILDER_VERSION,
         "spec": {k: v for k, v in _plain(spec).items()
-                 if k not in ("description", "train_args", "recipe_variables")
-                 and not (k in _KEYED_WHEN_SET and not v)},
+                 if k not in _NOT_KEYED and not (k in _KEYED_WHEN_SET and not v)},
         "train_args": train_args(spec, profile),
         "recipe": hashlib.sha256(recipe_text.encode()).hexdigest() if recipe_text else None,
         "recipe_variables": variables,
@@ -253,10 +273,30 @@ def resolve(name: str, profile: str, data: str | Path | None, *, weights=None, s
     root_weights = parent.root_weights if parent is not None else None
     if root_weights is not None:  # absent for the catalogue's own ladder, so its keys stay as they were
         parts["weights"] = root_weights["sha256"]
+    if teacher is not None:  # absent without one, so the variants that do not distill keep their keys
+        parts["teacher"] = {"key": teacher.key, "distill": distill}
     cache[name] = Resolved(spec=spec, profile=prof, recipe_text=recipe_text, variables=variables,
                            data_yaml=data_yaml, dataset_hash=dataset_hash, parent=parent, key=content_key(parts),
-                           network=network, root_weights=root_weights)
+                           network=network, root_weights=root_weights, teacher=teacher,
+                           distill=distill or None)
     return cache[name]
+
+
+def _resolve_teacher(spec: VariantSpec, profile: str, data, weights, source_weights, cache: dict):
+    """The teacher's record (resolved like a parent, through the same cache), or None without one. A
+    teacher that is the variant itself or learns from it in turn would never finish building: refused."""
+    if spec.teacher is None:
+        return None
+    catalogue.get_variant(spec.teacher)  # an unknown name: one line listing the catalogue
+    resolving = cache.setdefault(("distilling",), [])
+    if spec.teacher == spec.name or spec.teacher in resolving or spec.name in catalogue.ancestry(spec.teacher):
+        raise UserError(f"variant {spec.name!r}: teacher {spec.teacher!r} depends on {spec.name!r} itself "
+                        "(a cycle); pick a teacher that is built without it (e.g. 'dense')")
+    resolving.append(spec.name)
+    try:
+        return resolve(spec.teacher, profile, data, weights=weights, source_weights=source_weights, _cache=cache)
+    finally:
+        resolving.remove(spec.name)
 
 
 def _resolve_given(spec, prof, given, epochs, data_yaml, dataset_hash, cache) -> Resolved:
