@@ -268,6 +268,9 @@ CATALOGUE: dict[str, VariantSpec] = {
                         "(structured): a thinner network on every engine",
             model="yolov5su",
             parent="dense",
+            # Learns from its float teacher's outputs as well as the labels (yolobench.distill): the
+            # structured trial kept 93.8% of dense's mAP@0.5 at 640 with plain fine-tuning.
+            teacher="dense",
             recipe="thin.yaml",
             train_args=_ro({"smoke": _FINETUNE, "full": _FINETUNE}),
             # full: the structured trial's schedule (prune over 6 epochs, recover 4)
@@ -281,6 +284,7 @@ CATALOGUE: dict[str, VariantSpec] = {
                         "(unstructured) and quantization-aware trained (INT8)",
             model="yolov5su",
             parent="thin",
+            teacher="dense",
             thin=True,
             recipe="pruned_quant.yaml",
             quantized=True,
@@ -336,6 +340,9 @@ CATALOGUE: dict[str, VariantSpec] = {
                         "whole (structured)",
             model="recipes/v5n_hardswish.model.yaml",
             parent="v5n_hardswish",
+            # Learns from its float teacher's outputs as well as the labels (yolobench.distill): the
+            # structured trial kept 93.8% of dense's mAP@0.5 at 640 with plain fine-tuning.
+            teacher="v5n_hardswish",
             recipe="thin.yaml",
             train_args=_ro({"smoke": _FINETUNE, "full": _FINETUNE}),
             recipe_variables=_ro({"tiny": {"num_epochs": 2, "pruning_end_epoch": 1},
@@ -348,6 +355,7 @@ CATALOGUE: dict[str, VariantSpec] = {
                         "(unstructured) and quantization-aware trained (INT8)",
             model="recipes/v5n_hardswish.model.yaml",
             parent="v5n_thin",
+            teacher="v5n_hardswish",
             thin=True,
             recipe="pruned_quant.yaml",
             quantized=True,
