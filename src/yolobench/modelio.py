@@ -189,6 +189,19 @@ def _chained_convs(model: nn.Module):
                     yield from zip(layers, layers[1:])
 
 
+def _live_channels(conv: nn.Conv2d, bn: nn.BatchNorm2d | None = None) -> torch.Tensor:
+    """Indices of the output channels that are not zero for every input: a channel is dead when its
+    filter and bias are zero and, with a BatchNorm after the conv, its scale and shift too. At least one
+    channel is kept, so that a layer never vanishes."""
+    dead = conv.weight.flatten(1).eq(0).all(dim=1)
+    if conv.bias is not None:
+        dead &= conv.bias.eq(0)
+    if bn is not None:
+        dead &= bn.weight.eq(0) & bn.bias.eq(0)
+    keep = (~dead).nonzero().flatten()
+    return keep if len(keep) else torch.tensor([0])
+
+
 def drop_dead_channels(model: nn.Module) -> int:
     """Remove the output channels that are zero for every input, and the next conv's inputs they fed.
 
@@ -210,12 +223,7 @@ def drop_dead_channels(model: nn.Module) -> int:
                 continue
             if float(act(torch.zeros(1))) != 0.0:
                 continue
-            dead = conv.weight.flatten(1).eq(0).all(dim=1)
-            if conv.bias is not None:
-                dead &= conv.bias.eq(0)
-            keep = (~dead).nonzero().flatten()
-            if len(keep) == 0:
-                keep = torch.tensor([0])
+            keep = _live_channels(conv)
             if len(keep) == conv.out_channels:
                 continue
             dropped += conv.out_channels - len(keep)
@@ -287,12 +295,7 @@ def thin_model(model: nn.Module) -> dict[str, int]:
     with torch.no_grad():
         for name, producer, consumer in list(_thinnable_pairs(model)):
             conv, bn, _ = _unfused_conv(producer)
-            dead = conv.weight.flatten(1).eq(0).all(dim=1) & bn.weight.eq(0) & bn.bias.eq(0)
-            if conv.bias is not None:
-                dead &= conv.bias.eq(0)
-            keep = (~dead).nonzero().flatten()
-            if len(keep) == 0:
-                keep = torch.tensor([0])
+            keep = _live_channels(conv, bn)
             if len(keep) == conv.out_channels:
                 continue
             _keep_channels(producer, consumer, keep)
