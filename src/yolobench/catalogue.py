@@ -177,6 +177,24 @@ SOURCE_DATASETS = MappingProxyType({
 _FINETUNE = {"optimizer": "AdamW", "lr0": 0.0005, "lrf": 0.2, "warmup_epochs": 0}
 _TRANSFER = {"optimizer": "AdamW", "lr0": 0.001, "lrf": 0.1, "warmup_epochs": 0}
 
+# Recipe schedules shared by two rungs each, so that a rung and its thinner counterpart cannot drift apart:
+# pruned_quant and thin_pq (full: pruned's schedule, then 3 QAT epochs, the last with frozen scales),
+# v5n_hardswish_pq and v5n_thin_pq (the same at yolov5n's lower sparsity), thin and v5n_thin (full: the
+# structured trial's schedule, prune over 6 epochs, recover 4).
+_PQ_SCHEDULE = _ro({"tiny": {"num_epochs": 3, "pruning_end_epoch": 1, "quantization_start_epoch": 1},
+                    "smoke": {"num_epochs": 6, "pruning_end_epoch": 3, "quantization_start_epoch": 4},
+                    "full": {"num_epochs": 12, "pruning_end_epoch": 6, "quantization_start_epoch": 9,
+                             "final_sparsity": 0.8}})
+_V5N_PQ_SCHEDULE = _ro({"tiny": {"num_epochs": 3, "pruning_end_epoch": 1, "quantization_start_epoch": 1,
+                                 "final_sparsity": 0.6},
+                        "smoke": {"num_epochs": 6, "pruning_end_epoch": 3, "quantization_start_epoch": 4,
+                                  "final_sparsity": 0.6},
+                        "full": {"num_epochs": 12, "pruning_end_epoch": 6, "quantization_start_epoch": 9,
+                                 "final_sparsity": 0.75}})
+_THIN_SCHEDULE = _ro({"tiny": {"num_epochs": 2, "pruning_end_epoch": 1},
+                      "smoke": {"num_epochs": 5, "pruning_end_epoch": 3},
+                      "full": {"num_epochs": 10, "pruning_end_epoch": 6}})
+
 CATALOGUE: dict[str, VariantSpec] = {
     spec.name: spec
     for spec in (
@@ -222,13 +240,7 @@ CATALOGUE: dict[str, VariantSpec] = {
             quantized=True,
             sparsity_target="final_sparsity",
             train_args=_ro({"smoke": _FINETUNE, "full": _FINETUNE}),
-            recipe_variables=_ro({"tiny": {"num_epochs": 3, "pruning_end_epoch": 1,
-                                           "quantization_start_epoch": 1},
-                                  "smoke": {"num_epochs": 6, "pruning_end_epoch": 3,
-                                            "quantization_start_epoch": 4},
-                                  # full: pruned's schedule, then 3 QAT epochs (the last with frozen scales)
-                                  "full": {"num_epochs": 12, "pruning_end_epoch": 6,
-                                           "quantization_start_epoch": 9, "final_sparsity": 0.8}}),
+            recipe_variables=_PQ_SCHEDULE,
         ),
         VariantSpec(
             name="source_pq",
@@ -273,10 +285,7 @@ CATALOGUE: dict[str, VariantSpec] = {
             teacher="dense",
             recipe="thin.yaml",
             train_args=_ro({"smoke": _FINETUNE, "full": _FINETUNE}),
-            # full: the structured trial's schedule (prune over 6 epochs, recover 4)
-            recipe_variables=_ro({"tiny": {"num_epochs": 2, "pruning_end_epoch": 1},
-                                  "smoke": {"num_epochs": 5, "pruning_end_epoch": 3},
-                                  "full": {"num_epochs": 10, "pruning_end_epoch": 6}}),
+            recipe_variables=_THIN_SCHEDULE,
         ),
         VariantSpec(
             name="thin_pq",
@@ -290,13 +299,7 @@ CATALOGUE: dict[str, VariantSpec] = {
             quantized=True,
             sparsity_target="final_sparsity",
             train_args=_ro({"smoke": _FINETUNE, "full": _FINETUNE}),
-            # pruned_quant's schedule and sparsity, on the thinner network
-            recipe_variables=_ro({"tiny": {"num_epochs": 3, "pruning_end_epoch": 1,
-                                           "quantization_start_epoch": 1},
-                                  "smoke": {"num_epochs": 6, "pruning_end_epoch": 3,
-                                            "quantization_start_epoch": 4},
-                                  "full": {"num_epochs": 12, "pruning_end_epoch": 6,
-                                           "quantization_start_epoch": 9, "final_sparsity": 0.8}}),
+            recipe_variables=_PQ_SCHEDULE,  # pruned_quant's, on the thinner network
         ),
         VariantSpec(
             name="v5n_hardswish",
@@ -327,12 +330,7 @@ CATALOGUE: dict[str, VariantSpec] = {
             quantized=True,
             sparsity_target="final_sparsity",
             train_args=_ro({"smoke": _FINETUNE, "full": _FINETUNE}),
-            recipe_variables=_ro({"tiny": {"num_epochs": 3, "pruning_end_epoch": 1,
-                                           "quantization_start_epoch": 1, "final_sparsity": 0.6},
-                                  "smoke": {"num_epochs": 6, "pruning_end_epoch": 3,
-                                            "quantization_start_epoch": 4, "final_sparsity": 0.6},
-                                  "full": {"num_epochs": 12, "pruning_end_epoch": 6,
-                                           "quantization_start_epoch": 9, "final_sparsity": 0.75}}),
+            recipe_variables=_V5N_PQ_SCHEDULE,
         ),
         VariantSpec(
             name="v5n_thin",
@@ -340,14 +338,10 @@ CATALOGUE: dict[str, VariantSpec] = {
                         "whole (structured)",
             model="recipes/v5n_hardswish.model.yaml",
             parent="v5n_hardswish",
-            # Learns from its float teacher's outputs as well as the labels (yolobench.distill): the
-            # structured trial kept 93.8% of dense's mAP@0.5 at 640 with plain fine-tuning.
-            teacher="v5n_hardswish",
+            teacher="v5n_hardswish",  # as thin learns from dense
             recipe="thin.yaml",
             train_args=_ro({"smoke": _FINETUNE, "full": _FINETUNE}),
-            recipe_variables=_ro({"tiny": {"num_epochs": 2, "pruning_end_epoch": 1},
-                                  "smoke": {"num_epochs": 5, "pruning_end_epoch": 3},
-                                  "full": {"num_epochs": 10, "pruning_end_epoch": 6}}),
+            recipe_variables=_THIN_SCHEDULE,
         ),
         VariantSpec(
             name="v5n_thin_pq",
@@ -361,13 +355,7 @@ CATALOGUE: dict[str, VariantSpec] = {
             quantized=True,
             sparsity_target="final_sparsity",
             train_args=_ro({"smoke": _FINETUNE, "full": _FINETUNE}),
-            # v5n_hardswish_pq's schedule and sparsity, on the thinner network
-            recipe_variables=_ro({"tiny": {"num_epochs": 3, "pruning_end_epoch": 1,
-                                           "quantization_start_epoch": 1, "final_sparsity": 0.6},
-                                  "smoke": {"num_epochs": 6, "pruning_end_epoch": 3,
-                                            "quantization_start_epoch": 4, "final_sparsity": 0.6},
-                                  "full": {"num_epochs": 12, "pruning_end_epoch": 6,
-                                           "quantization_start_epoch": 9, "final_sparsity": 0.75}}),
+            recipe_variables=_V5N_PQ_SCHEDULE,  # v5n_hardswish_pq's, on the thinner network
         ),
     )
 }

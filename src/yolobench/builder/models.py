@@ -48,16 +48,6 @@ def _has_quant(recipe_text: str | None) -> bool:
     return bool(recipe_text) and "QuantizationModifier" in recipe_text
 
 
-def parent_widths(parent) -> dict:
-    """The channel counts of the parent's thinned network (``modelio.thin_model``); {} for a full one."""
-    import torch
-
-    if parent is None:
-        return {}
-    blob = torch.load(parent.path / WEIGHTS_NAME, map_location="cpu", weights_only=True)
-    return dict(blob.get("widths") or {})
-
-
 def _thinned_parent(spec, parent, say) -> tuple[dict, dict]:
     """(state_dict, widths) of the parent's network without the channels its structured pruning zeroed
     (``VariantSpec.thin``): the child trains, prunes and quantizes the thinner network."""
@@ -101,14 +91,14 @@ def _train(spec, profile, parent, cfg, recipe_text, variables, data_yaml, work, 
 
     parent_recipe = None
     widths = dict(widths or {})
-    if parent is not None:
+    if parent is not None and spec.thin:  # a float parent, loaded once and thinned
+        init_state, widths = _thinned_parent(spec, parent, say)
+    elif parent is not None:
         blob = torch.load(parent.path / WEIGHTS_NAME, map_location="cpu", weights_only=True)
         init_state = blob["state_dict"]
         widths = dict(blob.get("widths") or {})
         if blob.get("recipe") and _has_quant(blob["recipe"]):
             parent_recipe = (blob["recipe"], blob.get("recipe_variables") or {})
-        if spec.thin:
-            init_state, widths = _thinned_parent(spec, parent, say)
     args = dict(profile.trainer)
     args.update(train_args(spec, profile.name))
     overrides = dict(
@@ -166,7 +156,7 @@ def _oneshot(spec, profile, parent, recipe_text, variables, data_yaml, work, say
     shims.apply()
     from sparseml.pytorch.optim import ScheduledModifierManager
 
-    model, _ = modelio.load_weights_model(parent.path / WEIGHTS_NAME)
+    model, blob = modelio.load_weights_model(parent.path / WEIGHTS_NAME)
     manager = ScheduledModifierManager.from_yaml(recipe_text, recipe_variables=variables)
     doc = yaml.load(recipe_text, Loader=RecipeLoader)
     batches = int(variables.get("num_calibration_batches", doc.get("num_calibration_batches", 16)))
@@ -181,7 +171,7 @@ def _oneshot(spec, profile, parent, recipe_text, variables, data_yaml, work, say
         for images in loader:
             model(images)
     modelio.disable_observers(model)  # freeze scales before anything else runs the model
-    return model, {}, parent_widths(parent)
+    return model, {}, dict(blob.get("widths") or {})  # a thinned parent's network, calibrated as it is
 
 
 def _calibration_batches(data_yaml: Path, profile: Profile, batches: int):
