@@ -56,17 +56,25 @@ def run(args) -> int:
         if not args.quiet:
             print(f"{time.time() - started:7.0f}s  {message}", file=sys.stderr, flush=True)
 
+    # The record names every variant this command may build: the ones asked for and the parents and
+    # teachers they need (building thin_pq builds thin; its seconds belong to the same run's time).
+    needed = {}
+    for name in names:
+        for record in builder.build_order(resolved[name]):
+            needed.setdefault(record.name, (record.key, store.state(record.name, record.key)))
     built = []
     for name in names:
-        before = store.state(name, builder.variant_key(name, args.profile, args.data, **given, _cache=resolved))
+        before = needed[name][1]
         artifact = builder.build(name, args.profile, args.data, store=store, progress=say, **given, _cache=resolved)
         built.append((artifact, before))
+    dependencies = [(artifact, before) for name, (key, before) in needed.items() if name not in names
+                    for artifact in [store.get(name, key, deep=False)] if artifact is not None]
     if args.json:
         print(json.dumps([{"variant": a.name, "state": "cached" if before == "built" else "built", "key": a.key,
                            "map50": a.meta["metrics"]["map50"], "sparsity": a.meta["sparsity"]["overall"],
                            "build_seconds": a.meta.get("build_seconds")} for a, before in built], indent=1))
         if args.record:
-            _write_record(args, built, time.time() - started)
+            _write_record(args, built, dependencies, time.time() - started)
         return 0
     print(f"{'variant':<18} {'state':<8} {'key':<16} {'mAP@0.5':>8} {'sparsity':>9} {'build s':>8}")
     for artifact, before in built:
@@ -77,12 +85,14 @@ def run(args) -> int:
     elapsed = time.time() - started
     print(f"{len(built)} variant(s) ready in {elapsed:.0f} s; store: {store.root}")
     if args.record:
-        _write_record(args, built, elapsed)
+        _write_record(args, built, dependencies, elapsed)
     return 0
 
 
-def _write_record(args, built, elapsed: float) -> None:
-    """A build record for results/: every number comes from the artifacts' meta.json."""
+def _write_record(args, built, dependencies, elapsed: float) -> None:
+    """A build record for results/: every number comes from the artifacts' meta.json. ``dependencies``:
+    the parents and teachers of the variants asked for (``requested: false``), so that the record
+    accounts for every build in ``this_run_seconds``."""
     import json
     import os
     from pathlib import Path
@@ -92,10 +102,11 @@ def _write_record(args, built, elapsed: float) -> None:
     from yolobench.timer import machine_info
 
     variants = {}
-    for artifact, before in built:
+    for artifact, before, requested in [*((a, b, True) for a, b in built), *((a, b, False) for a, b in dependencies)]:
         meta = artifact.meta
         variants[artifact.name] = {
             "key": artifact.key,
+            "requested": requested,
             "state_before": before,
             "build_seconds": meta.get("build_seconds"),
             "built_at": meta.get("built_at"),
