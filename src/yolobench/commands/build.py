@@ -67,14 +67,12 @@ def run(args) -> int:
         before = needed[name][1]
         artifact = builder.build(name, args.profile, args.data, store=store, progress=say, **given, _cache=resolved)
         built.append((artifact, before))
-    dependencies = [(artifact, before) for name, (key, before) in needed.items() if name not in names
-                    for artifact in [store.get(name, key, deep=False)] if artifact is not None]
     if args.json:
         print(json.dumps([{"variant": a.name, "state": "cached" if before == "built" else "built", "key": a.key,
                            "map50": a.meta["metrics"]["map50"], "sparsity": a.meta["sparsity"]["overall"],
                            "build_seconds": a.meta.get("build_seconds")} for a, before in built], indent=1))
         if args.record:
-            _write_record(args, built, dependencies, time.time() - started)
+            _write_record(args, built, _dependencies(needed, names, store), time.time() - started)
         return 0
     print(f"{'variant':<18} {'state':<8} {'key':<16} {'mAP@0.5':>8} {'sparsity':>9} {'build s':>8}")
     for artifact, before in built:
@@ -85,8 +83,14 @@ def run(args) -> int:
     elapsed = time.time() - started
     print(f"{len(built)} variant(s) ready in {elapsed:.0f} s; store: {store.root}")
     if args.record:
-        _write_record(args, built, dependencies, elapsed)
+        _write_record(args, built, _dependencies(needed, names, store), elapsed)
     return 0
+
+
+def _dependencies(needed: dict, names: list, store) -> list:
+    """(artifact, state before) of each parent or teacher that was built for, not asked by, the command."""
+    return [(artifact, before) for name, (key, before) in needed.items() if name not in names
+            for artifact in [store.get(name, key, deep=False)] if artifact is not None]
 
 
 def _write_record(args, built, dependencies, elapsed: float) -> None:
