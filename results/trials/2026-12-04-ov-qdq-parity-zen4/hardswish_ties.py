@@ -4,30 +4,29 @@
 
 Between a DequantizeLinear and the next QuantizeLinear a one-shot yolov5n graph computes Hardswish in float
 (Mul(x, Clip(x + 3, 0, 6)) / 6). Its input takes only the 256 values of the 8-bit grid, so an input value
-whose output / scale lies within 1e-4 of k + 0.5 is rounded up by one engine and down by another (their
-float order differs), and every element holding that value moves by one step.
+whose output / scale lies within 1e-4 of k + 0.5 can be rounded up by one engine and down by another if
+their float order differs, moving every element that holds that value by one step.
 Research script of results/trials/2026-12-04-ov-qdq-parity-zen4/ (not part of the library).
 """
 
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import numpy as np
 import onnx
-from onnx import numpy_helper
+
+sys.path.insert(0, str(Path(__file__).parent))
+from locate_divergence import Graph  # noqa: E402
 
 
 def main(path: str) -> int:
-    model = onnx.load(path)
-    inits = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
-    producer = {o: n for n in model.graph.node for o in n.output}
-
-    def const(name):
-        return inits[name] if name in inits else numpy_helper.to_array(producer[name].attribute[0].t)
+    graph = Graph(onnx.load(path))
+    producer, const = graph.producer, graph.const
 
     hits = total = 0
-    for q in (n for n in model.graph.node if n.op_type == "QuantizeLinear"):
+    for q in (n for n in graph.model.graph.node if n.op_type == "QuantizeLinear"):
         div = producer.get(q.input[0])
         mul = producer.get(div.input[0]) if div is not None and div.op_type == "Div" else None
         dq = producer.get(mul.input[0]) if mul is not None and mul.op_type == "Mul" else None

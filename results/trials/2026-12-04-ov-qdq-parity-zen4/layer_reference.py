@@ -1,65 +1,97 @@
 """One convolution of a QDQ graph on ONNX Runtime and OpenVINO (f32) against a float64 reference of the ONNX semantics.
 
-    python layer_reference.py MODEL.qdq.onnx TENSOR
+    python layer_reference.py MODEL.qdq.onnx TENSOR [--imgsz 640]
 
 TENSOR is the output of a QuantizeLinear fed by Conv -> Div -> BatchNormalization (the one-shot yolov5n's
-pattern after each convolution). Both engines run the two photos shipped with ultralytics at 640 px with the
+pattern after each convolution). Both engines run the two photos shipped with ultralytics with the
 convolution's quantized input and TENSOR exposed; the reference dequantizes each engine's own input, runs the
-convolution, the Div and the BatchNormalization in float64 and quantizes (round half to even). Printed: how many
-output elements of each engine differ from the reference, and how far those elements' exact values lie from a
-rounding tie: an engine that implements the layer right differs only at ties.
+convolution, the Div and the BatchNormalization in float64 and quantizes (round half to even, as ONNX's
+QuantizeLinear). Printed: how many output elements of each engine differ from the reference, and how far
+those elements' exact values lie from a rounding tie: an engine that implements the layer right differs
+only at ties.
 Research script of results/trials/2026-12-04-ov-qdq-parity-zen4/ (not part of the library).
 """
-import numpy as np, onnx, torch, sys, tempfile
-from onnx import numpy_helper, helper
+
+from __future__ import annotations
+
+import argparse
+import sys
 from pathlib import Path
+
+import numpy as np
+import onnx
+import torch
+from onnx import helper
+
 sys.path.insert(0, str(Path(__file__).parent))
-import locate_divergence as L
-from yolobench.processing import default_images, load_images, preprocess
-path = Path(sys.argv[1]); target = sys.argv[2]
-m = onnx.load(str(path))
-inits = {i.name: numpy_helper.to_array(i) for i in m.graph.initializer}
-prod = {o: n for n in m.graph.node for o in n.output}
-def c(name): return inits[name] if name in inits else numpy_helper.to_array(prod[name].attribute[0].t)
-q = prod[target]; bn = prod[q.input[0]]; div = prod[bn.input[0]]; conv = prod[div.input[0]]
-dqx = prod[conv.input[0]]; dqw = prod[conv.input[1]]; qx = prod[dqx.input[0]]
-print([n.op_type for n in (q, bn, div, conv, dqx, dqw, qx)])
-qw = prod.get(dqw.input[0])
-if qw is not None and qw.op_type == "QuantizeLinear":
-    wf = c(qw.input[0]).astype(np.float64); ws = c(qw.input[1]).astype(np.float64); wz = c(qw.input[2]).astype(np.int32)
-    sh = (-1,) + (1,) * (wf.ndim - 1)
-    wi = np.clip(np.rint(wf / ws.reshape(sh)) + wz.reshape(sh), -128, 127)
-else:
-    wi = c(dqw.input[0]).astype(np.float64); ws = c(dqw.input[1]).astype(np.float64); wz = c(dqw.input[2]); sh = (-1,1,1,1)
-w = (wi - np.reshape(wz, sh)) * np.reshape(c(dqw.input[1]).astype(np.float64), sh)
-bias = c(conv.input[2]).astype(np.float64) if len(conv.input) > 2 else None
-xs, xz = float(c(dqx.input[1])), int(c(dqx.input[2]))
-ys, yz = float(c(q.input[1])), int(c(q.input[2]))
-dv = c(div.input[1]).astype(np.float64)
-g, b_, mu, var = (c(n).astype(np.float64) for n in bn.input[1:5])
-eps = next((helper.get_attribute_value(a) for a in bn.attribute if a.name == "epsilon"), 1e-5)
-at = {a.name: helper.get_attribute_value(a) for a in conv.attribute}
-ims = [im for _, im in load_images(default_images())]
-batches = [np.ascontiguousarray(preprocess([im], 640)[0], dtype=np.float32) for im in ims]
-e = onnx.ModelProto(); e.CopyFrom(m)
-dt = lambda n: onnx.TensorProto.INT8 if c(prod[n].input[2]).dtype == np.int8 else onnx.TensorProto.UINT8
-for n in (qx.output[0], target): e.graph.output.append(helper.make_tensor_value_info(n, dt(n), None))
-with tempfile.TemporaryDirectory() as t:
-    p = Path(t) / "e.onnx"; onnx.save(e, str(p)); names = [qx.output[0], target]
-    a = L._run_ort(p, batches, names); o = L._run_ov(p, batches, names)
-def ref(xq):
-    x = (xq.astype(np.float64) - xz) * xs
-    y = torch.nn.functional.conv2d(torch.from_numpy(x), torch.from_numpy(w), None if bias is None else torch.from_numpy(bias),
-        stride=at.get("strides", [1, 1]), padding=at.get("pads", [0, 0, 0, 0])[:2], groups=at.get("group", 1)).numpy()
-    y = y / dv.reshape((-1, 1, 1) if dv.ndim else ()) if dv.ndim else y / dv
-    y = (y - mu.reshape(-1, 1, 1)) / np.sqrt(var.reshape(-1, 1, 1) + eps) * g.reshape(-1, 1, 1) + b_.reshape(-1, 1, 1)
-    v = y / ys + yz
-    info = np.iinfo(np.int8 if c(q.input[2]).dtype == np.int8 else np.uint8)
-    return np.clip(np.rint(v), info.min, info.max), v
-print("input elements that differ:", int((a[0] != o[0]).sum()), "of", a[0].size)
-for label, x_in, y in (("ORT", a[0], a[1]), ("OpenVINO", o[0], o[1])):
-    r, v = ref(x_in)
-    d = np.abs(r - y.astype(np.float64))
-    far = np.abs(v - np.floor(v) - 0.5)
-    print(f"{label}: vs float64 reference: {int((d == 1).sum())} one step, {int((d > 1).sum())} more, of {d.size};"
-          f" of those one-step, distance of the exact value from a tie: max {far[d == 1].max() if (d == 1).any() else 0:.2e}")
+from locate_divergence import Graph, photos, run_both  # noqa: E402
+
+
+def _dequantized(graph: Graph, dq) -> tuple[np.ndarray, np.ndarray]:
+    """(scale, zero point) of a DequantizeLinear, in float64, shaped for a per-output-channel weight."""
+    scale, zero = graph.const(dq.input[1]).astype(np.float64), graph.const(dq.input[2]).astype(np.float64)
+    return scale.reshape(-1, 1, 1, 1), zero.reshape(-1, 1, 1, 1)
+
+
+def reference(graph: Graph, target: str):
+    """A function from the convolution's quantized input to (TENSOR in float64 rounding, its exact value)."""
+    g = graph.producer
+    q = g[target]
+    bn, div = g[q.input[0]], g[g[q.input[0]].input[0]]
+    conv = g[div.input[0]]
+    if (bn.op_type, div.op_type, conv.op_type) != ("BatchNormalization", "Div", "Conv"):
+        raise SystemExit(f"{target}: not Conv -> Div -> BatchNormalization -> QuantizeLinear")
+    dq_x, dq_w = g[conv.input[0]], g[conv.input[1]]
+    w_scale, w_zero = _dequantized(graph, dq_w)
+    q_w = g.get(dq_w.input[0])
+    if q_w is not None and q_w.op_type == "QuantizeLinear":  # weights kept in float and quantized in the graph
+        w_int = np.clip(np.rint(graph.const(q_w.input[0]).astype(np.float64) / w_scale) + w_zero, -128, 127)
+    else:
+        w_int = graph.const(dq_w.input[0]).astype(np.float64)
+    weight = torch.from_numpy((w_int - w_zero) * w_scale)
+    bias = torch.from_numpy(graph.const(conv.input[2]).astype(np.float64)) if len(conv.input) > 2 else None
+    attrs = {a.name: helper.get_attribute_value(a) for a in conv.attribute}
+    pads = attrs.get("pads", [0, 0, 0, 0])
+    if pads[:2] != pads[2:]:
+        raise SystemExit(f"{conv.name}: asymmetric padding {pads}")
+    x_scale, x_zero = float(graph.const(dq_x.input[1])), float(graph.const(dq_x.input[2]))
+    y_scale, y_zero = float(graph.const(q.input[1])), float(graph.const(q.input[2]))
+    divisor = graph.const(div.input[1]).astype(np.float64)
+    divisor = divisor.reshape(-1, 1, 1) if divisor.size > 1 else divisor  # per channel or one number
+    gamma, beta, mean, var = (graph.const(n).astype(np.float64).reshape(-1, 1, 1) for n in bn.input[1:5])
+    eps = next((helper.get_attribute_value(a) for a in bn.attribute if a.name == "epsilon"), 1e-5)
+    info = np.iinfo(graph.const(q.input[2]).dtype)
+
+    def compute(x_q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        x = torch.from_numpy((x_q.astype(np.float64) - x_zero) * x_scale)
+        y = torch.nn.functional.conv2d(x, weight, bias, stride=attrs.get("strides", [1, 1]), padding=pads[:2],
+                                       dilation=attrs.get("dilations", [1, 1]), groups=attrs.get("group", 1)).numpy()
+        y = (y / divisor - mean) / np.sqrt(var + eps) * gamma + beta
+        exact = y / y_scale + y_zero
+        return np.clip(np.rint(exact), info.min, info.max), exact
+
+    return g[dq_x.input[0]].output[0], compute
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("model", type=Path)
+    parser.add_argument("tensor")
+    parser.add_argument("--imgsz", type=int, default=640)
+    args = parser.parse_args(argv)
+    graph = Graph(onnx.load(str(args.model)))
+    source, compute = reference(graph, args.tensor)
+    ort_out, ov_out = run_both(graph, photos(args.imgsz), [source, args.tensor])
+    print("input elements that differ:", int((ort_out[0] != ov_out[0]).sum()), "of", ort_out[0].size)
+    for label, (x_q, y_q) in (("ORT", ort_out), ("OpenVINO", ov_out)):
+        rounded, exact = compute(x_q)
+        steps = np.abs(rounded - y_q.astype(np.float64))
+        from_tie = np.abs(exact - np.floor(exact) - 0.5)[steps == 1]
+        print(f"{label}: vs float64 reference: {int((steps == 1).sum())} one step, {int((steps > 1).sum())} more, "
+              f"of {steps.size}; of those one-step, distance of the exact value from a tie: "
+              f"max {from_tie.max() if from_tie.size else 0:.2e}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

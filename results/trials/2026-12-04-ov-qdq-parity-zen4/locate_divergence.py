@@ -24,47 +24,67 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import openvino as ov
-from onnx import helper
+from onnx import helper, numpy_helper
 
 from yolobench.processing import default_images, load_images, preprocess
 
 
-def _initializers(model: onnx.ModelProto) -> dict[str, onnx.TensorProto]:
-    return {init.name: init for init in model.graph.initializer}
+class Graph:
+    """Lookups in one ONNX graph: the node that produces a tensor, and a constant's value."""
+
+    def __init__(self, model: onnx.ModelProto):
+        self.model = model
+        self.inits = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+        self.producer = {o: n for n in model.graph.node for o in n.output}
+
+    def const(self, name: str) -> np.ndarray:
+        """An initializer or a Constant node's value."""
+        return self.inits[name] if name in self.inits else numpy_helper.to_array(self.producer[name].attribute[0].t)
+
+    def quantized_type(self, tensor: str) -> int:
+        """The element type of a QuantizeLinear output: its zero point's (INT8 or UINT8)."""
+        return helper.np_dtype_to_tensor_dtype(self.const(self.producer[tensor].input[2]).dtype)
 
 
-def expose_quantized(model: onnx.ModelProto) -> tuple[onnx.ModelProto, list[str]]:
-    """A copy whose outputs are the head output(s) and every QuantizeLinear output, in graph order."""
+def expose(graph: Graph, tensors: list[str]) -> onnx.ModelProto:
+    """A copy of the model whose outputs are its own plus these QuantizeLinear outputs."""
     exposed = onnx.ModelProto()
-    exposed.CopyFrom(model)
-    inits = _initializers(model)
-    names = []
-    for node in model.graph.node:
-        if node.op_type != "QuantizeLinear" or len(node.input) < 3 or node.input[2] not in inits:
-            continue
-        elem = inits[node.input[2]].data_type  # the zero point's type is the output's (INT8 or UINT8)
-        exposed.graph.output.append(helper.make_tensor_value_info(node.output[0], elem, None))
-        names.append(node.output[0])
-    return exposed, names
+    exposed.CopyFrom(graph.model)
+    for name in tensors:
+        exposed.graph.output.append(helper.make_tensor_value_info(name, graph.quantized_type(name), None))
+    return exposed
 
 
-def _run_ort(path: Path, batches: list[np.ndarray], names: list[str]) -> list[np.ndarray]:
+def photos(imgsz: int, paths: list[str] | None = None) -> list[np.ndarray]:
+    """One batch-1 input per image (default: the photos shipped with ultralytics), as the engines take it."""
+    images = [image for _, image in load_images(paths or default_images())]
+    return [np.ascontiguousarray(preprocess([image], imgsz)[0], dtype=np.float32) for image in images]
+
+
+def run_ort(path: Path, batches: list[np.ndarray], names: list[str]) -> list[np.ndarray]:
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     runs = [session.run(names, {session.get_inputs()[0].name: batch}) for batch in batches]
     return [np.concatenate(tensors) for tensors in zip(*runs)]
 
 
-def _run_ov(path: Path, batches: list[np.ndarray], names: list[str]) -> list[np.ndarray]:
+def run_ov(path: Path, batches: list[np.ndarray], names: list[str]) -> list[np.ndarray]:
+    """OpenVINO pinned to f32, as the parity test's ``openvino-f32`` session."""
     compiled = ov.Core().compile_model(str(path), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
     runs = []
     for batch in batches:
         result = compiled(batch)
-        by_name = {}
-        for port in compiled.outputs:
-            for name in port.get_names():
-                by_name[name] = np.asarray(result[port])
+        by_name = {name: np.asarray(result[port]) for port in compiled.outputs for name in port.get_names()}
         runs.append([by_name[n] for n in names])
     return [np.concatenate(tensors) for tensors in zip(*runs)]
+
+
+def run_both(graph: Graph, batches: list[np.ndarray], names: list[str]) -> tuple[list, list]:
+    """``names`` (QuantizeLinear outputs, or the model's own outputs) on ONNX Runtime and on OpenVINO."""
+    own = {o.name for o in graph.model.graph.output}
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "exposed.onnx"
+        onnx.save(expose(graph, [n for n in names if n not in own]), str(path))
+        return run_ort(path, batches, names), run_ov(path, batches, names)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -75,21 +95,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limit", type=int, default=40, help="tensors to print after the first that differs")
     args = parser.parse_args(argv)
 
-    model = onnx.load(str(args.model))
-    head = [o.name for o in model.graph.output]
-    exposed, quantized = expose_quantized(model)
-    images = [image for _, image in load_images(args.images or default_images())]
-    batch = [np.ascontiguousarray(preprocess([image], args.imgsz)[0], dtype=np.float32) for image in images]
+    graph = Graph(onnx.load(str(args.model)))
+    head = [o.name for o in graph.model.graph.output]
+    quantized = [n.output[0] for n in graph.model.graph.node if n.op_type == "QuantizeLinear" and len(n.input) == 3]
+    batch = photos(args.imgsz, args.images)
 
-    plain_ort = _run_ort(args.model, batch, head)[0]
-    plain_ov = _run_ov(args.model, batch, head)[0]
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "exposed.onnx"
-        onnx.save(exposed, str(path))
-        a = _run_ort(path, batch, head + quantized)
-        b = _run_ov(path, batch, head + quantized)
-
-    print(f"{args.model} at {args.imgsz} px, {len(images)} images, {len(quantized)} quantized tensors")
+    plain_ort, plain_ov = run_ort(args.model, batch, head)[0], run_ov(args.model, batch, head)[0]
+    a, b = run_both(graph, batch, head + quantized)
+    print(f"{args.model} at {args.imgsz} px, {len(batch)} images, {len(quantized)} quantized tensors")
     print("| # | tensor | elements | 1 step | > 1 step | max steps |")
     print("|---:|---|---:|---:|---:|---:|")
     printed, first = 0, None
