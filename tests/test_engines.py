@@ -218,6 +218,18 @@ def test_openvino_session_reports_the_compiled_models_precision(effective, pinne
     assert isinstance(same_graph_policy("qdq", session.reduced_precision), DetectionPolicy) == bool(reduced)
 
 
+def test_openvino_alone_is_judged_by_detections_on_quantized_graphs():
+    """OpenVINO fuses the float steps between quantization nodes into its integer kernels (rounding ties
+    fall elsewhere): its quantized same-graph pairs take detections; ONNX Runtime vs DeepSparse stay raw."""
+    assert not engines.int8_raw_parity("onnxruntime", "openvino-f32")
+    assert not engines.int8_raw_parity("onnxruntime", "openvino")
+    assert engines.int8_raw_parity("onnxruntime", "deepsparse")
+    assert same_graph_policy("qdq", None, None, int8_raw=engines.int8_raw_parity("onnxruntime", "openvino-f32")) \
+        is POLICY.int8_kernels
+    assert same_graph_policy("fp32", None, None, int8_raw=engines.int8_raw_parity("onnxruntime", "openvino-f32")) \
+        is POLICY.same_graph_fp32
+
+
 def test_torch_is_not_applicable_to_a_bare_onnx(tiny):
     with pytest.raises(EngineUnsupported, match="bare ONNX file has no PyTorch graph"):
         engines.get("torch").load(tiny.onnx, threads=THREADS)

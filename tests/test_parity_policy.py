@@ -81,6 +81,42 @@ def test_same_graph_pairing_picks_raw_tensors_for_fp32_and_detections_for_bf16(f
     assert reduced_precision(*precisions) == (next(p for p in precisions if p) if expected == "bf16" else None)
 
 
+@pytest.mark.parametrize("form, precisions, expected", [
+    ("qdq", (None, None), "int8_kernels"),
+    ("deepsparse", (None, None), "int8_kernels"),
+    ("fp32", (None, None), "same_graph_fp32"),  # FP32 graphs round alike on every engine: raw tensors decide
+    ("qdq", (None, "bf16"), "bf16"),  # bf16 decides first: its policy covers the integer kernels inside
+])
+def test_quantized_graphs_on_kernels_that_round_elsewhere_are_judged_by_detections(form, precisions, expected):
+    assert same_graph_policy(form, *precisions, int8_raw=False) is getattr(POLICY, expected)
+
+
+def test_int8_kernels_policy_judges_detections_and_is_no_looser_than_cross_graph():
+    kernels, cross = POLICY.int8_kernels, POLICY.cross_graph
+    assert isinstance(kernels, DetectionPolicy)
+    assert kernels.ref_min_score.value >= cross.ref_min_score.value and kernels.min_iou.value >= cross.min_iou.value
+    assert kernels.score_atol.value <= cross.score_atol.value
+    assert kernels.min_matched_fraction.value >= cross.min_matched_fraction.value
+
+
+def test_a_rounding_flip_that_grew_fails_raw_int8_but_a_moved_box_fails_detections():
+    """Why the policy exists, on numbers like the one-shot yolov5n's: one confident anchor's scores moved
+    by 0.2 and 65 anchors' by 0.06 fail the raw bound; the detections agree. A box moved to another
+    place still fails."""
+    a = raw_head()
+    b = a.copy()
+    b[0, 4, :65] = np.clip(b[0, 4, :65] + 0.06, 0, 1)
+    b[0, 5, 0] = np.clip(b[0, 5, 0] - 0.2, 0, 1)
+    assert not compare_raw(a, b, POLICY.same_graph_int8, imgsz=IMGSZ).ok
+    policy = same_graph_policy("qdq", None, None, int8_raw=False)
+    flipped = [Detections(d.boxes, np.clip(d.scores - np.float32([0.05, 0, 0][:len(d)]), 0, 1), d.class_ids)
+               for d in REF]
+    assert compare_detections(REF, flipped, policy).ok
+    moved = [Detections(REF[0].boxes + np.float32([[30, 30, 30, 30], [0, 0, 0, 0], [0, 0, 0, 0]]),
+                        REF[0].scores, REF[0].class_ids)]
+    assert not compare_detections(REF[:1], moved, policy).ok
+
+
 def test_cross_graph_pairing_uses_the_bf16_policy_when_a_side_computes_in_bf16():
     assert cross_graph_policy(None) is POLICY.cross_graph and cross_graph_policy(None, "f32") is POLICY.cross_graph
     assert cross_graph_policy("bf16") is POLICY.bf16 and cross_graph_policy(None, "bf16") is POLICY.bf16

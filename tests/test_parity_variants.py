@@ -2,7 +2,9 @@
 
 - same graph, different engines: raw head outputs compared under the policy of the ONNX form where
   both compute in FP32 (OpenVINO pinned to f32: ``openvino-f32``); detections under ``POLICY.bf16``
-  where one side computes in bf16 (OpenVINO at its default, as timed, on a CPU with bf16);
+  where one side computes in bf16 (OpenVINO at its default, as timed, on a CPU with bf16), and under
+  ``POLICY.int8_kernels`` on a quantized graph where one engine's integer kernels round elsewhere
+  (OpenVINO: ``Engine.int8_raw_parity``);
 - different graphs (the PyTorch model, fake-quant for quantized variants, vs each engine's export):
   confident detections matched by IoU, class and score;
 - accuracy: mAP@0.5 of each engine within the policy margin of the same variant on PyTorch.
@@ -100,7 +102,9 @@ def test_parity_same_graph(same_graph_case, variant, parity_images, build_config
     raw_a, infos = _raw_outputs(session_a, parity_images, imgsz)
     raw_b, _ = _raw_outputs(session_b, parity_images, imgsz)
     # Both in FP32: raw tensors under the form's policy. A side in bf16: detections under the bf16 policy.
-    policy = same_graph_policy(form, session_a.reduced_precision, session_b.reduced_precision)
+    # A quantized graph on an engine whose integer kernels round elsewhere: detections (int8_kernels).
+    policy = same_graph_policy(form, session_a.reduced_precision, session_b.reduced_precision,
+                               int8_raw=engines.int8_raw_parity(engine_a, engine_b))
     if isinstance(policy, DetectionPolicy):
         ref = postprocess(raw_a, infos, conf=PARITY_CONF, iou=PARITY_IOU)
         result = compare_detections(ref, postprocess(raw_b, infos, conf=PARITY_CONF, iou=PARITY_IOU), policy)

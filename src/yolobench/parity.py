@@ -3,7 +3,11 @@
 ``POLICY`` is the only place a parity tolerance lives; each number sits next to its reason.
 
 - ``same_graph_fp32``: one FP32 ONNX file on two engines: raw head tensors, absolute tolerances.
-- ``same_graph_int8``: one quantized ONNX file on two engines: raw head tensors, looser tolerances.
+- ``same_graph_int8``: one quantized ONNX file on two engines whose integer arithmetic rounds alike
+  (``Engine.int8_raw_parity``): raw head tensors, looser tolerances.
+- ``int8_kernels``: one quantized ONNX file on an engine that fuses the float steps between quantization
+  nodes into its own integer kernels (OpenVINO): rounding ties flip elsewhere and the flips compound by
+  an amount the graph decides, so detections judge it, as for two graphs.
 - ``cross_graph``: two different graphs of one model (torch vs its ONNX export, fake-quant torch vs the
   integer ONNX): detections matched by IoU and class, scores bounded, a minimum matched fraction.
 - ``bf16``: one side computes in bfloat16 (OpenVINO's default on CPUs that have it, the setting it is
@@ -88,10 +92,15 @@ class AccuracyPolicy:
 class ParityPolicy:
     same_graph_fp32: RawPolicy
     same_graph_int8: RawPolicy
+    int8_kernels: DetectionPolicy
     cross_graph: DetectionPolicy
     bf16: DetectionPolicy
     accuracy: AccuracyPolicy
 
+
+_INT8_KERNELS_MEASURED = ("measured on the eight quantized graphs of the AMD Zen 4 (family 25) full ladder "
+                          "(640 px, yolov5n at 640 too), ONNX Runtime vs OpenVINO pinned to f32, 14 parity "
+                          "images: ")
 
 POLICY = ParityPolicy(
     same_graph_fp32=RawPolicy(
@@ -143,6 +152,31 @@ POLICY = ParityPolicy(
                                        "detections and mAP (cross-graph, accuracy) are what judge it"),
         score_max=Tolerance(0.1, "no score beyond the cross-graph detection score tolerance: measured maximum "
                                  "0.064 (v5n_hardswish_pq, ONNX Runtime vs DeepSparse, 640 px)"),
+    ),
+    # One quantized graph on ONNX Runtime and on an engine with its own fused integer kernels. The raw
+    # policy above held for every such pair measured up to 2026-12 except one: on AMD Zen 4 the one-shot
+    # INT8 yolov5n with Hardswish (640 px, trained there) gave ONNX Runtime vs OpenVINO pinned to f32 a max
+    # |score difference| of 0.215 with 65 of 352800 scores over 0.05, while the seven other quantized
+    # graphs of that ladder stayed within 0.020-0.058 and 0-2 outliers, and the same graph of the Zen 5
+    # ladder passed. Recomputing single convolutions in float64 from each engine's own quantized input
+    # matched both engines except for values within ~1e-5 of a rounding tie: both are right, and one
+    # step at a tie grows through the graph by an amount its weights decide, so no raw bound measured on
+    # some graphs holds for the next. Detections are what such a flip can change for a user: they decide,
+    # with mAP per engine (accuracy); ONNX Runtime vs DeepSparse on quantized graphs stays raw.
+    int8_kernels=DetectionPolicy(
+        kind="int8_kernels",
+        ref_min_score=Tolerance(0.5, "as cross_graph: only confident detections must be found again; one near "
+                                     "the conf threshold may fall on either side of it after a rounding flip"),
+        min_iou=Tolerance(0.8, ("as cross_graph; " + _INT8_KERNELS_MEASURED + "worst IoU of a confident "
+                               "detection with its match 0.888 (thin_pq), 0.926-0.996 on the others; a box on "
+                               "another object lies far below")),
+        score_atol=Tolerance(0.1, (_INT8_KERNELS_MEASURED + "worst confident score difference 0.010-0.038 "
+                                  "on seven graphs and 0.157 on one detection of the one-shot yolov5n (the graph "
+                                  "whose raw scores moved by 0.215), which then counts as not found again; 0.1 is "
+                                  "cross_graph's and still flags a drifted head")),
+        min_matched_fraction=Tolerance(0.9, (_INT8_KERNELS_MEASURED + "100% both ways on seven "
+                                            "graphs, 100% / 98% (41 of 42) on the one-shot yolov5n; more than 1 "
+                                            "in 10 lost is a real change")),
     ),
     cross_graph=DetectionPolicy(
         kind="cross_graph",
@@ -204,14 +238,20 @@ def reduced_precision(*precisions: str | None) -> str | None:
     return next((p for p in precisions if p in REDUCED_PRECISIONS), None)
 
 
-def same_graph_policy(form: str, *precisions: str | None) -> RawPolicy | DetectionPolicy:
+def same_graph_policy(form: str, *precisions: str | None, int8_raw: bool = True) -> RawPolicy | DetectionPolicy:
     """The policy for one ONNX graph on two sessions, given each side's ``reduced_precision``.
 
     Both in FP32 (integer kernels with FP32 around them for quantized forms): raw tensors under the
     form's policy. Either in bf16: detections under ``POLICY.bf16`` (raw tensors cannot meet an FP32
-    tolerance after bf16 rounding; what a user sees is the detections).
+    tolerance after bf16 rounding; what a user sees is the detections). A quantized form where either
+    engine's integer kernels round differently (``int8_raw=False``: an engine's ``int8_raw_parity``):
+    detections under ``POLICY.int8_kernels``.
     """
-    return POLICY.bf16 if reduced_precision(*precisions) else raw_policy_for(form)
+    if reduced_precision(*precisions):
+        return POLICY.bf16
+    if form != "fp32" and not int8_raw:
+        return POLICY.int8_kernels
+    return raw_policy_for(form)
 
 
 def cross_graph_policy(*precisions: str | None) -> DetectionPolicy:

@@ -124,11 +124,20 @@ def same_graph_pairs(form: str) -> list[tuple[str, str]]:
     return pairs
 
 
+def int8_raw_parity(*names: str) -> bool:
+    """Whether raw tensors may decide a same-graph comparison of engines ``names`` on a quantized graph:
+    every one rounds its integer arithmetic like the reference (``Engine.int8_raw_parity``). A name may
+    carry a setting (``openvino-f32``); a name no engine has (an old run file's) counts as rounding alike."""
+    classes = _classes()
+    return all(trait(name if name in classes else name.rpartition("-")[0], "int8_raw_parity", True)
+               for name in names)
+
+
 def all_engines() -> list[Engine]:
     return [get(name) for name in engine_names()]
 
 
 __all__ = ["Engine", "EngineNotApplicable", "EngineUnsupported", "ModelSpec", "Session", "get", "all_engines", "engine_names",
            "onnx_engine_names", "engine_class", "trait", "get_pinned_fp32", "get_setting", "parity_reference",
-           "same_graph_pairs", "PINNED_FP32_SUFFIX", "EXTRA_ENGINES_ENV", "default_threads", "inspect_onnx",
+           "same_graph_pairs", "int8_raw_parity", "PINNED_FP32_SUFFIX", "EXTRA_ENGINES_ENV", "default_threads", "inspect_onnx",
            "FORM_FP32", "FORM_QDQ", "FORM_DEEPSPARSE", "FORM_TORCH"]
