@@ -501,6 +501,19 @@ def test_suggest_carries_the_pairs_over(tmp_path, capsys):
     assert gate.load_thresholds(suggested).pairs[PAIR].speedup_floor == 1.1
 
 
+def test_suggest_leaves_out_the_pairs_of_another_cpu_generation(tmp_path, capsys):
+    """A Zen 5 file's pair floors are Zen 5's speedups: a Zen 4 run's suggestion must not inherit them."""
+    limits = _pair_limits(tmp_path, 1.1, machine="AMD family 26 model 2 (Zen 5)")
+    on_zen4 = write_on(tmp_path, "zen4", ZEN4, cell("pruned_quant-deepsparse-640", tight(18.0)),
+                       cell("dense-openvino_nncf-640", tight(21.6)))
+    code, out, _ = gate_cli(capsys, "--suggest", on_zen4, "--thresholds", limits)
+    assert code == EXIT_OK
+    suggested = tmp_path / "suggested.toml"
+    suggested.write_text(out)
+    assert gate.load_thresholds(suggested).pairs == {}
+    assert "measured on AMD family 26 model 2 (Zen 5), not on AMD family 25 model 17 (Zen 4): not carried" in out
+
+
 def test_a_pair_needs_a_floor(tmp_path):
     with pytest.raises(UserError, match="needs speedup_floor"):
         gate.load_thresholds(thresholds(tmp_path, f'[pairs."{PAIR}"]\nsource = "test"\n'))

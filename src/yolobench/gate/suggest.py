@@ -9,7 +9,7 @@ import json
 import math
 
 from yolobench.gate.rule import DEFAULT_ENGINE_LATENCY_FACTOR, DEFAULT_LATENCY_FACTOR
-from yolobench.gate.thresholds import Thresholds
+from yolobench.gate.thresholds import Thresholds, speedup_floors_apply
 from yolobench.runfile import Run, reference_cell_name
 
 # --suggest: a floor is the measured value times a margin, rounded down.
@@ -46,7 +46,9 @@ def suggest_thresholds(run: Run, thresholds: Thresholds | None = None) -> str:
     """A thresholds file with floors = measured value x safety margin (rounded down), from ``run``.
 
     ``[defaults]``, per-cell ``latency_factor`` overrides and the ``[pairs]`` (targets, set by hand with
-    their source) are carried over from ``thresholds``.
+    their source) are carried over from ``thresholds``; the pairs only when ``thresholds`` was measured on
+    the run's CPU generation (a pair's floor is a speedup: it does not carry across generations, and
+    carrying another machine's would judge this one by it once the file is its own).
     """
     origin = f"{run.path.parent.name}/{run.path.name} (commit {run.commit_id[:12]})"  # run-1.json alone is ambiguous
     factor = thresholds.latency_factor if thresholds else DEFAULT_LATENCY_FACTOR
@@ -89,7 +91,12 @@ def suggest_thresholds(run: Run, thresholds: Thresholds | None = None) -> str:
                   f"imgsz {cell.imgsz}: " + "; ".join(reasons))
         lines += ["", f"[cells.{_toml_string(name)}]", *numbers, f"source = {_toml_string(source)}"]
     lines += _suggest_scenarios(run, origin)
-    for name, pair in sorted((thresholds.pairs if thresholds else {}).items()):  # targets are chosen, not derived
+    pairs = thresholds.pairs if thresholds else {}
+    if pairs and not speedup_floors_apply(thresholds, run):
+        lines += ["", f"# The [pairs] of {thresholds.path.name} were measured on {thresholds.machine}, not on "
+                      f"{run.cpu_generation}: not carried over. Set this machine's by hand from its run."]
+        pairs = {}
+    for name, pair in sorted(pairs.items()):  # targets are chosen, not derived
         lines += ["", f"[pairs.{_toml_string(name)}]", f"speedup_floor = {pair.speedup_floor:g}",
                   f"source = {_toml_string(pair.source)}"]
     return "\n".join(lines) + "\n"
