@@ -472,11 +472,20 @@ def test_a_pair_with_a_cell_missing_fails_unless_only_the_current_cells_are_judg
     assert code == EXIT_OK and PAIR not in out
 
 
+def _pair_run_on_zen4(tmp_path, faster_ms: float, slower_ms: float) -> Path:
+    return write_on(tmp_path, "zen4", ZEN4, cell("pruned_quant-deepsparse-640", tight(faster_ms)),
+                    cell("dense-openvino_nncf-640", tight(slower_ms)))
+
+
+def _suggested(tmp_path, out: str):
+    suggested = tmp_path / "suggested.toml"
+    suggested.write_text(out)
+    return gate.load_thresholds(suggested)
+
+
 def test_a_pair_floor_from_another_cpu_generation_is_not_compared(tmp_path, capsys):
     limits = _pair_limits(tmp_path, 1.5, machine="AMD family 26 model 2 (Zen 5)")
-    on_zen4 = write_on(tmp_path, "zen4", ZEN4, cell("pruned_quant-deepsparse-640", tight(20.0)),
-                       cell("dense-openvino_nncf-640", tight(21.6)))
-    code, out, _ = gate_cli(capsys, "--current", on_zen4, "--thresholds", limits)
+    code, out, _ = gate_cli(capsys, "--current", _pair_run_on_zen4(tmp_path, 20.0, 21.6), "--thresholds", limits)
     assert code == EXIT_OK
     line = row(out, PAIR, "speedup over")
     assert "not compared" in line and "Zen 5" in line and "1.08" in line
@@ -496,21 +505,15 @@ def test_suggest_carries_the_pairs_over(tmp_path, capsys):
     limits = _pair_limits(tmp_path, 1.1)
     code, out, _ = gate_cli(capsys, "--suggest", _pair_run(tmp_path, 18.0, 21.6), "--thresholds", limits)
     assert code == EXIT_OK
-    suggested = tmp_path / "suggested.toml"
-    suggested.write_text(out)
-    assert gate.load_thresholds(suggested).pairs[PAIR].speedup_floor == 1.1
+    assert _suggested(tmp_path, out).pairs[PAIR].speedup_floor == 1.1
 
 
 def test_suggest_leaves_out_the_pairs_of_another_cpu_generation(tmp_path, capsys):
     """A Zen 5 file's pair floors are Zen 5's speedups: a Zen 4 run's suggestion must not inherit them."""
     limits = _pair_limits(tmp_path, 1.1, machine="AMD family 26 model 2 (Zen 5)")
-    on_zen4 = write_on(tmp_path, "zen4", ZEN4, cell("pruned_quant-deepsparse-640", tight(18.0)),
-                       cell("dense-openvino_nncf-640", tight(21.6)))
-    code, out, _ = gate_cli(capsys, "--suggest", on_zen4, "--thresholds", limits)
+    code, out, _ = gate_cli(capsys, "--suggest", _pair_run_on_zen4(tmp_path, 18.0, 21.6), "--thresholds", limits)
     assert code == EXIT_OK
-    suggested = tmp_path / "suggested.toml"
-    suggested.write_text(out)
-    assert gate.load_thresholds(suggested).pairs == {}
+    assert _suggested(tmp_path, out).pairs == {}
     assert "measured on AMD family 26 model 2 (Zen 5), not on AMD family 25 model 17 (Zen 4): not carried" in out
 
 
