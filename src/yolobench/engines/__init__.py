@@ -84,13 +84,18 @@ def get_pinned_fp32(name: str) -> Engine:
     return get(name, **(engine_class(name).fp32_options or {}))
 
 
+def base_name(label: str) -> str:
+    """The engine a setting label names: ``openvino-f32`` -> ``openvino``; an engine's own name as it is."""
+    return label if label in _classes() else label.rpartition("-")[0]
+
+
 def get_setting(label: str) -> Engine:
     """``name`` (the user's default), ``name-f32`` (pinned to FP32, for an engine with ``fp32_options``) or
     ``name-<setting>`` (one of the engine's named ``settings``)."""
     classes = _classes()
     if label in classes:
         return get(label)
-    base, _, setting = label.rpartition("-")
+    base, setting = base_name(label), label.rpartition("-")[2]
     if base in classes:
         named = engine_class(base).named_settings()
         if setting in named:
@@ -128,9 +133,7 @@ def int8_raw_parity(*names: str) -> bool:
     """Whether raw tensors may decide a same-graph comparison of engines ``names`` on a quantized graph:
     every one rounds its integer arithmetic like the reference (``Engine.int8_raw_parity``). A name may
     carry a setting (``openvino-f32``); a name no engine has (an old run file's) counts as rounding alike."""
-    classes = _classes()
-    return all(trait(name if name in classes else name.rpartition("-")[0], "int8_raw_parity", True)
-               for name in names)
+    return all(trait(base_name(name), "int8_raw_parity", True) for name in names)
 
 
 def all_engines() -> list[Engine]:
