@@ -25,8 +25,8 @@ def test_full_runs_at_the_blogs_sizes_within_twice_its_training_size():
 
 def test_the_epoch_scale_lengthens_every_schedule_and_is_part_of_the_key(tiny_home, monkeypatch):
     monkeypatch.delenv(builder.EPOCH_SCALE_ENV, raising=False)
-    dense, pq = catalogue.get_variant("dense"), catalogue.get_variant("pruned_quant")
-    base_key = builder.variant_key("pruned_quant", "smoke", None)
+    dense, pq = catalogue.get_variant("dense"), catalogue.get_variant("thin_pq")
+    base_key = builder.variant_key("thin_pq", "smoke", None)
     base_vars = builder.load_recipe(pq, "smoke")[1]
     base_epochs = builder.train_args(dense, "smoke")["epochs"]
     monkeypatch.setenv(builder.EPOCH_SCALE_ENV, "2")
@@ -36,7 +36,7 @@ def test_the_epoch_scale_lengthens_every_schedule_and_is_part_of_the_key(tiny_ho
         assert scaled[name] == 2 * base_vars[name], name
     assert scaled["pruning_start_epoch"] == 0  # "start at once" stays at once
     assert "final_sparsity" not in scaled and "update_frequency" not in scaled  # not epoch counts: untouched
-    assert builder.variant_key("pruned_quant", "smoke", None) != base_key
+    assert builder.variant_key("thin_pq", "smoke", None) != base_key
 
 
 @pytest.mark.parametrize("value", ["0", "-1", "fast", "nan"])
@@ -73,7 +73,7 @@ def test_full_trains_the_transfer_origin_on_the_broad_domain_whatever_the_users_
     user = tmp_path / "mine" / "data.yaml"
     # source_pq: the same broad set with or without the user's data (built once per machine)
     assert builder.dataset_for(source, full, user) == builder.dataset_for(source, full, None)
-    assert calls[-1] == ("broad", {"seed": builder.DATASET_SEED, "train": 1280, "val": 96, "imgsz": 320})
+    assert calls[-1] == ("broad", {"seed": builder.DATASET_SEED, "train": 640, "val": 96, "imgsz": 320})
     assert set(builder.eval_sets(source, full, user)) == {640, 416}
     assert {c[0] for c in calls} == {"broad"}
     # smoke keeps its small 3-class source; target variants take the user's data
@@ -109,12 +109,15 @@ def test_a_parent_with_other_classes_gives_all_but_its_class_outputs():
 # new variant adds its own key here; a change of the builder or a recipe legitimately changes keys.
 # 2026-12-04 (later): thin, thin_pq, v5n_thin and v5n_thin_pq learn from a teacher (dense, v5n_hardswish),
 # which keys them anew (were edaaedbf33cfca84, 277137516de8f01e, a2db9714ed82a1d2, b96aa50225a09732).
+# 2026-12-05: pruned_quant is pruned + QAT (recipes/qat.yaml), and recipes/pruned_quant.yaml's header says
+# who uses it now, which keys its three users anew (pruned_quant, thin_pq, v5n_hardswish_pq, v5n_thin_pq
+# were fba2df4a88234264, d0edec5ecf413ea8, f726990fa388e9f6, b3f2d5c914b6a0ce).
 PINNED_TINY_KEYS = {"dense": "a5c800e4d5205519", "oneshot": "a33175194a3b930b", "pruned": "278eaae731488cb2",
-                    "pruned_quant": "fba2df4a88234264", "source_pq": "374a3e27fe9f9ec4",
-                    "transfer": "f92ab925c8b25f2d", "thin": "98a5aa3cd66ae1df", "thin_pq": "d0edec5ecf413ea8",
+                    "pruned_quant": "40a003eeb5d3de09", "source_pq": "374a3e27fe9f9ec4",
+                    "transfer": "f92ab925c8b25f2d", "thin": "98a5aa3cd66ae1df", "thin_pq": "6e3ed2e94044d84a",
                     "v5n_hardswish": "e2d3ec8515433b95", "v5n_hardswish_oneshot": "2c61ea15ee3ebb64",
-                    "v5n_hardswish_pq": "f726990fa388e9f6", "v5n_thin": "f61b25a31e00706f",
-                    "v5n_thin_pq": "b3f2d5c914b6a0ce"}
+                    "v5n_hardswish_pq": "f6b1496448c442a0", "v5n_thin": "f61b25a31e00706f",
+                    "v5n_thin_pq": "ecdc9a0193e50e68"}
 
 
 def test_artifact_keys_are_pinned(tiny_home, monkeypatch):

@@ -167,33 +167,40 @@ PROFILES = {
 # Smoke keeps the small source: CI minutes. The source data never depends on the user's `--data`, so
 # source_pq is built once per machine and every target dataset's `transfer` starts from it.
 # (A separate table, not a Profile field: a new field would change every variant's artifact key.)
+# 640 images, as many as the target's: with 1280 source_pq alone took 2977 s of a 195.7-minute Zen 4
+# cold build (150 allowed); with 640 it took 1545 s and transfer still reached 107% / 99.8% of dense's
+# mAP@0.5 at 640 / 416 px (114% / 103% from 1280: results/trials/2026-12-04-source640-zen4/).
 SOURCE_DATASETS = MappingProxyType({
-    "full": MappingProxyType({"domain": "broad", "train": 1280, "val": 96, "imgsz": 320}),
+    "full": MappingProxyType({"domain": "broad", "train": 640, "val": 96, "imgsz": 320}),
 })
 
 # Learning rates: from scratch the trainer's default schedule; fine-tuning and QAT at a small LR
 # (QAT needs it: large steps move weights across quantization bins and the scales cannot follow;
-# pruned_quant fine-tunes at _FINETUNE, whose QAT epochs come last at the decayed rate).
+# the one-run prune + QAT rungs fine-tune at _FINETUNE, whose QAT epochs come last at the decayed rate;
+# pruned_quant, QAT only, starts at _QAT: the range _FINETUNE has decayed to over those last epochs).
 _FINETUNE = {"optimizer": "AdamW", "lr0": 0.0005, "lrf": 0.2, "warmup_epochs": 0}
+_QAT = {"optimizer": "AdamW", "lr0": 0.0002, "lrf": 0.5, "warmup_epochs": 0}
 _TRANSFER = {"optimizer": "AdamW", "lr0": 0.001, "lrf": 0.1, "warmup_epochs": 0}
 
 # Recipe schedules shared by two rungs each, so that a rung and its thinner counterpart cannot drift apart:
-# pruned_quant and thin_pq (full: pruned's schedule, then 3 QAT epochs, the last with frozen scales),
-# v5n_hardswish_pq and v5n_thin_pq (the same at yolov5n's lower sparsity), thin and v5n_thin (full: the
-# structured trial's schedule, prune over 6 epochs, recover 4).
-_PQ_SCHEDULE = _ro({"tiny": {"num_epochs": 3, "pruning_end_epoch": 1, "quantization_start_epoch": 1},
-                    "smoke": {"num_epochs": 6, "pruning_end_epoch": 3, "quantization_start_epoch": 4},
-                    "full": {"num_epochs": 12, "pruning_end_epoch": 6, "quantization_start_epoch": 9,
-                             "final_sparsity": 0.8}})
+# v5n_hardswish_pq and v5n_thin_pq (full: prune over 5 epochs, recover 2, then 3 QAT epochs, the last
+# with frozen scales), thin and v5n_thin (full: prune over 5 epochs, recover 3). thin_pq prunes and
+# quantizes the thinned yolov5s on yolov5n's schedule at pruned's 0.8.
+# `full` epochs are what the 150-minute cold build on 2 cores leaves: the structured trial's 6 + 4 and
+# pruned_quant's former 6 + 3 + 3 built the ladder in 195.7 min on Zen 4; each rung lost its last
+# pruning epoch and one recovery epoch (results/builds/ holds each generation's cold build).
 _V5N_PQ_SCHEDULE = _ro({"tiny": {"num_epochs": 3, "pruning_end_epoch": 1, "quantization_start_epoch": 1,
                                  "final_sparsity": 0.6},
                         "smoke": {"num_epochs": 6, "pruning_end_epoch": 3, "quantization_start_epoch": 4,
                                   "final_sparsity": 0.6},
-                        "full": {"num_epochs": 12, "pruning_end_epoch": 6, "quantization_start_epoch": 9,
+                        "full": {"num_epochs": 10, "pruning_end_epoch": 5, "quantization_start_epoch": 7,
                                  "final_sparsity": 0.75}})
+_PQ_SCHEDULE = _ro({"tiny": {"num_epochs": 3, "pruning_end_epoch": 1, "quantization_start_epoch": 1},
+                    "smoke": {"num_epochs": 6, "pruning_end_epoch": 3, "quantization_start_epoch": 4},
+                    "full": {**_V5N_PQ_SCHEDULE["full"], "final_sparsity": 0.8}})
 _THIN_SCHEDULE = _ro({"tiny": {"num_epochs": 2, "pruning_end_epoch": 1},
                       "smoke": {"num_epochs": 5, "pruning_end_epoch": 3},
-                      "full": {"num_epochs": 10, "pruning_end_epoch": 6}})
+                      "full": {"num_epochs": 8, "pruning_end_epoch": 5}})
 
 CATALOGUE: dict[str, VariantSpec] = {
     spec.name: spec
@@ -233,14 +240,15 @@ CATALOGUE: dict[str, VariantSpec] = {
         ),
         VariantSpec(
             name="pruned_quant",
-            description="dense pruned, then quantization-aware trained (INT8)",
+            description="pruned, then quantization-aware trained (INT8) with its zeros held",
             model="yolov5su",
-            parent="dense",
-            recipe="pruned_quant.yaml",
+            parent="pruned",
+            recipe="qat.yaml",
             quantized=True,
-            sparsity_target="final_sparsity",
-            train_args=_ro({"smoke": _FINETUNE, "full": _FINETUNE}),
-            recipe_variables=_PQ_SCHEDULE,
+            # its sparsity target is pruned's: the zeros it holds (builder.artifact)
+            train_args=_ro({"smoke": _QAT, "full": _QAT}),
+            recipe_variables=_ro({"tiny": {"num_epochs": 2}, "smoke": {"num_epochs": 2},
+                                  "full": {"num_epochs": 3}}),
         ),
         VariantSpec(
             name="source_pq",
@@ -256,8 +264,10 @@ CATALOGUE: dict[str, VariantSpec] = {
                                            "pruning_end_epoch": 1, "quantization_start_epoch": 1},
                                   "smoke": {"num_epochs": 14, "pruning_start_epoch": 7,
                                             "pruning_end_epoch": 10, "quantization_start_epoch": 12},
-                                  "full": {"num_epochs": 24, "pruning_start_epoch": 12,
-                                           "pruning_end_epoch": 18, "quantization_start_epoch": 21,
+                                  # full: dense 10 epochs, prune over 5, recover 2, QAT 3 (was 12 + 6 + 3
+                                  # + 3: the 150-minute budget, with SOURCE_DATASETS' 640 images)
+                                  "full": {"num_epochs": 20, "pruning_start_epoch": 10,
+                                           "pruning_end_epoch": 15, "quantization_start_epoch": 17,
                                            "final_sparsity": 0.8}}),
         ),
         VariantSpec(
@@ -272,7 +282,8 @@ CATALOGUE: dict[str, VariantSpec] = {
             train_args=_ro({"smoke": _TRANSFER, "full": _TRANSFER}),
             recipe_variables=_ro({"tiny": {"num_epochs": 3, "qat_epochs": 2},
                                   "smoke": {"num_epochs": 14, "qat_epochs": 3},
-                                  "full": {"num_epochs": 12, "qat_epochs": 3}}),
+                                  # full: 3 float + 3 QAT epochs (was 9 + 3: the 150-minute budget)
+                                  "full": {"num_epochs": 6, "qat_epochs": 3}}),
         ),
         VariantSpec(
             name="thin",
@@ -299,7 +310,7 @@ CATALOGUE: dict[str, VariantSpec] = {
             quantized=True,
             sparsity_target="final_sparsity",
             train_args=_ro({"smoke": _FINETUNE, "full": _FINETUNE}),
-            recipe_variables=_PQ_SCHEDULE,  # pruned_quant's, on the thinner network
+            recipe_variables=_PQ_SCHEDULE,
         ),
         VariantSpec(
             name="v5n_hardswish",

@@ -97,6 +97,8 @@ def _build_one(resolved: Resolved, data, parent: Artifact | None, work: Path, ou
     target = variables.get(spec.sparsity_target) if spec.sparsity_target else None
     if spec.sparsity_target and target is None and recipe_text:
         target = yaml.load(recipe_text, Loader=RecipeLoader).get(spec.sparsity_target)
+    if target is None and parent is not None and recipe_text and "ConstantPruningModifier" in recipe_text:
+        target = (parent.meta.get("sparsity") or {}).get("target")  # the zeros it holds are its parent's
     meta = {
         "variant": name,
         "description": spec.description,
