@@ -171,27 +171,45 @@ def test_interrupted_build_resumes_from_last_epoch(store, tiny_home):
     assert artifact.meta["sparsity"]["prunable"] == pytest.approx(0.75, abs=SPARSITY_TOLERANCE)
 
 
-def test_a_build_killed_after_its_last_float_epoch_resumes_into_quantization_aware_training(store, tiny_home):
-    """`pruned_quant` (tiny: QAT from epoch 2 of 3) stopped after epoch 1: its checkpoint is a float model,
-    and the resumed build must load it as one, then start QAT, not crash on the QAT structure."""
-    builder.build("dense", PROFILE, store=store)
-    key = builder.variant_key("pruned_quant", PROFILE, None)
-    if store.get("pruned_quant", key) is not None:  # built by an earlier test of this module
+def _killed_after_first_epoch_then_resumed(store, name: str) -> tuple[list[str], object]:
+    """Build ``name`` (its parents first), stopping it after its first epoch; then build it again:
+    (the resumed build's epoch messages, the artifact)."""
+    key = builder.variant_key(name, PROFILE, None)
+    if store.get(name, key) is not None:  # built by an earlier test of this module
         import shutil
 
-        shutil.rmtree(store.entry_dir("pruned_quant", key))
+        shutil.rmtree(store.entry_dir(name, key))
 
     def interrupt_after_first_epoch(message: str) -> None:
-        if "epoch 1/" in message:
+        if f"[{name}] epoch 1/" in message:
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        builder.build("pruned_quant", PROFILE, store=store, progress=interrupt_after_first_epoch)
+        builder.build(name, PROFILE, store=store, progress=interrupt_after_first_epoch)
     resumed: list[str] = []
-    artifact = builder.build("pruned_quant", PROFILE, store=store, progress=resumed.append)
-    epochs = [m for m in resumed if "] epoch " in m]
+    artifact = builder.build(name, PROFILE, store=store, progress=resumed.append)
+    return [m for m in resumed if "] epoch " in m], artifact
+
+
+def test_a_build_killed_after_its_last_float_epoch_resumes_into_quantization_aware_training(store, tiny_home):
+    """`v5n_hardswish_pq` (tiny: QAT from epoch 2 of 3) stopped after epoch 1: its checkpoint is a float
+    model, and the resumed build must load it as one, then start QAT, not crash on the QAT structure."""
+    assert catalogue.get_variant("v5n_hardswish_pq").variables_for(PROFILE)["quantization_start_epoch"] == 1
+    epochs, artifact = _killed_after_first_epoch_then_resumed(store, "v5n_hardswish_pq")
     assert epochs and epochs[0].endswith("epoch 2/3"), epochs
     assert artifact.quantized and set(artifact.forms()) == {"deepsparse", "qdq"}
+
+
+def test_a_build_killed_during_quantization_aware_training_resumes_it(store, tiny_home):
+    """`pruned_quant` (QAT from its first epoch on `pruned`'s weights) stopped after epoch 1: its checkpoint
+    holds the QAT structure, which the resumed build re-applies before loading it; pruned's zeros stay."""
+    epochs, artifact = _killed_after_first_epoch_then_resumed(store, "pruned_quant")
+    assert epochs and epochs[0].endswith("epoch 2/2"), epochs
+    assert artifact.quantized and set(artifact.forms()) == {"deepsparse", "qdq"}
+    pruned = builder.build("pruned", PROFILE, store=store)
+    assert artifact.meta["parent"] == {"variant": "pruned", "key": pruned.key}
+    assert artifact.meta["sparsity"]["target"] == pruned.meta["sparsity"]["target"] == 0.75
+    assert artifact.meta["sparsity"]["prunable"] == pytest.approx(pruned.meta["sparsity"]["prunable"], abs=0.01)
 
 
 def test_corrupt_artifact_is_detected_and_rebuilt(store):

@@ -109,7 +109,7 @@ def test_a_parent_with_other_classes_gives_all_but_its_class_outputs():
 # new variant adds its own key here; a change of the builder or a recipe legitimately changes keys.
 # 2026-12-04 (later): thin, thin_pq, v5n_thin and v5n_thin_pq learn from a teacher (dense, v5n_hardswish),
 # which keys them anew (were edaaedbf33cfca84, 277137516de8f01e, a2db9714ed82a1d2, b96aa50225a09732).
-# 2026-12-05: pruned_quant is pruned + QAT (recipes/qat.yaml), and recipes/pruned_quant.yaml's header says
+# 2026-12-04 (session 15): pruned_quant is pruned + QAT (recipes/qat.yaml), and recipes/pruned_quant.yaml's header says
 # who uses it now, which keys its three users anew (pruned_quant, thin_pq, v5n_hardswish_pq, v5n_thin_pq
 # were fba2df4a88234264, d0edec5ecf413ea8, f726990fa388e9f6, b3f2d5c914b6a0ce).
 PINNED_TINY_KEYS = {"dense": "a5c800e4d5205519", "oneshot": "a33175194a3b930b", "pruned": "278eaae731488cb2",

@@ -119,8 +119,9 @@ def test_derived_rungs_are_sparse_and_quantized_versions_of_that_network(built, 
     pq = _artifact(store, "pruned_quant", checkpoint, user_data)
     assert pq.meta["sparsity"]["prunable"] >= 0.5  # the tiny profile's 0.75 target, after 1 pruning epoch
     assert set(pq.forms()) == {"deepsparse", "qdq"}
-    dense = _artifact(store, "dense", checkpoint, user_data)
-    assert pq.meta["parent"] == {"variant": "dense", "key": dense.key}
+    dense, pruned = (_artifact(store, name, checkpoint, user_data) for name in ("dense", "pruned"))
+    assert pruned.meta["parent"] == {"variant": "dense", "key": dense.key}
+    assert pq.meta["parent"] == {"variant": "pruned", "key": pruned.key}
     # the recipe was moved to yolov8's layout (Detect at model.22)
     assert "model.22.cv2.0.0" in pq.meta["recipe"]["text"] and "model.24." not in pq.meta["recipe"]["text"].split(
         "version:")[1]

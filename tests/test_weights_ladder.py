@@ -15,7 +15,7 @@ from yolobench import catalogue, paths, recipes
 from yolobench.errors import UserError
 from yolobench.recipes import RecipeLoader
 
-RECIPES = ("pruned.yaml", "pruned_quant.yaml", "oneshot.yaml", "transfer.yaml", "source_pq.yaml")
+RECIPES = ("pruned.yaml", "pruned_quant.yaml", "qat.yaml", "oneshot.yaml", "transfer.yaml", "source_pq.yaml")
 # Detect's index in each family ultralytics 8.4 trains (its own YAML files)
 HEADS = {"yolov5nu": 24, "yolov8n": 22, "yolo11n": 23}
 
