@@ -250,7 +250,7 @@ def test_weights_of_a_thinned_network_reload_from_their_file(tmp_path):
 @pytest.mark.slow
 def test_thin_pq_trains_prunes_and_quantizes_the_thinner_network(tiny_home):
     """End to end on the tiny profile: `thin` masks whole filters, `thin_pq` starts from the network without
-    them (fewer parameters than `pruned_quant`, the same recipe on the full network), its weights.pt
+    them (fewer parameters than `pruned_quant`, pruned and quantized on the full network), its weights.pt
     reloads (as the PyTorch engine and --source-weights read it), and its integer QDQ export computes what
     PyTorch computes."""
     import numpy as np
