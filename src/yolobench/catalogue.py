@@ -168,8 +168,10 @@ PROFILES = {
 # source_pq is built once per machine and every target dataset's `transfer` starts from it.
 # (A separate table, not a Profile field: a new field would change every variant's artifact key.)
 # 640 images, as many as the target's: with 1280 source_pq alone took 2977 s of a 195.7-minute Zen 4
-# cold build (150 allowed); with 640 it took 1545 s and transfer still reached 107% / 99.8% of dense's
-# mAP@0.5 at 640 / 416 px (114% / 103% from 1280: results/trials/2026-12-04-source640-zen4/).
+# cold build (150 allowed). With 640 images (and 20 epochs, transfer 6) source_pq took 1322 s and
+# transfer reached 89.8% / 92.9% of dense's mAP@0.5 at 640 / 416 px, against 114% / 103% before
+# (results/builds/full-2026-12-04-s15-zen4/): the accuracy the budget cost; 640 images alone, with the
+# old epochs, had kept 107% / 99.8% (results/trials/2026-12-04-source640-zen4/).
 SOURCE_DATASETS = MappingProxyType({
     "full": MappingProxyType({"domain": "broad", "train": 640, "val": 96, "imgsz": 320}),
 })
@@ -186,9 +188,11 @@ _TRANSFER = {"optimizer": "AdamW", "lr0": 0.001, "lrf": 0.1, "warmup_epochs": 0}
 # v5n_hardswish_pq and v5n_thin_pq (full: prune over 5 epochs, recover 2, then 3 QAT epochs, the last
 # with frozen scales), thin and v5n_thin (full: prune over 5 epochs, recover 3). thin_pq prunes and
 # quantizes the thinned yolov5s on yolov5n's schedule at pruned's 0.8.
-# `full` epochs are what the 150-minute cold build on 2 cores leaves: the structured trial's 6 + 4 and
-# pruned_quant's former 6 + 3 + 3 built the ladder in 195.7 min on Zen 4; each rung lost its last
-# pruning epoch and one recovery epoch (results/builds/ holds each generation's cold build).
+# `full` epochs are what the 150-minute cold build on 2 cores leaves: with the structured trial's 6 + 4
+# and pruned_quant's former 6 + 3 + 3 the ladder built in 195.7 min on Zen 4; with one pruning and one
+# recovery epoch fewer each (and the other cuts below) in 140.5 min, thin_pq at 88.0% / 96.2% of dense's
+# mAP@0.5 at 640 / 416 px instead of 92.7% / 97.6%, v5n_thin_pq at 97.4% of v5n_hardswish's at 416 as
+# before (results/builds/full-2026-12-04-s15-zen4/).
 _V5N_PQ_SCHEDULE = _ro({"tiny": {"num_epochs": 3, "pruning_end_epoch": 1, "quantization_start_epoch": 1,
                                  "final_sparsity": 0.6},
                         "smoke": {"num_epochs": 6, "pruning_end_epoch": 3, "quantization_start_epoch": 4,
